@@ -1,0 +1,38 @@
+/*
+Zombiewatch tells why a Linux process holds zombie children and how close it
+is to running out of file descriptors or processes, from /proc alone.
+
+Usage:
+
+	zombiewatch --pid N [--json | --zombies] [flags]
+	zombiewatch ctl --pid N [reaper=off|wait|loop|ignore] [close-conn=on|off]
+
+With --pid, zombiewatch reads the process once and prints: its zombie (Z)
+children and the zombies below it, why nobody reaps them and what would fix
+it; its open descriptors by kind; and each limit it is close to
+(RLIMIT_NOFILE, and RLIMIT_NPROC, which zombies count against).
+
+Flags:
+
+	--pid N            the process to read
+	--json             print one JSON object (keys in the README)
+	--zombies          list the zombies the way ps auxw shows them
+	--fd-types         count descriptors by kind, one readlink each (default true;
+	                   --fd-types=false keeps the count O(1))
+	--max-zombies N    exit 3 if the process holds more than N zombie children
+	--max-fd-ratio R   exit 3 if open fds exceed R times the soft limit (0 < R <= 1)
+	--proc-root DIR    read another /proc: a container's, or a copied tree (default /proc)
+	--version          print the version
+
+Subcommands:
+
+	ctl     show or switch the reaper and connection closing of a running
+	        bundled server (cmd/server): zombiewatch ctl -h
+
+Exit codes: 0 done; 1 runtime error (no such process, permission denied);
+2 usage error; 3 a --max-zombies or --max-fd-ratio threshold was exceeded.
+
+Descriptors of another user's process may be read only as that user, as root,
+or with CAP_SYS_PTRACE; zombiewatch says so rather than print a count.
+*/
+package main

@@ -1,0 +1,169 @@
+// Package proc owns every read of a /proc tree that zombiewatch makes: one
+// process's identity, its children and zombies, its descriptors, its limits
+// and its SIGCHLD disposition.
+//
+// The tree's root is a value (New("/proc"), New("testdata/proc/zombies")), so
+// the same code runs on the real /proc and on fixture trees. Reads go through
+// github.com/prometheus/procfs where it has the data; the few files it does not
+// parse fully (stat field 52, the signal masks in status, hard limits) are
+// parsed here, each with a comment saying why.
+package proc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+)
+
+// ErrNoProcess reports that the target pid does not exist (or exited while
+// it was being read). Test for it with errors.Is.
+var ErrNoProcess = errors.New("no such process")
+
+// ErrPIDReused reports that the pid was taken by another process while it
+// was being read or watched: its start time changed.
+var ErrPIDReused = errors.New("pid reused by another process")
+
+// PermissionError is a read the kernel refused. Hint says what would fix it.
+type PermissionError struct {
+	Path string
+	Hint string
+	Err  error
+}
+
+func (e *PermissionError) Error() string {
+	return fmt.Sprintf("read %s: permission denied (%s)", e.Path, e.Hint)
+}
+
+func (e *PermissionError) Unwrap() error { return e.Err }
+
+// ptraceHint is what lets a reader see another user's fd directory.
+const ptraceHint = "run as the process's user, as root, or with CAP_SYS_PTRACE"
+
+// FS is one /proc tree.
+type FS struct {
+	root string
+	fs   procfs.FS
+
+	// Now is the clock used for ages; tests set it for stable output.
+	Now func() time.Time
+
+	bootOnce sync.Once
+	boot     time.Time
+	bootErr  error
+
+	users sync.Map // uid → user name, looked up once
+}
+
+// userHZ is the unit of stat's start time. It is 100 on every Linux
+// architecture Go supports (procfs hard-codes it for the same reason).
+const userHZ = 100
+
+// New opens the /proc tree mounted (or copied) at root.
+func New(root string) (*FS, error) {
+	pfs, err := procfs.NewFS(root)
+	if err != nil {
+		return nil, fmt.Errorf("open proc root %s: %w", root, err)
+	}
+	return &FS{root: root, fs: pfs, Now: time.Now}, nil
+}
+
+// Root is the tree's root directory.
+func (f *FS) Root() string { return f.root }
+
+// bootTime reads btime from <root>/stat once per FS: procfs's
+// ProcStat.StartTime re-reads /proc/stat on every call.
+func (f *FS) bootTime() (time.Time, error) {
+	f.bootOnce.Do(func() {
+		st, err := f.fs.Stat()
+		if err != nil {
+			f.bootErr = fmt.Errorf("read %s: %w", f.path("stat"), err)
+			return
+		}
+		f.boot = time.Unix(int64(st.BootTime), 0)
+	})
+	return f.boot, f.bootErr
+}
+
+// startTime converts stat's start time (clock ticks since boot) to a time.
+func (f *FS) startTime(ticks uint64) (time.Time, error) {
+	boot, err := f.bootTime()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return boot.Add(time.Duration(ticks) * (time.Second / userHZ)), nil
+}
+
+func (f *FS) path(elem ...string) string {
+	return filepath.Join(append([]string{f.root}, elem...)...)
+}
+
+func (f *FS) pidPath(pid int, elem ...string) string {
+	return f.path(append([]string{strconv.Itoa(pid)}, elem...)...)
+}
+
+// isGone tells whether err means the process (or thread) is no longer there.
+// Between listing and reading, processes exit: that is normal.
+func isGone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
+}
+
+// classify turns a failed read of the target's file into the error the
+// caller should see: ErrNoProcess, a PermissionError, or the error itself.
+func classify(pid int, path string, err error) error {
+	switch {
+	case isGone(err):
+		return fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
+	case errors.Is(err, fs.ErrPermission):
+		return &PermissionError{Path: path, Hint: ptraceHint, Err: err}
+	default:
+		return err
+	}
+}
+
+// readFile reads a small /proc file whole. /proc files report size 0, so
+// os.ReadFile's size hint is useless; one read into buf usually suffices.
+func readFile(path string, buf []byte) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	n := 0
+	for {
+		if n == len(buf) {
+			buf = append(buf, make([]byte, len(buf)+512)...)
+		}
+		m, err := fh.Read(buf[n:])
+		n += m
+		if err != nil || m == 0 {
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, err
+			}
+			return buf[:n], nil
+		}
+	}
+}
+
+// procfsProc is the part of procfs.Proc the descriptor reads use.
+type procfsProc interface {
+	FileDescriptorsLen() (int, error)
+	FileDescriptorTargets() ([]string, error)
+}
+
+// signalName names a signal the way kill -l does ("SIGKILL").
+func signalName(sig syscall.Signal) string {
+	if name := unix.SignalName(sig); name != "" {
+		return name
+	}
+	return "signal " + strconv.Itoa(int(sig))
+}

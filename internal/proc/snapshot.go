@@ -1,0 +1,348 @@
+package proc
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/user"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Snapshot is one reading of one process. Its JSON form is zombiewatch's
+// --json output; the README documents the keys.
+type Snapshot struct {
+	PID       int       `json:"pid"`
+	PPID      int       `json:"ppid"`
+	Comm      string    `json:"comm"`
+	Cmdline   []string  `json:"cmdline"`
+	State     string    `json:"state"`
+	Threads   int       `json:"threads"`
+	UID       int       `json:"uid"`
+	User      string    `json:"user"`
+	StartTime time.Time `json:"start_time"`
+	// NamespaceInit: pid 1 of its pid namespace (a container's PID 1). Every
+	// orphan in the namespace is reparented to it, and only it can reap them.
+	NamespaceInit bool `json:"namespace_init"`
+
+	Children int `json:"children"` // direct children, zombies included
+	Zombies  int `json:"zombies"`  // direct children in state Z
+	// AdoptedZombies: direct zombie children that started before this
+	// process did, so it cannot have forked them: orphans it adopted.
+	AdoptedZombies    int      `json:"adopted_zombies"`
+	DescendantZombies int      `json:"descendant_zombies"` // zombies anywhere below, direct ones included
+	ZombieList        []Zombie `json:"zombie_list"`        // every zombie below, oldest first
+
+	FDs     *int           `json:"fds"`      // null when the fd directory may not be read
+	FDTypes map[string]int `json:"fd_types"` // null unless asked for
+
+	FDSoftLimit    Limit `json:"fd_soft_limit"`
+	FDHardLimit    Limit `json:"fd_hard_limit"`
+	NprocSoftLimit Limit `json:"nproc_soft_limit"`
+	NprocHardLimit Limit `json:"nproc_hard_limit"`
+	// UIDProcesses: processes and threads whose real uid is UID, zombies
+	// included: what RLIMIT_NPROC counts (and does not enforce for root).
+	UIDProcesses int `json:"uid_processes"`
+
+	Sigchld        Disposition `json:"sigchld"`
+	SigchldBlocked bool        `json:"sigchld_blocked"`
+	SigchldPending bool        `json:"sigchld_pending"`
+}
+
+// Zombie is one child in state Z, as wait will see it.
+type Zombie struct {
+	PID  int    `json:"pid"`
+	PPID int    `json:"ppid"`
+	Comm string `json:"comm"`
+	// ExitCode is what a shell's $? would say: the exit status, or 128+N
+	// when signal N killed it. Exit says it in words.
+	ExitCode   int     `json:"exit_code"`
+	Exit       string  `json:"exit"`
+	WaitStatus int     `json:"wait_status"` // stat field 52, raw
+	AgeSeconds float64 `json:"age_seconds"`
+	Adopted    bool    `json:"adopted"`
+	UID        *int    `json:"uid,omitempty"` // only with Options.ZombieOwners
+	User       string  `json:"user,omitempty"`
+
+	start time.Time
+}
+
+// Options choose the reads that cost more than a few syscalls.
+type Options struct {
+	// FDTypes reads every descriptor's link to count kinds: O(fds).
+	FDTypes bool
+	// ZombieOwners stats each zombie's directory for its owner, as ps's
+	// USER column does: one syscall per zombie.
+	ZombieOwners bool
+}
+
+// Snapshot reads pid once. A missing pid gives ErrNoProcess, a pid reused
+// during the read ErrPIDReused. If only the descriptors may not be read (another
+// user's process), it returns the snapshot with FDs nil and a
+// *PermissionError.
+func (f *FS) Snapshot(pid int, opt Options) (*Snapshot, error) {
+	if pid <= 0 {
+		return nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
+	}
+	buf := make([]byte, 0, 1024)
+	st, buf, err := f.readStat(pid, buf)
+	if err != nil {
+		return nil, classify(pid, f.pidPath(pid, "stat"), err)
+	}
+	start, err := f.startTime(st.StartTime)
+	if err != nil {
+		return nil, err
+	}
+	s := &Snapshot{
+		PID: pid, PPID: st.PPID, Comm: st.Comm, State: string(st.State),
+		Threads: st.Threads, StartTime: start, ZombieList: []Zombie{},
+	}
+
+	data, err := readFile(f.pidPath(pid, "status"), buf)
+	if err != nil {
+		return nil, classify(pid, f.pidPath(pid, "status"), err)
+	}
+	status, err := parseStatus(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.pidPath(pid, "status"), err)
+	}
+	s.UID, s.User, s.NamespaceInit = status.UID, f.userName(status.UID), status.NSInit
+	sc := status.sigchld()
+	s.Sigchld, s.SigchldBlocked, s.SigchldPending = sc.Disposition, sc.Blocked, sc.Pending
+
+	data, err = readFile(f.pidPath(pid, "limits"), data)
+	if err != nil {
+		return nil, classify(pid, f.pidPath(pid, "limits"), err)
+	}
+	lim, err := parseLimits(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.pidPath(pid, "limits"), err)
+	}
+	s.FDSoftLimit, s.FDHardLimit = lim.NofileSoft, lim.NofileHard
+	s.NprocSoftLimit, s.NprocHardLimit = lim.NprocSoft, lim.NprocHard
+
+	p, err := f.fs.Proc(pid)
+	if err != nil {
+		return nil, classify(pid, f.pidPath(pid), err)
+	}
+	if s.Cmdline, err = p.CmdLine(); err != nil {
+		return nil, classify(pid, f.pidPath(pid, "cmdline"), err)
+	}
+
+	if err := f.readZombies(s, st, opt, data); err != nil {
+		return nil, err
+	}
+	if s.UIDProcesses, err = f.uidTasks(s.UID); err != nil {
+		return nil, err
+	}
+
+	var denied error
+	if err := f.readFDs(s, p, opt); err != nil {
+		var perm *PermissionError
+		if !errors.As(err, &perm) {
+			return nil, err
+		}
+		denied = err
+	}
+
+	// The reads above took time: if the pid now names another process
+	// (start time changed), everything read may mix two processes.
+	again, _, err := f.readStat(pid, data)
+	switch {
+	case err != nil:
+		return nil, classify(pid, f.pidPath(pid, "stat"), err)
+	case again.StartTime != st.StartTime:
+		return nil, fmt.Errorf("pid %d: %w", pid, ErrPIDReused)
+	}
+	return s, denied
+}
+
+// readZombies walks the tree below s: direct children and their counts,
+// then every descendant, collecting zombies (a zombie has no children: the
+// kernel reparents them when it exits).
+func (f *FS) readZombies(s *Snapshot, target stat, opt Options, buf []byte) error {
+	var ppids map[int][]int // built only without CONFIG_PROC_CHILDREN
+	childrenOf := func(pid int) ([]int, error) {
+		if ppids == nil {
+			kids, b, err := f.childPIDs(pid, buf)
+			buf = b
+			if !errors.Is(err, errNoChildrenFile) {
+				return kids, err
+			}
+			if ppids, err = f.ppidIndex(buf); err != nil {
+				return nil, err
+			}
+		}
+		return ppids[pid], nil
+	}
+
+	now := f.Now()
+	queue := []int{s.PID}
+	for len(queue) > 0 {
+		parent := queue[0]
+		queue = queue[1:]
+		kids, err := childrenOf(parent)
+		if err != nil {
+			if parent != s.PID && isGone(err) {
+				continue // a descendant exited while we walked
+			}
+			return classify(parent, f.pidPath(parent, "task"), err)
+		}
+		var parentStart uint64
+		if parent == s.PID {
+			parentStart = target.StartTime
+		}
+		for _, kid := range kids {
+			var ks stat
+			ks, buf, err = f.readStat(kid, buf)
+			if err != nil {
+				if isGone(err) {
+					continue // exited and reaped since the list was read
+				}
+				return err
+			}
+			if ks.PPID != parent {
+				continue // reaped, and the pid reused by a stranger
+			}
+			if parent == s.PID {
+				s.Children++
+			}
+			if ks.State != 'Z' {
+				queue = append(queue, kid)
+				continue
+			}
+			z, err := f.zombie(ks, now, opt)
+			if err != nil {
+				if isGone(err) {
+					continue
+				}
+				return err
+			}
+			if parent == s.PID {
+				s.Zombies++
+				z.Adopted = ks.StartTime < parentStart
+				if z.Adopted {
+					s.AdoptedZombies++
+				}
+			}
+			s.ZombieList = append(s.ZombieList, z)
+		}
+	}
+	s.DescendantZombies = len(s.ZombieList)
+	sortZombies(s.ZombieList)
+	return nil
+}
+
+func (f *FS) zombie(ks stat, now time.Time, opt Options) (Zombie, error) {
+	start, err := f.startTime(ks.StartTime)
+	if err != nil {
+		return Zombie{}, err
+	}
+	ws := syscall.WaitStatus(ks.ExitCode)
+	z := Zombie{
+		PID: ks.PID, PPID: ks.PPID, Comm: ks.Comm, WaitStatus: ks.ExitCode,
+		AgeSeconds: math.Round(now.Sub(start).Seconds()*100) / 100,
+		start:      start,
+	}
+	z.ExitCode, z.Exit = describeExit(ws)
+	if opt.ZombieOwners {
+		fi, err := os.Stat(f.pidPath(ks.PID))
+		if err != nil {
+			return z, err
+		}
+		uid := int(fi.Sys().(*syscall.Stat_t).Uid)
+		z.UID, z.User = &uid, f.userName(uid)
+	}
+	return z, nil
+}
+
+// describeExit turns a wait status into $?-style code and words.
+func describeExit(ws syscall.WaitStatus) (int, string) {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus(), "exit " + strconv.Itoa(ws.ExitStatus())
+	case ws.Signaled():
+		words := "killed by " + signalName(ws.Signal())
+		if ws.CoreDump() {
+			words += " (core dumped)"
+		}
+		return 128 + int(ws.Signal()), words
+	default:
+		return int(ws), fmt.Sprintf("status %#x", int(ws))
+	}
+}
+
+func sortZombies(zs []Zombie) {
+	slices.SortStableFunc(zs, func(a, b Zombie) int {
+		if c := a.start.Compare(b.start); c != 0 {
+			return c
+		}
+		return a.PID - b.PID
+	})
+}
+
+// readFDs counts descriptors (O(1) on a real procfs on Linux >= 6.2, where
+// stat of the fd directory gives the count) and, if asked, their kinds.
+func (f *FS) readFDs(s *Snapshot, p procfsProc, opt Options) error {
+	n, err := p.FileDescriptorsLen()
+	if err != nil {
+		return classify(s.PID, f.pidPath(s.PID, "fd"), err)
+	}
+	s.FDs = &n
+	if !opt.FDTypes {
+		return nil
+	}
+	targets, err := p.FileDescriptorTargets()
+	if err != nil {
+		return classify(s.PID, f.pidPath(s.PID, "fd"), err)
+	}
+	s.FDTypes = fdTypes(targets)
+	return nil
+}
+
+// uidTasks counts the processes and threads whose real uid is uid, as
+// RLIMIT_NPROC does. It reads every process's status: there is no cheaper
+// per-user count in /proc.
+func (f *FS) uidTasks(uid int) (int, error) {
+	pids, err := f.pids()
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 0, 2048)
+	n := 0
+	for _, pid := range pids {
+		data, err := readFile(f.pidPath(pid, "status"), buf)
+		if err != nil {
+			if isGone(err) {
+				continue
+			}
+			return 0, err
+		}
+		buf = data
+		st, err := parseStatus(data)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", f.pidPath(pid, "status"), err)
+		}
+		if st.UID == uid {
+			n += max(st.Threads, 1)
+		}
+	}
+	return n, nil
+}
+
+// userName looks a uid up once per process; an unknown uid prints as its
+// number, as ps does.
+func (f *FS) userName(uid int) string {
+	if name, ok := f.users.Load(uid); ok {
+		return name.(string)
+	}
+	name := strconv.Itoa(uid)
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username
+	}
+	f.users.Store(uid, name)
+	return name
+}

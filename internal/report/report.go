@@ -1,0 +1,68 @@
+// Package report turns a proc.Snapshot into what zombiewatch prints: the
+// diagnosis sentence, the table a person reads at a glance, the ps-style
+// zombie list and the JSON object. Every renderer reads the same Report.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+)
+
+// Report is one process's reading and what it means.
+type Report struct {
+	*proc.Snapshot
+	// FDRatio is fds over the soft RLIMIT_NOFILE (0 if unknown or unlimited).
+	FDRatio float64 `json:"fd_ratio"`
+	// NprocRatio is uid_processes over the soft RLIMIT_NPROC.
+	NprocRatio float64 `json:"nproc_ratio"`
+	Diagnosis  string  `json:"diagnosis"`
+}
+
+// New derives the report of s.
+func New(s *proc.Snapshot) *Report {
+	r := &Report{Snapshot: s}
+	if s.FDs != nil {
+		r.FDRatio = ratio(uint64(*s.FDs), s.FDSoftLimit)
+	}
+	r.NprocRatio = ratio(uint64(s.UIDProcesses), s.NprocSoftLimit)
+	r.Diagnosis = Diagnose(s)
+	return r
+}
+
+func ratio(used uint64, limit proc.Limit) float64 {
+	if limit == proc.Unlimited || limit == 0 {
+		return 0
+	}
+	return math.Round(float64(used)/float64(limit)*1e4) / 1e4
+}
+
+// JSON writes r as one indented JSON object.
+func JSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// Age prints a duration the way a person says it: 45s, 3m02s, 2h05m, 3d04h.
+func Age(d time.Duration) string {
+	s := int64(d.Round(time.Second) / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%02ds", s/60, s%60)
+	case s < 86400:
+		return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
+	default:
+		return fmt.Sprintf("%dd%02dh", s/86400, s%86400/3600)
+	}
+}
+
+func ageOf(seconds float64) string {
+	return Age(time.Duration(seconds * float64(time.Second)))
+}

@@ -1,0 +1,215 @@
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+)
+
+// newTable is a borderless, left-aligned table like ps prints, with the
+// header text kept as written (tablewriter upper-cases it by default).
+func newTable(w io.Writer, header ...string) *tablewriter.Table {
+	t := tablewriter.NewTable(w,
+		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
+			Borders: tw.BorderNone,
+			Symbols: tw.NewSymbols(tw.StyleNone),
+			Settings: tw.Settings{
+				Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off, ShowHeader: tw.Off},
+				Lines:      tw.Lines{ShowHeaderLine: tw.Off},
+			},
+		})),
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithHeaderAlignment(tw.AlignLeft),
+		tablewriter.WithRowAlignment(tw.AlignLeft),
+		tablewriter.WithRowAutoWrap(tw.WrapNone),
+		tablewriter.WithTrimSpace(tw.Off),
+		tablewriter.WithPadding(tw.Padding{Left: "", Right: "  ", Overwrite: true}),
+	)
+	t.Header(header)
+	return t
+}
+
+// flushTrimmed writes b to w without the padding tablewriter leaves at
+// the end of lines.
+func flushTrimmed(w io.Writer, b *bytes.Buffer) error {
+	var out bytes.Buffer
+	for line := range bytes.Lines(b.Bytes()) {
+		out.Write(bytes.TrimRight(line, " \n"))
+		out.WriteByte('\n')
+	}
+	_, err := w.Write(out.Bytes())
+	return err
+}
+
+// Table writes r as a person reads it: the process line, then one row per
+// measure with its limit and use, then the diagnosis.
+func Table(out io.Writer, r *Report) error {
+	var b bytes.Buffer
+	w := &b
+	s := r.Snapshot
+	head := newTable(w, "PID", "PPID", "USER", "STAT", "THREADS", "STARTED", "COMMAND")
+	if err := head.Append(strconv.Itoa(s.PID), strconv.Itoa(s.PPID), s.User, s.State,
+		strconv.Itoa(s.Threads), s.StartTime.Local().Format("2006-01-02 15:04:05"), command(s)); err != nil {
+		return err
+	}
+	if err := head.Render(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+
+	t := newTable(w, "WHAT", "USED", "LIMIT", "USE", "DETAIL")
+	rows := [][]string{
+		{"zombies", strconv.Itoa(s.Zombies), "", "", zombieDetail(s)},
+		{"children", strconv.Itoa(s.Children), "", "", ""},
+		fdRow(r),
+		{"processes", strconv.Itoa(s.UIDProcesses), limits(s.NprocSoftLimit, s.NprocHardLimit), percent(r.NprocRatio, s.NprocSoftLimit), nprocDetail(s)},
+		{"SIGCHLD", string(s.Sigchld), "", "", sigchldDetail(s)},
+	}
+	if err := t.Bulk(rows); err != nil {
+		return err
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n%s\n", r.Diagnosis)
+	return flushTrimmed(out, &b)
+}
+
+func command(s *proc.Snapshot) string {
+	if len(s.Cmdline) == 0 {
+		return "[" + s.Comm + "]"
+	}
+	return strings.Join(s.Cmdline, " ")
+}
+
+func zombieDetail(s *proc.Snapshot) string {
+	var parts []string
+	if s.DescendantZombies > s.Zombies {
+		parts = append(parts, fmt.Sprintf("%d in descendants", s.DescendantZombies-s.Zombies))
+	}
+	if s.AdoptedZombies > 0 {
+		parts = append(parts, fmt.Sprintf("%d adopted orphans", s.AdoptedZombies))
+	}
+	if len(s.ZombieList) > 0 {
+		parts = append(parts, "oldest "+ageOf(s.ZombieList[0].AgeSeconds))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func fdRow(r *Report) []string {
+	s := r.Snapshot
+	if s.FDs == nil {
+		return []string{"open fds", "?", limits(s.FDSoftLimit, s.FDHardLimit), "", "permission denied: run as the process's user, as root, or with CAP_SYS_PTRACE"}
+	}
+	return []string{"open fds", strconv.Itoa(*s.FDs), limits(s.FDSoftLimit, s.FDHardLimit), percent(r.FDRatio, s.FDSoftLimit), FDKinds(s.FDTypes)}
+}
+
+// FDKinds lists descriptor kinds, most first: "socket 140, pipe 4, ...".
+// Anonymous inodes are summed, their kinds in parentheses.
+func FDKinds(types map[string]int) string {
+	anon := map[string]int{}
+	plain := map[string]int{}
+	anonTotal := 0
+	for k, n := range types {
+		if name, ok := strings.CutPrefix(k, "anon_inode:"); ok {
+			anon[name] += n
+			anonTotal += n
+			continue
+		}
+		plain[k] = n
+	}
+	if anonTotal > 0 {
+		plain["anon_inode"] = anonTotal
+	}
+	parts := make([]string, 0, len(plain))
+	for _, k := range byCount(plain) {
+		part := fmt.Sprintf("%s %d", k, plain[k])
+		if k == "anon_inode" {
+			var sub []string
+			for _, a := range byCount(anon) {
+				sub = append(sub, fmt.Sprintf("%s %d", a, anon[a]))
+			}
+			part += " (" + strings.Join(sub, ", ") + ")"
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// byCount orders keys by count, most first, then by name.
+func byCount(m map[string]int) []string {
+	return slices.SortedFunc(maps.Keys(m), func(a, b string) int {
+		if m[a] != m[b] {
+			return m[b] - m[a]
+		}
+		return strings.Compare(a, b)
+	})
+}
+
+func limits(soft, hard proc.Limit) string {
+	return soft.String() + " / " + hard.String()
+}
+
+func percent(ratio float64, soft proc.Limit) string {
+	if soft == proc.Unlimited {
+		return "-"
+	}
+	return strconv.FormatFloat(ratio*100, 'f', 1, 64) + "%"
+}
+
+func nprocDetail(s *proc.Snapshot) string {
+	d := fmt.Sprintf("processes+threads of uid %d (%s), zombies included", s.UID, s.User)
+	if s.UID == 0 {
+		d += "; not enforced for root"
+	}
+	return d
+}
+
+func sigchldDetail(s *proc.Snapshot) string {
+	var d string
+	switch s.Sigchld {
+	case proc.SigchldCaught:
+		d = "a handler runs when a child exits"
+	case proc.SigchldIgnored:
+		d = "the kernel reaps children itself"
+	default:
+		d = "no handler: only an explicit wait reaps"
+	}
+	if s.SigchldBlocked {
+		d += "; blocked"
+	}
+	if s.SigchldPending {
+		d += "; one pending"
+	}
+	return d
+}
+
+// Zombies lists every zombie the way ps auxw shows them, so the two can be
+// held side by side.
+func Zombies(w io.Writer, r *Report) error {
+	var b bytes.Buffer
+	t := newTable(&b, "USER", "PID", "PPID", "STAT", "AGE", "EXIT", "COMMAND")
+	for _, z := range r.ZombieList {
+		user := "?"
+		if z.UID != nil {
+			user = z.User
+		}
+		if err := t.Append(user, strconv.Itoa(z.PID), strconv.Itoa(z.PPID), "Z", ageOf(z.AgeSeconds), z.Exit, "["+z.Comm+"] <defunct>"); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	return flushTrimmed(w, &b)
+}
