@@ -3,6 +3,7 @@ module github.com/zombiewatch/zombiewatch
 go 1.26.8
 
 require (
+	github.com/google/go-cmp v0.7.0
 	github.com/olekukonko/tablewriter v1.1.5
 	github.com/prometheus/procfs v0.23.0
 	golang.org/x/sys v0.50.0

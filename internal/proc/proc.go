@@ -56,6 +56,9 @@ type FS struct {
 
 	// Now is the clock used for ages; tests set it for stable output.
 	Now func() time.Time
+	// LookupUser names a uid ("" if unknown); tests set it so output does
+	// not depend on the host's /etc/passwd.
+	LookupUser func(uid int) string
 
 	bootOnce sync.Once
 	boot     time.Time
@@ -74,7 +77,7 @@ func New(root string) (*FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open proc root %s: %w", root, err)
 	}
-	return &FS{root: root, fs: pfs, Now: time.Now}, nil
+	return &FS{root: root, fs: pfs, Now: time.Now, LookupUser: lookupUser}, nil
 }
 
 // Root is the tree's root directory.

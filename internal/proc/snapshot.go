@@ -50,6 +50,10 @@ type Snapshot struct {
 	Sigchld        Disposition `json:"sigchld"`
 	SigchldBlocked bool        `json:"sigchld_blocked"`
 	SigchldPending bool        `json:"sigchld_pending"`
+
+	// Denied lists the reads the kernel refused (another user's fd
+	// directory), each with its fix; what they would have filled is null.
+	Denied []string `json:"denied,omitempty"`
 }
 
 // Zombie is one child in state Z, as wait will see it.
@@ -80,9 +84,10 @@ type Options struct {
 }
 
 // Snapshot reads pid once. A missing pid gives ErrNoProcess, a pid reused
-// during the read ErrPIDReused. If only the descriptors may not be read (another
-// user's process), it returns the snapshot with FDs nil and a
-// *PermissionError.
+// during the read ErrPIDReused. If only the descriptors may not be listed
+// (another user's process: the count from stat stays readable on Linux >=
+// 6.2, the kinds do not), it returns the snapshot, with what was refused
+// null and named in Denied, and a *PermissionError.
 func (f *FS) Snapshot(pid int, opt Options) (*Snapshot, error) {
 	if pid <= 0 {
 		return nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
@@ -146,6 +151,7 @@ func (f *FS) Snapshot(pid int, opt Options) (*Snapshot, error) {
 			return nil, err
 		}
 		denied = err
+		s.Denied = append(s.Denied, err.Error())
 	}
 
 	// The reads above took time: if the pid now names another process
@@ -339,10 +345,17 @@ func (f *FS) userName(uid int) string {
 	if name, ok := f.users.Load(uid); ok {
 		return name.(string)
 	}
-	name := strconv.Itoa(uid)
-	if u, err := user.LookupId(name); err == nil {
-		name = u.Username
+	name := f.LookupUser(uid)
+	if name == "" {
+		name = strconv.Itoa(uid)
 	}
 	f.users.Store(uid, name)
 	return name
+}
+
+func lookupUser(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return ""
 }

@@ -38,7 +38,7 @@ func why(s *proc.Snapshot) string {
 	case s.NamespaceInit || s.PID == 1:
 		adopted := ""
 		if s.AdoptedZombies > 0 {
-			adopted = fmt.Sprintf(" (%d of them orphans it adopted)", s.AdoptedZombies)
+			adopted = fmt.Sprintf(" (%d of these it adopted)", s.AdoptedZombies)
 		}
 		return "it is PID 1 of its pid namespace and inherits every orphan" + adopted +
 			", but does not reap them: run an init that reaps (tini, dumb-init, docker run --init) or make it wait for every child"

@@ -98,7 +98,7 @@ func zombieDetail(s *proc.Snapshot) string {
 		parts = append(parts, fmt.Sprintf("%d in descendants", s.DescendantZombies-s.Zombies))
 	}
 	if s.AdoptedZombies > 0 {
-		parts = append(parts, fmt.Sprintf("%d adopted orphans", s.AdoptedZombies))
+		parts = append(parts, fmt.Sprintf("%d adopted %s", s.AdoptedZombies, plural(s.AdoptedZombies, "orphan")))
 	}
 	if len(s.ZombieList) > 0 {
 		parts = append(parts, "oldest "+ageOf(s.ZombieList[0].AgeSeconds))
@@ -108,10 +108,14 @@ func zombieDetail(s *proc.Snapshot) string {
 
 func fdRow(r *Report) []string {
 	s := r.Snapshot
-	if s.FDs == nil {
-		return []string{"open fds", "?", limits(s.FDSoftLimit, s.FDHardLimit), "", "permission denied: run as the process's user, as root, or with CAP_SYS_PTRACE"}
+	detail := FDKinds(s.FDTypes)
+	if len(s.Denied) > 0 {
+		detail = "kinds: permission denied (run as the process's user, as root, or with CAP_SYS_PTRACE)"
 	}
-	return []string{"open fds", strconv.Itoa(*s.FDs), limits(s.FDSoftLimit, s.FDHardLimit), percent(r.FDRatio, s.FDSoftLimit), FDKinds(s.FDTypes)}
+	if s.FDs == nil {
+		return []string{"open fds", "?", limits(s.FDSoftLimit, s.FDHardLimit), "", detail}
+	}
+	return []string{"open fds", strconv.Itoa(*s.FDs), limits(s.FDSoftLimit, s.FDHardLimit), percent(r.FDRatio, s.FDSoftLimit), detail}
 }
 
 // FDKinds lists descriptor kinds, most first: "socket 140, pipe 4, ...".

@@ -1,0 +1,243 @@
+// Package zombietest starts helper processes for live tests: a parent that
+// holds zombie children forked from several threads and descriptors of
+// several kinds, on the real /proc.
+//
+// The helper is the test binary itself, re-executed: a test package calls
+// Main from its TestMain. Main also makes the test process a child
+// subreaper and reaps what is left when the tests end, so no zombie
+// outlives the run even where PID 1 does not reap.
+package zombietest
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	envMode = "ZOMBIETEST_MODE"
+	envSpec = "ZOMBIETEST_SPEC"
+)
+
+// Spec is what the helper holds.
+type Spec struct {
+	Children    int // zombie children, forked then left un-waited
+	Threads     int // threads the children are forked from (at least 1)
+	ExitCode    int // each child's exit status
+	Files       int // regular files opened
+	Pipes       int // pipes (2 fds each)
+	SocketPairs int // unix socket pairs (2 fds each)
+	Eventfds    int
+}
+
+// Helper is a running helper process.
+type Helper struct {
+	PID      int
+	Children []int // its zombie children's pids
+	cmd      *exec.Cmd
+	stdin    *os.File
+}
+
+// Main runs the helper when this process is one, otherwise the tests.
+func Main(m *testing.M) {
+	switch os.Getenv(envMode) {
+	case "exit":
+		code, _ := strconv.Atoi(os.Getenv(envSpec))
+		os.Exit(code)
+	case "parent":
+		os.Exit(parent())
+	}
+	// Orphans of helpers that had to be killed come here, not to PID 1.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "zombietest: PR_SET_CHILD_SUBREAPER:", err)
+	}
+	code := m.Run()
+	ReapAll()
+	os.Exit(code)
+}
+
+// ReapAll reaps every child of this process that has exited.
+func ReapAll() {
+	for {
+		pid, err := unix.Wait4(-1, nil, unix.WNOHANG, nil)
+		if pid <= 0 || err != nil {
+			return
+		}
+	}
+}
+
+// Start starts a helper holding spec and waits until every child is a
+// zombie. Cleanup ends it and reaps its children.
+func Start(t testing.TB, spec Spec) *Helper {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(spec)
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), envMode+"=parent", envSpec+"="+string(b))
+	cmd.Stderr = os.Stderr
+	stdin, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, stdout, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin, cmd.Stdout = stdin, stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Close()
+	stdout.Close()
+	h := &Helper{PID: cmd.Process.Pid, cmd: cmd, stdin: w}
+	t.Cleanup(h.stop)
+
+	// The helper writes its children's pids once all are zombies.
+	r.SetReadDeadline(time.Now().Add(30 * time.Second))
+	line, err := bufio.NewReader(r).ReadBytes('\n')
+	r.Close()
+	if err != nil {
+		t.Fatalf("zombietest: helper %d did not get ready: %v", h.PID, err)
+	}
+	if err := json.Unmarshal(line, &h.Children); err != nil {
+		t.Fatalf("zombietest: helper said %q: %v", line, err)
+	}
+	return h
+}
+
+// stop closes the helper's stdin, so it reaps its children and exits; if it
+// does not within 10 s it is killed (its orphans then come to Main).
+func (h *Helper) stop() {
+	h.stdin.Close()
+	done := make(chan struct{})
+	go func() { h.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		h.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// parent is the helper: it opens the descriptors, forks the children from
+// spec.Threads locked threads (a child belongs to the thread that forked
+// it), waits for each to exit without reaping it (WNOWAIT), reports, and
+// reaps everything once stdin closes.
+func parent() int {
+	var spec Spec
+	if err := json.Unmarshal([]byte(os.Getenv(envSpec)), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "zombietest:", err)
+		return 2
+	}
+	keep, err := openFDs(spec)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "zombietest:", err)
+		return 2
+	}
+	defer runtime.KeepAlive(keep)
+
+	self, _ := os.Executable()
+	env := []string{envMode + "=exit", envSpec + "=" + strconv.Itoa(spec.ExitCode)}
+	threads := max(spec.Threads, 1)
+	var (
+		mu       sync.Mutex
+		children []int
+		forkErr  error
+		forked   sync.WaitGroup
+		release  = make(chan struct{})
+	)
+	for i := range threads {
+		forked.Add(1)
+		go func() {
+			// Stay locked and alive until the end: if this thread exited,
+			// the kernel would move its children to another thread.
+			runtime.LockOSThread()
+			for j := i; j < spec.Children; j += threads {
+				pid, err := syscall.ForkExec(self, []string{self}, &syscall.ProcAttr{Env: env})
+				mu.Lock()
+				if err != nil {
+					forkErr = err
+				} else {
+					children = append(children, pid)
+				}
+				mu.Unlock()
+			}
+			forked.Done()
+			<-release
+		}()
+	}
+	forked.Wait()
+	if forkErr != nil {
+		fmt.Fprintln(os.Stderr, "zombietest: fork:", forkErr)
+		return 2
+	}
+	for _, pid := range children {
+		var info unix.Siginfo
+		if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+			fmt.Fprintln(os.Stderr, "zombietest: waitid:", err)
+			return 2
+		}
+	}
+	out, _ := json.Marshal(children)
+	os.Stdout.Write(append(out, '\n'))
+
+	buf := make([]byte, 1)
+	for {
+		if _, err := os.Stdin.Read(buf); err != nil {
+			break
+		}
+	}
+	close(release)
+	for {
+		if _, err := unix.Wait4(-1, nil, 0, nil); err != nil {
+			return 0
+		}
+	}
+}
+
+func openFDs(spec Spec) ([]*os.File, error) {
+	var keep []*os.File
+	for range spec.Files {
+		f, err := os.CreateTemp("", "zombietest")
+		if err != nil {
+			return nil, err
+		}
+		os.Remove(f.Name())
+		keep = append(keep, f)
+	}
+	for range spec.Pipes {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		keep = append(keep, r, w)
+	}
+	for range spec.SocketPairs {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, err
+		}
+		keep = append(keep, os.NewFile(uintptr(fds[0]), "sock"), os.NewFile(uintptr(fds[1]), "sock"))
+	}
+	for range spec.Eventfds {
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+		if err != nil {
+			return nil, err
+		}
+		keep = append(keep, os.NewFile(uintptr(fd), "eventfd"))
+	}
+	return keep, nil
+}
