@@ -7,9 +7,12 @@ import (
 	"syscall"
 )
 
-func main() {
+func main() { os.Exit(zombiewatch()) }
+
+// zombiewatch runs the command with the process's arguments and streams
+// and returns its exit code.
+func zombiewatch() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(exitCode(err, os.Stderr))
+	defer stop()
+	return exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
 }

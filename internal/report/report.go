@@ -30,8 +30,25 @@ func New(s *proc.Snapshot) *Report {
 		r.FDRatio = ratio(uint64(*s.FDs), s.FDSoftLimit)
 	}
 	r.NprocRatio = ratio(uint64(s.UIDProcesses), s.NprocSoftLimit)
-	r.Diagnosis = Diagnose(s)
+	r.Diagnosis = Diagnose(s) + r.limitWarnings()
 	return r
+}
+
+// nearLimit is the share of a limit from which the diagnosis warns.
+const nearLimit = 0.8
+
+// limitWarnings adds a sentence for each limit the process is close to.
+func (r *Report) limitWarnings() string {
+	var w string
+	if r.FDRatio >= nearLimit {
+		w += fmt.Sprintf("; its fds are at %.1f%% of the soft limit (%d of %s): find the leak (zombiewatch --pid %d) or raise the limit (ulimit -n, LimitNOFILE=)",
+			r.FDRatio*100, *r.FDs, r.FDSoftLimit, r.PID)
+	}
+	if r.NprocRatio >= nearLimit && r.UID != 0 {
+		w += fmt.Sprintf("; uid %d runs %d processes and threads, %.1f%% of RLIMIT_NPROC %s: fork will fail with EAGAIN (zombies count too)",
+			r.UID, r.UIDProcesses, r.NprocRatio*100, r.NprocSoftLimit)
+	}
+	return w
 }
 
 func ratio(used uint64, limit proc.Limit) float64 {

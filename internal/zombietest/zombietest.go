@@ -49,7 +49,15 @@ type Helper struct {
 }
 
 // Main runs the helper when this process is one, otherwise the tests.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Wrap(m).Run()) }
+
+// Wrap gives m's Run the helper modes and the final reaping, for a
+// TestMain that hands m to another wrapper (testscript.Main).
+func Wrap(m interface{ Run() int }) interface{ Run() int } { return wrapped{m} }
+
+type wrapped struct{ m interface{ Run() int } }
+
+func (w wrapped) Run() int {
 	switch os.Getenv(envMode) {
 	case "exit":
 		code, _ := strconv.Atoi(os.Getenv(envSpec))
@@ -61,9 +69,9 @@ func Main(m *testing.M) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "zombietest: PR_SET_CHILD_SUBREAPER:", err)
 	}
-	code := m.Run()
+	code := w.m.Run()
 	ReapAll()
-	os.Exit(code)
+	return code
 }
 
 // ReapAll reaps every child of this process that has exited.
