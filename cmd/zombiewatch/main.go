@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/zombiewatch/zombiewatch/internal/cli"
 )
 
 func main() { os.Exit(zombiewatch()) }
@@ -14,5 +16,5 @@ func main() { os.Exit(zombiewatch()) }
 func zombiewatch() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
+	return cli.ExitCode("zombiewatch", run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
 }

@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	_ "embed"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"runtime/debug"
-	"strings"
+
+	"github.com/zombiewatch/zombiewatch/internal/cli"
 )
 
 //go:embed doc.go
@@ -28,28 +26,12 @@ func versionString() string {
 	return "(devel)"
 }
 
-// manual is doc.go's package comment without the comment markers.
-func manual() string {
-	text, _, _ := strings.Cut(docSource, "*/")
-	_, text, _ = strings.Cut(text, "/*\n")
-	return text
-}
+func manual() string { return cli.Manual(docSource) }
 
 // run is zombiewatch: it parses args and runs one subcommand.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runSnapshot(ctx, args, stdout)
-}
-
-// parseFlags parses args with fs, which must not print: a bad flag becomes
-// one usage error line, -h prints the manual to stdout.
-func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, help string) error {
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, help)
-			return errHelp
-		}
-		return &usageError{msg: err.Error()}
+	if len(args) > 0 && args[0] == "ctl" {
+		return runCtl(ctx, args[1:], stdout)
 	}
-	return nil
+	return runSnapshot(ctx, args, stdout)
 }

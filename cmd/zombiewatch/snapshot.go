@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
+	"github.com/zombiewatch/zombiewatch/internal/cli"
+	"github.com/zombiewatch/zombiewatch/internal/control"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 	"github.com/zombiewatch/zombiewatch/internal/report"
 )
@@ -34,7 +37,7 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 	fs.Float64Var(&c.maxFDRatio, "max-fd-ratio", 0, "")
 	fs.StringVar(&c.procRoot, "proc-root", "/proc", "")
 	fs.BoolVar(&showVersion, "version", false, "")
-	if err := parseFlags(fs, args, stdout, manual()); err != nil {
+	if err := cli.Parse(fs, args, stdout, manual()); err != nil {
 		return c, err
 	}
 	set := map[string]bool{}
@@ -42,21 +45,21 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 	switch {
 	case showVersion:
 		fmt.Fprintln(stdout, "zombiewatch", versionString())
-		return c, errHelp
+		return c, cli.ErrHelp
 	case fs.NArg() > 0:
-		return c, usagef("unexpected argument %q", fs.Arg(0))
+		return c, cli.Usagef("unexpected argument %q", fs.Arg(0))
 	case !set["pid"]:
-		return c, usagef("no --pid given")
+		return c, cli.Usagef("no --pid given")
 	case c.pid <= 0:
-		return c, usagef("--pid %d: not a process id (want a number above 0)", c.pid)
+		return c, cli.Usagef("--pid %d: not a process id (want a number above 0)", c.pid)
 	case c.json && c.zombies:
-		return c, usagef("--json and --zombies both choose the output: pick one (the JSON has zombie_list)")
+		return c, cli.Usagef("--json and --zombies both choose the output: pick one (the JSON has zombie_list)")
 	case set["max-zombies"] && c.maxZombies < 0:
-		return c, usagef("--max-zombies %d: want 0 or more", c.maxZombies)
+		return c, cli.Usagef("--max-zombies %d: want 0 or more", c.maxZombies)
 	case set["max-fd-ratio"] && (c.maxFDRatio <= 0 || c.maxFDRatio > 1):
-		return c, usagef("--max-fd-ratio %g: want a ratio above 0 and at most 1 (0.9 is 90%% of the soft limit)", c.maxFDRatio)
+		return c, cli.Usagef("--max-fd-ratio %g: want a ratio above 0 and at most 1 (0.9 is 90%% of the soft limit)", c.maxFDRatio)
 	case c.procRoot == "":
-		return c, usagef("--proc-root is empty")
+		return c, cli.Usagef("--proc-root is empty")
 	}
 	return c, nil
 }
@@ -75,7 +78,7 @@ func runSnapshot(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil && !errors.As(err, &denied) {
 		return err
 	}
-	r := report.New(snap)
+	r := report.New(snap, serverStatus(c))
 	switch {
 	case c.json:
 		err = report.JSON(stdout, r)
@@ -96,11 +99,25 @@ func runSnapshot(_ context.Context, args []string, stdout io.Writer) error {
 // checkThresholds turns a crossed --max-zombies or --max-fd-ratio into exit 3.
 func checkThresholds(c snapshotConfig, r *report.Report) error {
 	if c.maxZombies >= 0 && r.Zombies > c.maxZombies {
-		return &thresholdError{fmt.Sprintf("pid %d: %d zombie children, above --max-zombies %d", r.PID, r.Zombies, c.maxZombies)}
+		return &cli.ThresholdError{Msg: fmt.Sprintf("pid %d: %d zombie children, above --max-zombies %d", r.PID, r.Zombies, c.maxZombies)}
 	}
 	if c.maxFDRatio > 0 && r.FDRatio > c.maxFDRatio {
-		return &thresholdError{fmt.Sprintf("pid %d: %d open fds, %.1f%% of the soft limit %s, above --max-fd-ratio %g",
+		return &cli.ThresholdError{Msg: fmt.Sprintf("pid %d: %d open fds, %.1f%% of the soft limit %s, above --max-fd-ratio %g",
 			r.PID, *r.FDs, r.FDRatio*100, r.FDSoftLimit, c.maxFDRatio)}
 	}
 	return nil
+}
+
+// serverStatus asks pid's control socket for its settings, if it is a
+// bundled server on this host's /proc: any other process has no socket,
+// and the connect fails at once.
+func serverStatus(c snapshotConfig) *control.Status {
+	if c.procRoot != "/proc" {
+		return nil
+	}
+	st, err := control.Call(c.pid, control.Request{}, 500*time.Millisecond)
+	if err != nil {
+		return nil
+	}
+	return st
 }

@@ -99,3 +99,17 @@ func (f *FS) pids() ([]int, error) {
 	}
 	return pids, nil
 }
+
+// Children lists pid's children (every thread's), sorted; without
+// CONFIG_PROC_CHILDREN it scans every process's ppid.
+func (f *FS) Children(pid int) ([]int, error) {
+	kids, buf, err := f.childPIDs(pid, nil)
+	if errors.Is(err, errNoChildrenFile) {
+		idx, err := f.ppidIndex(buf)
+		return idx[pid], err
+	}
+	if err != nil {
+		return nil, classify(pid, f.pidPath(pid, "task"), err)
+	}
+	return kids, nil
+}

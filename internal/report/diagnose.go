@@ -3,12 +3,14 @@ package report
 import (
 	"fmt"
 
+	"github.com/zombiewatch/zombiewatch/internal/control"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
 // Diagnose says in one sentence whether s holds zombies, why nobody reaps
-// them, and what would fix it.
-func Diagnose(s *proc.Snapshot) string {
+// them, and what would fix it. srv, the settings of a bundled server, is
+// the most precise cause when it is known; nil otherwise.
+func Diagnose(s *proc.Snapshot, srv *control.Status) string {
 	if s.Zombies == 0 {
 		if s.DescendantZombies > 0 {
 			holder := s.ZombieList[0].PPID
@@ -25,12 +27,16 @@ func Diagnose(s *proc.Snapshot) string {
 		}
 	}
 	head := fmt.Sprintf("pid %d holds %d %s, the oldest %s old", s.PID, s.Zombies, plural(s.Zombies, "zombie"), ageOf(oldest))
-	return head + "; " + why(s)
+	return head + "; " + why(s, srv)
 }
 
 // why explains what keeps the zombies, most specific cause first.
-func why(s *proc.Snapshot) string {
+func why(s *proc.Snapshot, srv *control.Status) string {
 	switch {
+	case srv != nil && srv.Reaper == control.ReaperOff:
+		return fmt.Sprintf("it is the bundled server with its reaper off, so nobody waits for a finished child: zombiewatch ctl --pid %d reaper=loop", s.PID)
+	case srv != nil && srv.Reaper == control.ReaperWait:
+		return fmt.Sprintf("it is the bundled server waiting once per SIGCHLD, and signals coalesce when children exit together: zombiewatch ctl --pid %d reaper=loop", s.PID)
 	case s.State == "T" || s.State == "t":
 		return fmt.Sprintf("it is stopped (state %s) and cannot reap until it runs: kill -CONT %d", s.State, s.PID)
 	case s.Sigchld == proc.SigchldIgnored:

@@ -10,12 +10,16 @@ import (
 	"math"
 	"time"
 
+	"github.com/zombiewatch/zombiewatch/internal/control"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
 // Report is one process's reading and what it means.
 type Report struct {
 	*proc.Snapshot
+	// Server holds the settings of a bundled server (cmd/server), read
+	// through its control socket; nil for any other process.
+	Server *control.Status `json:"server,omitempty"`
 	// FDRatio is fds over the soft RLIMIT_NOFILE (0 if unknown or unlimited).
 	FDRatio float64 `json:"fd_ratio"`
 	// NprocRatio is uid_processes over the soft RLIMIT_NPROC.
@@ -23,15 +27,26 @@ type Report struct {
 	Diagnosis  string  `json:"diagnosis"`
 }
 
-// New derives the report of s.
-func New(s *proc.Snapshot) *Report {
-	r := &Report{Snapshot: s}
+// New derives the report of s; srv is the process's bundled-server
+// status, or nil.
+func New(s *proc.Snapshot, srv *control.Status) *Report {
+	r := &Report{Snapshot: s, Server: srv}
 	if s.FDs != nil {
 		r.FDRatio = ratio(uint64(*s.FDs), s.FDSoftLimit)
 	}
 	r.NprocRatio = ratio(uint64(s.UIDProcesses), s.NprocSoftLimit)
-	r.Diagnosis = Diagnose(s) + r.limitWarnings()
+	r.Diagnosis = Diagnose(s, srv) + r.connAdvice() + r.limitWarnings()
 	return r
+}
+
+// connAdvice names the bundled server's switch for the descriptors it
+// keeps on purpose.
+func (r *Report) connAdvice() string {
+	if r.Server == nil || r.Server.CloseConn || r.Server.HeldConns == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; it keeps its copy of every connection (%d held, close-conn off), so clients' sockets stay in CLOSE_WAIT: zombiewatch ctl --pid %d close-conn=on",
+		r.Server.HeldConns, r.PID)
 }
 
 // nearLimit is the share of a limit from which the diagnosis warns.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/zombiewatch/zombiewatch/internal/control"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
@@ -38,7 +39,7 @@ func fixtureReport(t *testing.T, tree string) *Report {
 	for i := range s.ZombieList {
 		s.ZombieList[i].UID, s.ZombieList[i].User = &s.UID, s.User
 	}
-	return New(s)
+	return New(s, nil)
 }
 
 func golden(t *testing.T, name string, got []byte) {
@@ -96,24 +97,29 @@ func TestDiagnose(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		s    *proc.Snapshot
+		srv  *control.Status
 		want string
 	}{
-		{"none", &proc.Snapshot{PID: 5, ZombieList: []proc.Zombie{}}, "pid 5 holds no zombies"},
-		{"descendants only", &proc.Snapshot{PID: 5, DescendantZombies: 2, ZombieList: []proc.Zombie{{PID: 9, PPID: 7}, {PID: 10, PPID: 7}}},
+		{"none", &proc.Snapshot{PID: 5, ZombieList: []proc.Zombie{}}, nil, "pid 5 holds no zombies"},
+		{"descendants only", &proc.Snapshot{PID: 5, DescendantZombies: 2, ZombieList: []proc.Zombie{{PID: 9, PPID: 7}, {PID: 10, PPID: 7}}}, nil,
 			"pid 5 holds no zombies itself; its descendants hold 2 (the oldest under pid 7: zombiewatch --pid 7)"},
-		{"default", zombies(proc.Snapshot{Sigchld: proc.SigchldDefault}),
+		{"default", zombies(proc.Snapshot{Sigchld: proc.SigchldDefault}), nil,
 			"pid 812 holds 140 zombies, the oldest 3m05s old; it does not catch SIGCHLD and does not call wait: add a reaper or ignore SIGCHLD"},
-		{"caught", zombies(proc.Snapshot{Sigchld: proc.SigchldCaught}), "it catches SIGCHLD but does not wait for every child"},
-		{"blocked", zombies(proc.Snapshot{Sigchld: proc.SigchldCaught, SigchldBlocked: true}), "it blocks SIGCHLD"},
-		{"ignored", zombies(proc.Snapshot{Sigchld: proc.SigchldIgnored}), "it ignores SIGCHLD"},
-		{"stopped", func() *proc.Snapshot { s := zombies(proc.Snapshot{}); s.State = "T"; return s }(), "it is stopped (state T) and cannot reap until it runs: kill -CONT 812"},
-		{"container init", zombies(proc.Snapshot{NamespaceInit: true, AdoptedZombies: 3}),
+		{"caught", zombies(proc.Snapshot{Sigchld: proc.SigchldCaught}), nil, "it catches SIGCHLD but does not wait for every child"},
+		{"blocked", zombies(proc.Snapshot{Sigchld: proc.SigchldCaught, SigchldBlocked: true}), nil, "it blocks SIGCHLD"},
+		{"ignored", zombies(proc.Snapshot{Sigchld: proc.SigchldIgnored}), nil, "it ignores SIGCHLD"},
+		{"stopped", func() *proc.Snapshot { s := zombies(proc.Snapshot{}); s.State = "T"; return s }(), nil, "it is stopped (state T) and cannot reap until it runs: kill -CONT 812"},
+		{"container init", zombies(proc.Snapshot{NamespaceInit: true, AdoptedZombies: 3}), nil,
 			"it is PID 1 of its pid namespace and inherits every orphan (3 of these it adopted)"},
-		{"subreaper", zombies(proc.Snapshot{Zombies: 2, AdoptedZombies: 2, Sigchld: proc.SigchldCaught}), "they are orphans it adopted as a subreaper"},
-		{"one", zombies(proc.Snapshot{Zombies: 1}), "pid 812 holds 1 zombie, the oldest"},
+		{"subreaper", zombies(proc.Snapshot{Zombies: 2, AdoptedZombies: 2, Sigchld: proc.SigchldCaught}), nil, "they are orphans it adopted as a subreaper"},
+		{"one", zombies(proc.Snapshot{Zombies: 1}), nil, "pid 812 holds 1 zombie, the oldest"},
+		{"server reaper off", zombies(proc.Snapshot{Sigchld: proc.SigchldCaught}), &control.Status{Settings: control.Settings{Reaper: control.ReaperOff}},
+			"it is the bundled server with its reaper off, so nobody waits for a finished child: zombiewatch ctl --pid 812 reaper=loop"},
+		{"server reaper wait", zombies(proc.Snapshot{Sigchld: proc.SigchldCaught}), &control.Status{Settings: control.Settings{Reaper: control.ReaperWait}},
+			"waiting once per SIGCHLD, and signals coalesce"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := Diagnose(tc.s); !strings.Contains(got, tc.want) {
+			if got := Diagnose(tc.s, tc.srv); !strings.Contains(got, tc.want) {
 				t.Errorf("Diagnose = %q, want it to contain %q", got, tc.want)
 			}
 		})

@@ -75,6 +75,10 @@ func Table(out io.Writer, r *Report) error {
 		{"processes", strconv.Itoa(s.UIDProcesses), limits(s.NprocSoftLimit, s.NprocHardLimit), percent(r.NprocRatio, s.NprocSoftLimit), nprocDetail(s)},
 		{"SIGCHLD", string(s.Sigchld), "", "", sigchldDetail(s)},
 	}
+	if srv := r.Server; srv != nil {
+		rows = append(rows, []string{"server", "reaper=" + string(srv.Reaper), "", "",
+			fmt.Sprintf("close-conn=%t, %d connection copies held, %d spawned, %d reaped", srv.CloseConn, srv.HeldConns, srv.Spawned, srv.Reaped)})
+	}
 	if err := t.Bulk(rows); err != nil {
 		return err
 	}

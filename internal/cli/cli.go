@@ -1,0 +1,89 @@
+// Package cli holds what the project's commands share about speaking to
+// people: how errors are worded and which exit code each kind gets.
+//
+// The rules, in one place:
+//
+//   - One line on stderr, nothing on stdout: "PROG: " then what failed,
+//     lower case, no trailing period, naming the pid, path or flag.
+//   - A permission problem says so and what would fix it; it never shows as 0.
+//   - Exit codes: 0 done, 1 runtime error, 2 usage error (bad flag or
+//     argument: with a "see PROG -h" hint), 3 a threshold the user set
+//     was exceeded (zombiewatch --max-zombies, --max-fd-ratio).
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Exit codes.
+const (
+	ExitOK        = 0
+	ExitRuntime   = 1
+	ExitUsage     = 2
+	ExitThreshold = 3
+)
+
+// UsageError is a mistake in the command line.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// Usagef makes a UsageError.
+func Usagef(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// ThresholdError: the reading crossed a limit the user set; the output was
+// printed in full before it.
+type ThresholdError struct{ Msg string }
+
+func (e *ThresholdError) Error() string { return e.Msg }
+
+// ErrHelp: help or the version was asked for and printed; exit 0.
+var ErrHelp = errors.New("help")
+
+// ExitCode prints err for prog as the rules say and returns the exit code.
+func ExitCode(prog string, err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, ErrHelp) {
+		return ExitOK
+	}
+	var usage *UsageError
+	var threshold *ThresholdError
+	switch {
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "%s: %v (see %s -h)\n", prog, err, prog)
+		return ExitUsage
+	case errors.As(err, &threshold):
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return ExitThreshold
+	default:
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return ExitRuntime
+	}
+}
+
+// Parse parses args with fs, which must not print: a bad flag becomes a
+// UsageError, -h prints help to stdout and gives ErrHelp.
+func Parse(fs *flag.FlagSet, args []string, stdout io.Writer, help string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, help)
+			return ErrHelp
+		}
+		return &UsageError{Msg: err.Error()}
+	}
+	return nil
+}
+
+// Manual is a doc.go's package comment without its comment markers, for
+// -h: the manual lives once.
+func Manual(docSource string) string {
+	_, text, _ := strings.Cut(docSource, "/*\n")
+	text, _, _ = strings.Cut(text, "*/")
+	return text
+}

@@ -1,0 +1,104 @@
+package server
+
+import (
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/zombiewatch/zombiewatch/internal/control"
+)
+
+// reaper handles each SIGCHLD notification as the current mode says.
+// Notifications coalesce (100 children exiting at once gave 7-29 here), so
+// only the loop mode reaps them all.
+func (s *Server) reaper() {
+	for range s.sigch {
+		switch s.reaperMode() {
+		case control.ReaperWait:
+			s.reapOne()
+		case control.ReaperLoop, control.ReaperIgnore:
+			s.reapAll()
+		}
+	}
+}
+
+func (s *Server) reaperMode() control.Reaper {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.settings.Reaper
+}
+
+// enterReaper makes mode effective. Every reaping mode first collects the
+// zombies already there.
+func (s *Server) enterReaper(mode control.Reaper) {
+	switch mode {
+	case control.ReaperIgnore:
+		// SIG_IGN: the kernel reaps children that exit from now on;
+		// it does not collect those already zombies.
+		signal.Ignore(syscall.SIGCHLD)
+		s.reapAll()
+	case control.ReaperWait, control.ReaperLoop:
+		s.reapAll()
+	}
+}
+
+// leaveReaper undoes what enterReaper set.
+func (s *Server) leaveReaper(mode control.Reaper) {
+	if mode == control.ReaperIgnore {
+		signal.Notify(s.sigch, syscall.SIGCHLD)
+	}
+}
+
+// reapOne is the seed's one wait per signal (webserver3e/3f).
+func (s *Server) reapOne() {
+	var ws unix.WaitStatus
+	if pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); err == nil && pid > 0 {
+		s.noteReaped(pid, ws)
+	}
+}
+
+// reapAll waits until nothing is left to wait for (webserver3g).
+func (s *Server) reapAll() {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return
+		}
+		s.noteReaped(pid, ws)
+	}
+}
+
+func (s *Server) noteReaped(pid int, ws unix.WaitStatus) {
+	s.mu.Lock()
+	s.stats.Reaped++
+	if start, ok := s.spawned[pid]; ok {
+		delete(s.spawned, pid)
+		lat := time.Since(start)
+		if len(s.reapLat) < latRing {
+			s.reapLat = append(s.reapLat, lat)
+		} else {
+			s.reapLat[s.latNext] = lat
+			s.latNext = (s.latNext + 1) % latRing
+		}
+	}
+	s.mu.Unlock()
+	s.log.Debug("reaped", "pid", pid, "status", waitString(ws))
+}
+
+func waitString(ws unix.WaitStatus) string {
+	switch {
+	case ws.Exited():
+		return "exit " + strconv.Itoa(ws.ExitStatus())
+	case ws.Signaled():
+		return "killed by " + unix.SignalName(ws.Signal())
+	default:
+		return "status " + strconv.Itoa(int(ws))
+	}
+}

@@ -1,0 +1,427 @@
+// Package server is the bundled forking HTTP server: a Go port of the
+// concurrent server of Ruslan Spivak's "Let's Build A Web Server, Part 3"
+// (webserver3c-3g), made to show each of its lessons on demand.
+//
+// The parent accepts connections and hands each to a new child process, its
+// own binary re-executed with the connection as fd 3 (Go cannot fork without
+// exec). How the parent collects finished children (the Reaper) and whether
+// it closes its copy of each connection can be switched while it runs,
+// through package control. Configured right it is a robust server: it
+// survives running out of processes or descriptors, and shuts down leaving
+// no child behind.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/zombiewatch/zombiewatch/internal/control"
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+)
+
+// Config is the server's configuration. Reaper and CloseConn are only the
+// starting values: control switches them live.
+type Config struct {
+	Addr      string
+	Reaper    control.Reaper
+	CloseConn bool
+	// Child is how each child is run; see ChildConfig.
+	Child ChildConfig
+	// Grace is how long shutdown waits for children before killing them.
+	Grace time.Duration
+	// NoFile and NProc, when above 0, set RLIMIT_NOFILE and RLIMIT_NPROC
+	// (soft and hard) at start, as `ulimit -n` and `ulimit -u` would. Go
+	// raises its soft fd limit to the hard one at start-up, so a shell's
+	// ulimit -n alone does not limit a Go server.
+	NoFile, NProc uint64
+	// ChildArgs are the arguments that make this binary serve one child
+	// connection on fd 3.
+	ChildArgs []string
+	Log       *slog.Logger
+}
+
+// Server is a running parent.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	self    string
+	ln      *net.TCPListener
+	ctl     *net.UnixListener
+	devnull *os.File
+	spare   *os.File // released on EMFILE to accept and shed one connection
+	sigch   chan os.Signal
+
+	mu       sync.Mutex
+	settings control.Settings
+	held     []net.Conn
+	spawned  map[int]time.Time // children not yet waited for, by pid
+	reapLat  []time.Duration   // ring of recent spawn-to-reaped latencies
+	latNext  int
+	stats    control.Status
+}
+
+const latRing = 4096
+
+// Listen sets the limits and opens the listener and the control socket;
+// Serve then runs the server.
+func Listen(cfg Config) (*Server, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := setLimit(unix.RLIMIT_NOFILE, cfg.NoFile); err != nil {
+		return nil, fmt.Errorf("set RLIMIT_NOFILE %d: %w", cfg.NoFile, err)
+	}
+	if err := setLimit(unix.RLIMIT_NPROC, cfg.NProc); err != nil {
+		return nil, fmt.Errorf("set RLIMIT_NPROC %d: %w", cfg.NProc, err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Log, self: self,
+		settings: control.Settings{Reaper: cfg.Reaper, CloseConn: cfg.CloseConn},
+		spawned:  make(map[int]time.Time),
+		sigch:    make(chan os.Signal, 64),
+	}
+	if s.devnull, err = os.Open(os.DevNull); err != nil {
+		return nil, err
+	}
+	if s.spare, err = os.Open(os.DevNull); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		s.devnull.Close()
+		s.spare.Close()
+		return nil, err
+	}
+	s.ln = ln.(*net.TCPListener)
+	if s.ctl, err = control.Listen(os.Getpid()); err != nil {
+		s.ln.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func setLimit(resource int, n uint64) error {
+	if n == 0 {
+		return nil
+	}
+	return unix.Setrlimit(resource, &unix.Rlimit{Cur: n, Max: n})
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve accepts until ctx is done, then shuts down: stop accepting, wait up
+// to Grace for the children, kill the rest, reap every one.
+func (s *Server) Serve(ctx context.Context) error {
+	s.log.Info("listening", "addr", s.Addr(), "pid", os.Getpid(), "reaper", s.cfg.Reaper,
+		"close_conn", s.cfg.CloseConn, "control", control.Addr(os.Getpid()))
+	signal.Notify(s.sigch, syscall.SIGCHLD)
+	s.enterReaper(s.cfg.Reaper)
+	reaperDone := make(chan struct{})
+	go func() { s.reaper(); close(reaperDone) }()
+	go control.Serve(s.ctl, os.Getuid(), s)
+
+	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
+	defer stop()
+	s.acceptLoop(ctx)
+
+	s.ctl.Close()
+	s.shutdown()
+	signal.Stop(s.sigch)
+	close(s.sigch)
+	<-reaperDone
+	return nil
+}
+
+func (s *Server) acceptLoop(ctx context.Context) {
+	backoff := newBackoff()
+	for {
+		conn, err := s.ln.AcceptTCP()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.count(func(st *control.Status) { st.AcceptErrors++ })
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				s.log.Warn("accept failed: descriptors exhausted; answering 503 to one connection and backing off",
+					"err", err, "errno", errnoName(err), "limit", fdLimit(), "held_conns", s.heldConns())
+				s.shedOne()
+			} else {
+				s.log.Warn("accept failed; backing off", "err", err)
+			}
+			backoff.wait(ctx)
+			continue
+		}
+		if err := s.spawn(conn); err != nil {
+			backoff.wait(ctx)
+			continue
+		}
+		backoff.reset()
+	}
+}
+
+// spawn hands conn to a new child: this binary re-executed, with the
+// connection's descriptor as its fd 3. The fd is passed straight from the
+// connection (no dup), so a kept copy costs the parent exactly one fd.
+func (s *Server) spawn(conn *net.TCPConn) error {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	var pid int
+	var forkErr error
+	err = raw.Control(func(fd uintptr) {
+		attr := &syscall.ProcAttr{
+			Env:   os.Environ(),
+			Files: []uintptr{s.devnull.Fd(), s.devnull.Fd(), os.Stderr.Fd(), fd},
+		}
+		pid, forkErr = syscall.ForkExec(s.self, append([]string{s.self}, s.cfg.ChildArgs...), attr)
+	})
+	if err == nil {
+		err = forkErr
+	}
+	if err != nil {
+		s.count(func(st *control.Status) { st.ForkErrors++ })
+		s.log.Warn("fork failed: answering 503 and backing off", "err", err, "errno", errnoName(err), "meaning", forkMeaning(err))
+		respondDirect(conn, 503, "Service Unavailable", "the server cannot fork a child now: "+forkMeaning(err)+"\n")
+		conn.Close()
+		return err
+	}
+	s.mu.Lock()
+	s.stats.Spawned++
+	if s.settings.Reaper != control.ReaperIgnore {
+		s.spawned[pid] = time.Now()
+	}
+	keep := !s.settings.CloseConn
+	if keep {
+		// The reference is what keeps the fd open: Go closes an
+		// unreferenced connection in a finalizer.
+		s.held = append(s.held, conn)
+	}
+	s.mu.Unlock()
+	if !keep {
+		conn.Close()
+	}
+	return nil
+}
+
+// shedOne frees the spare descriptor to accept one waiting connection,
+// answers it 503 and closes it, then takes the spare back: without it a
+// server out of fds cannot even refuse, and clients hang in the backlog.
+func (s *Server) shedOne() {
+	s.spare.Close()
+	s.ln.SetDeadline(time.Now().Add(10 * time.Millisecond))
+	if conn, err := s.ln.AcceptTCP(); err == nil {
+		respondDirect(conn, 503, "Service Unavailable", "the server is out of file descriptors\n")
+		conn.Close()
+	}
+	s.ln.SetDeadline(time.Time{})
+	if spare, err := os.Open(os.DevNull); err == nil {
+		s.spare = spare
+	}
+}
+
+// respondDirect answers from the parent, never blocking it for long.
+func respondDirect(conn net.Conn, code int, reason, body string) {
+	conn.SetWriteDeadline(time.Now().Add(time.Second))
+	conn.Write(response(code, reason, body))
+}
+
+// shutdown waits up to Grace for the children to exit, reaping them, then
+// kills the rest and reaps every one, so that no zombie or orphan is left.
+func (s *Server) shutdown() {
+	s.log.Info("shutting down: waiting for children", "grace", s.cfg.Grace)
+	deadline := time.Now().Add(s.cfg.Grace)
+	for time.Now().Before(deadline) {
+		s.reapAll()
+		if !hasChildren() {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if hasChildren() {
+		kids := s.children()
+		s.log.Warn("children still running after the grace period: killing them", "count", len(kids))
+		for _, pid := range kids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			break
+		}
+		s.noteReaped(pid, ws)
+	}
+	s.mu.Lock()
+	for _, c := range s.held {
+		c.Close()
+	}
+	s.held = nil
+	s.mu.Unlock()
+	s.log.Info("stopped", "spawned", s.stats.Spawned, "reaped", s.stats.Reaped)
+}
+
+// hasChildren tells whether any child, running or zombie, is left.
+func hasChildren() bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	return err != syscall.ECHILD
+}
+
+// children lists this process's children from /proc (every thread's).
+func (s *Server) children() []int {
+	fs, err := proc.New("/proc")
+	if err != nil {
+		return nil
+	}
+	kids, err := fs.Children(os.Getpid())
+	if err != nil {
+		s.log.Warn("cannot list children", "err", err)
+	}
+	return kids
+}
+
+func (s *Server) count(f func(*control.Status)) {
+	s.mu.Lock()
+	f(&s.stats)
+	s.mu.Unlock()
+}
+
+func (s *Server) heldConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.held)
+}
+
+// Status reports settings and counters (control.Handler).
+func (s *Server) Status() control.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Settings = s.settings
+	st.PID = os.Getpid()
+	st.Addr = s.Addr()
+	st.HeldConns = len(s.held)
+	st.Unreaped = len(s.spawned)
+	if s.settings.Reaper == control.ReaperIgnore {
+		st.Unreaped = -1
+	}
+	lat := slices.Clone(s.reapLat)
+	slices.Sort(lat)
+	st.ReapP50Ms, st.ReapP99Ms = quantileMs(lat, 0.50), quantileMs(lat, 0.99)
+	return st
+}
+
+func quantileMs(sorted []time.Duration, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	d := sorted[int(q*float64(len(sorted)-1))]
+	return float64(d.Microseconds()) / 1000
+}
+
+// Apply switches settings (control.Handler). Switching to a reaping mode
+// reaps the zombies already there; switching close-conn on closes the
+// copies held so far.
+func (s *Server) Apply(req control.Request) (control.Status, error) {
+	s.mu.Lock()
+	old := s.settings
+	if req.Reaper != nil {
+		s.settings.Reaper = *req.Reaper
+	}
+	if req.CloseConn != nil {
+		s.settings.CloseConn = *req.CloseConn
+	}
+	now := s.settings
+	var release []net.Conn
+	if now.CloseConn && !old.CloseConn {
+		release, s.held = s.held, nil
+	}
+	s.mu.Unlock()
+
+	if now.Reaper != old.Reaper {
+		s.log.Info("reaper switched", "from", old.Reaper, "to", now.Reaper)
+		s.leaveReaper(old.Reaper)
+		s.enterReaper(now.Reaper)
+	}
+	if now.CloseConn != old.CloseConn {
+		s.log.Info("close-conn switched", "to", now.CloseConn, "closed_held", len(release))
+	}
+	for _, c := range release {
+		c.Close()
+	}
+	return s.Status(), nil
+}
+
+// Refused logs a peer turned away (control.Handler).
+func (s *Server) Refused(uid, pid int) {
+	s.log.Warn("control: refused a peer: only this server's uid or root may switch it",
+		"peer_uid", uid, "peer_pid", pid, "own_uid", os.Getuid())
+}
+
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{} }
+
+func (b *backoff) reset() { b.d = 0 }
+
+// wait sleeps 10 ms, doubling on each failure in a row up to 1 s.
+func (b *backoff) wait(ctx context.Context) {
+	b.d = min(max(2*b.d, 10*time.Millisecond), time.Second)
+	select {
+	case <-ctx.Done():
+	case <-time.After(b.d):
+	}
+}
+
+func errnoName(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return unix.ErrnoName(errno)
+	}
+	return ""
+}
+
+func forkMeaning(err error) string {
+	switch {
+	case errors.Is(err, syscall.EAGAIN):
+		return fmt.Sprintf("uid %d reached its process limit (RLIMIT_NPROC %s); zombies count against it", os.Getuid(), limitString(unix.RLIMIT_NPROC))
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		return fmt.Sprintf("the server's descriptors are exhausted (RLIMIT_NOFILE %s)", limitString(unix.RLIMIT_NOFILE))
+	case errors.Is(err, syscall.ENOMEM):
+		return "out of memory"
+	default:
+		return err.Error()
+	}
+}
+
+func fdLimit() string { return limitString(unix.RLIMIT_NOFILE) }
+
+func limitString(resource int) string {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(resource, &l); err != nil {
+		return "?"
+	}
+	return proc.Limit(l.Cur).String()
+}
