@@ -188,6 +188,10 @@ func serveOne(conn *net.UnixConn, ownUID int, h Handler) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(2 * time.Second))
 	enc := json.NewEncoder(conn)
+	// Read the request before answering, even a refusal: a reply sent
+	// and closed before the peer wrote would reach it as EPIPE.
+	var req Request
+	decodeErr := json.NewDecoder(bufio.NewReader(conn)).Decode(&req)
 	cred, err := peerCred(conn)
 	if err != nil {
 		enc.Encode(reply{Error: "cannot read peer credentials: " + err.Error()})
@@ -198,9 +202,8 @@ func serveOne(conn *net.UnixConn, ownUID int, h Handler) {
 		enc.Encode(reply{Error: fmt.Sprintf("uid %d may not control this server: only uid %d or root", cred.Uid, ownUID)})
 		return
 	}
-	var req Request
-	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
-		enc.Encode(reply{Error: "bad request: " + err.Error()})
+	if decodeErr != nil {
+		enc.Encode(reply{Error: "bad request: " + decodeErr.Error()})
 		return
 	}
 	st, err := h.Apply(req)

@@ -89,6 +89,12 @@ func (s *Server) noteReaped(pid int, ws unix.WaitStatus) {
 		}
 	}
 	s.mu.Unlock()
+	if ws.Signaled() {
+		// A child is never signalled in normal work: it answers and exits.
+		s.log.Warn("child died", "pid", pid, "status", waitString(ws),
+			"hint", "SIGABRT at start-up: near RLIMIT_NPROC, its Go runtime could not create a thread")
+		return
+	}
 	s.log.Debug("reaped", "pid", pid, "status", waitString(ws))
 }
 

@@ -56,6 +56,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	self    string
+	env     []string // the children's environment
 	ln      *net.TCPListener
 	ctl     *net.UnixListener
 	devnull *os.File
@@ -73,6 +74,10 @@ type Server struct {
 
 const latRing = 4096
 
+// reservedThreads is how many OS threads the server starts at once and
+// keeps for later (see reserveThreads).
+const reservedThreads = 8
+
 // Listen sets the limits and opens the listener and the control socket;
 // Serve then runs the server.
 func Listen(cfg Config) (*Server, error) {
@@ -89,11 +94,15 @@ func Listen(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	reserveThreads(reservedThreads)
 	s := &Server{
 		cfg: cfg, log: cfg.Log, self: self,
 		settings: control.Settings{Reaper: cfg.Reaper, CloseConn: cfg.CloseConn},
-		spawned:  make(map[int]time.Time),
-		sigch:    make(chan os.Signal, 64),
+		// One connection per child: one P keeps a child's runtime to the
+		// fewest threads, which matters near RLIMIT_NPROC.
+		env:     append(os.Environ(), "GOMAXPROCS=1"),
+		spawned: make(map[int]time.Time),
+		sigch:   make(chan os.Signal, 64),
 	}
 	if s.devnull, err = os.Open(os.DevNull); err != nil {
 		return nil, err
@@ -188,7 +197,7 @@ func (s *Server) spawn(conn *net.TCPConn) error {
 	var forkErr error
 	err = raw.Control(func(fd uintptr) {
 		attr := &syscall.ProcAttr{
-			Env:   os.Environ(),
+			Env:   s.env,
 			Files: []uintptr{s.devnull.Fd(), s.devnull.Fd(), os.Stderr.Fd(), fd},
 		}
 		pid, forkErr = syscall.ForkExec(s.self, append([]string{s.self}, s.cfg.ChildArgs...), attr)

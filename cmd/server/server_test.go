@@ -1,0 +1,556 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zombiewatch/zombiewatch/internal/control"
+	"github.com/zombiewatch/zombiewatch/internal/load"
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+	"github.com/zombiewatch/zombiewatch/internal/zombietest"
+)
+
+// The test binary is also the server (and so each server's children): with
+// SERVER_TEST_RUN set it runs main's run with its arguments.
+func TestMain(m *testing.M) {
+	switch {
+	case os.Getenv("SERVER_TEST_RUN") != "":
+		main()
+	case os.Getenv("SERVER_TEST_CTL") != "":
+		pid, _ := strconv.Atoi(os.Getenv("SERVER_TEST_CTL"))
+		off := control.ReaperOff
+		_, err := control.Call(pid, control.Request{Reaper: &off}, 2*time.Second)
+		if err != nil {
+			os.Stdout.WriteString(err.Error())
+		}
+		os.Exit(0)
+	}
+	zombietest.Main(m)
+}
+
+// syncBuffer collects a server's log.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type testServer struct {
+	cmd  *exec.Cmd
+	pid  int
+	addr string
+	log  *syncBuffer
+	done chan error
+}
+
+// startServer runs a server on a free loopback port and waits until its
+// control socket answers. Cleanup stops it with SIGTERM and reaps it.
+func startServer(t *testing.T, bin string, cred *syscall.Credential, args ...string) *testServer {
+	t.Helper()
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, append([]string{"--addr", "127.0.0.1:0", "--log-level", "debug"}, args...)...)
+	cmd.Env = append(os.Environ(), "SERVER_TEST_RUN=1")
+	s := &testServer{cmd: cmd, log: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = s.log
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.pid = cmd.Process.Pid
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-s.done
+		}
+		zombietest.ReapAll()
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.log.String())
+		}
+	})
+	st := waitFor(t, 10*time.Second, "the control socket", func() (*control.Status, bool) {
+		st, err := control.Call(s.pid, control.Request{}, time.Second)
+		return st, err == nil
+	})
+	s.addr = st.Addr
+	return s
+}
+
+// waitFor polls cond every 10 ms until it holds or the time is up.
+func waitFor[T any](t *testing.T, limit time.Duration, what string, cond func() (T, bool)) T {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		v, ok := cond()
+		if ok {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s (last: %+v)", limit, what, v)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (s *testServer) set(t *testing.T, args ...string) *control.Status {
+	t.Helper()
+	req, err := control.ParseRequest(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := control.Call(s.pid, req, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func (s *testServer) snapshot(t *testing.T) *proc.Snapshot {
+	t.Helper()
+	fs, err := proc.New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := fs.Snapshot(s.pid, proc.Options{FDTypes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// settled waits until every child has finished (alive children: 0) and
+// the fd count holds still (a control connection just answered may not
+// be closed yet), and returns the snapshot then.
+func (s *testServer) settled(t *testing.T) *proc.Snapshot {
+	t.Helper()
+	last := -1
+	return waitFor(t, 10*time.Second, "every child to finish and fds to settle", func() (*proc.Snapshot, bool) {
+		snap := s.snapshot(t)
+		stable := *snap.FDs == last
+		last = *snap.FDs
+		if !stable {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return snap, stable && snap.Children == snap.Zombies
+	})
+}
+
+// logged waits until the server's log holds every one of texts.
+func (s *testServer) logged(t *testing.T, texts ...string) {
+	t.Helper()
+	waitFor(t, 2*time.Second, fmt.Sprintf("%q in the server's log", texts), func() (string, bool) {
+		log := s.log.String()
+		for _, text := range texts {
+			if !strings.Contains(log, text) {
+				return "", false
+			}
+		}
+		return "", true
+	})
+}
+
+func (s *testServer) load(t *testing.T, clients, conns int) load.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return load.Run(ctx, load.Config{Addr: s.addr, Clients: clients, Conns: conns, Timeout: 10 * time.Second})
+}
+
+func psZombies(t *testing.T, ppid int) int {
+	t.Helper()
+	out, err := exec.Command("ps", "-o", "stat=", "--ppid", strconv.Itoa(ppid)).Output()
+	var exitErr *exec.ExitError
+	if err != nil && !(errors.As(err, &exitErr) && exitErr.ExitCode() == 1) {
+		t.Fatalf("ps: %v", err)
+	}
+	return strings.Count(string(out), "Z")
+}
+
+func TestReaperOffThenLoop(t *testing.T) {
+	if _, err := exec.LookPath("ps"); err != nil {
+		t.Skip("ps (procps) not installed: .ci/run installs it")
+	}
+	s := startServer(t, "", nil, "--reaper", "off")
+	const n = 25
+	if res := s.load(t, 1, n); res.OK() != n {
+		t.Fatalf("load: %v", res)
+	}
+	snap := s.settled(t)
+	if snap.Zombies != n || psZombies(t, s.pid) != n {
+		t.Fatalf("reaper off, %d requests: zombiewatch counts %d zombies, ps %d; want %d", n, snap.Zombies, psZombies(t, s.pid), n)
+	}
+
+	start := time.Now()
+	s.set(t, "reaper=loop")
+	waitFor(t, time.Second, "zombies to reach 0 after reaper=loop", func() (int, bool) {
+		z := s.snapshot(t).Zombies
+		return z, z == 0
+	})
+	t.Logf("reaper off: %d requests left %d zombies (ps agrees); reaper=loop cleared them in %s", n, n, time.Since(start).Round(time.Millisecond))
+}
+
+// TestWaitModeLosesZombiesInABurst: children that exit together raise
+// fewer SIGCHLD notifications than there are children, so one wait per
+// notification leaves zombies; the loop leaves none.
+func TestWaitModeLosesZombiesInABurst(t *testing.T) {
+	const burst = 100
+	results := map[control.Reaper]int{}
+	for _, mode := range []control.Reaper{control.ReaperWait, control.ReaperLoop} {
+		s := startServer(t, "", nil, "--reaper", string(mode), "--hold", "300ms")
+		if res := s.load(t, burst, 1); res.OK() != burst {
+			t.Fatalf("%s: load: %v", mode, res)
+		}
+		snap := s.settled(t)
+		st := s.set(t) // read only
+		results[mode] = snap.Zombies
+		t.Logf("reaper=%s: %d children exiting together left %d zombies (reaped %d)", mode, burst, snap.Zombies, st.Reaped)
+	}
+	if results[control.ReaperWait] == 0 {
+		t.Errorf("reaper=wait left no zombie after a burst of %d: the notifications did not coalesce", burst)
+	}
+	if results[control.ReaperLoop] != 0 {
+		t.Errorf("reaper=loop left %d zombies after a burst, want 0", results[control.ReaperLoop])
+	}
+}
+
+func TestCloseConnOffLeaksOneSocketPerRequest(t *testing.T) {
+	s := startServer(t, "", nil, "--close-conn=false")
+	before := s.settled(t)
+	const n = 20
+	if res := s.load(t, 1, n); res.OK() != n {
+		t.Fatalf("load: %v", res)
+	}
+	after := s.settled(t)
+	if *after.FDs != *before.FDs+n || after.FDTypes["socket"] != before.FDTypes["socket"]+n {
+		t.Errorf("close-conn off, %d requests: fds %d -> %d, sockets %d -> %d; want +%d each",
+			n, *before.FDs, *after.FDs, before.FDTypes["socket"], after.FDTypes["socket"], n)
+	}
+	if st := s.set(t); st.HeldConns != n {
+		t.Errorf("server holds %d connection copies, want %d", st.HeldConns, n)
+	}
+
+	// Switching it on closes the copies held so far; then fds stay flat.
+	s.set(t, "close-conn=on")
+	flat := waitFor(t, 2*time.Second, "fds back to the start", func() (int, bool) {
+		n := *s.snapshot(t).FDs
+		return n, n == *before.FDs
+	})
+	if res := s.load(t, 1, n); res.OK() != n {
+		t.Fatalf("load: %v", res)
+	}
+	if got := *s.settled(t).FDs; got != flat {
+		t.Errorf("close-conn on, %d requests: fds %d -> %d, want flat", n, flat, got)
+	}
+}
+
+func Test300SimultaneousConnections(t *testing.T) {
+	s := startServer(t, "", nil)
+	res := s.load(t, 300, 1)
+	if res.OK() != 300 {
+		t.Fatalf("300 simultaneous connections: %v", res)
+	}
+	snap := waitFor(t, 5*time.Second, "every child reaped", func() (*proc.Snapshot, bool) {
+		snap := s.snapshot(t)
+		return snap, snap.Children == 0
+	})
+	if snap.Zombies != 0 {
+		t.Errorf("%d zombies after 300 connections with reaper=loop", snap.Zombies)
+	}
+	t.Logf("300 simultaneous: %v", res)
+}
+
+func TestBadRequests(t *testing.T) {
+	s := startServer(t, "", nil, "--read-timeout", "300ms", "--max-header-bytes", "1024")
+	for _, tc := range []struct {
+		name, send string
+		want       string
+	}{
+		{"good", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK"},
+		{"malformed", "HELLO\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+		{"oversize header", "GET / HTTP/1.1\r\nX-Big: " + strings.Repeat("a", 4000) + "\r\n\r\n", "HTTP/1.1 431 Request Header Fields Too Large"},
+		{"silent client", "", "HTTP/1.1 408 Request Timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", s.addr, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(conn, tc.send)
+			line, err := bufio.NewReader(conn).ReadString('\n')
+			if err != nil {
+				t.Fatalf("no response: %v", err)
+			}
+			if strings.TrimSpace(line) != tc.want {
+				t.Errorf("status line %q, want %q", strings.TrimSpace(line), tc.want)
+			}
+		})
+	}
+	// The parent kept serving throughout.
+	if res := s.load(t, 1, 5); res.OK() != 5 {
+		t.Errorf("after bad requests: %v", res)
+	}
+}
+
+// TestSIGTERMLeavesNothing: children still holding are waited for within
+// the grace period, and killed past it; none is left, zombie or orphan.
+func TestSIGTERMLeavesNothing(t *testing.T) {
+	for _, tc := range []struct{ hold, grace string }{
+		{"300ms", "5s"},  // they finish within the grace period
+		{"30s", "200ms"}, // they are killed
+	} {
+		t.Run("hold "+tc.hold+" grace "+tc.grace, func(t *testing.T) {
+			s := startServer(t, "", nil, "--hold", tc.hold, "--grace", tc.grace)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go load.Run(ctx, load.Config{Addr: s.addr, Clients: 10, Conns: 1, Timeout: 5 * time.Second})
+			kids := waitFor(t, 5*time.Second, "10 children holding", func() ([]int, bool) {
+				fs, _ := proc.New("/proc")
+				kids, _ := fs.Children(s.pid)
+				return kids, len(kids) == 10
+			})
+			start := time.Now()
+			s.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case err := <-s.done:
+				s.done <- err
+				if err != nil {
+					t.Fatalf("server exited with %v, want 0", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("server still running 10s after SIGTERM")
+			}
+			for _, kid := range kids {
+				if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(kid))); err == nil {
+					t.Errorf("child %d still exists after the server stopped", kid)
+				}
+			}
+			t.Logf("stopped in %s", time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
+// nobodyBinary copies the test binary where uid nobody may run it.
+func nobodyBinary(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a process as nobody")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "server-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "server.test")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+var nobody = &syscall.Credential{Uid: 65534, Gid: 65534}
+
+func TestCtlFromAnotherUIDIsRefused(t *testing.T) {
+	bin := nobodyBinary(t)
+	s := startServer(t, "", nil, "--reaper", "loop")
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"SERVER_TEST_CTL=" + strconv.Itoa(s.pid)}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: nobody}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ctl as nobody: %v", err)
+	}
+	if !strings.Contains(string(out), "uid 65534 may not control this server") {
+		t.Errorf("ctl as nobody said %q, want a refusal", out)
+	}
+	if st := s.set(t); st.Reaper != control.ReaperLoop {
+		t.Errorf("reaper is %s after a refused request, want loop", st.Reaper)
+	}
+	s.logged(t, "refused a peer", "peer_uid=65534")
+}
+
+// TestOutOfDescriptors is the seed's ulimit -n experiment: with the parent
+// keeping every connection, fds run out; the server answers 503, logs
+// EMFILE, keeps serving, and recovers once close-conn is switched on.
+func TestOutOfDescriptors(t *testing.T) {
+	const limit = 64
+	s := startServer(t, "", nil, "--nofile", strconv.Itoa(limit), "--close-conn=false")
+	s.settled(t)
+	// RLIMIT_NOFILE bounds descriptor numbers, not the count: a stray
+	// high-numbered fd inherited from the environment takes no slot.
+	low := lowFDs(t, s.pid, limit)
+	// Each request keeps one socket. A request needs a slot for its
+	// connection and two more, for a moment, for the pipe through which
+	// fork reports exec errors: the first 503 comes when they do not fit.
+	predicted := limit - low - 2
+	ok := 0
+	for i := 0; i < limit; i++ {
+		res := s.load(t, 1, 1)
+		if res.OK() == 1 {
+			ok++
+			continue
+		}
+		if res.Status[503] != 1 {
+			t.Fatalf("request %d: %v, want 503 once fds run out", i+1, res)
+		}
+		break
+	}
+	t.Logf("fds below %d at start: %d; %d requests answered before the first 503 (predicted %d)", limit, low, ok, predicted)
+	if ok != predicted {
+		t.Errorf("%d requests answered before fds ran out, predicted %d", ok, predicted)
+	}
+	s.logged(t, "errno=EMFILE", "the server's descriptors are exhausted (RLIMIT_NOFILE 64)")
+	s.set(t, "close-conn=on")
+	if res := s.load(t, 1, 20); res.OK() != 20 {
+		t.Errorf("after close-conn=on: %v, want 20 answered", res)
+	}
+}
+
+// lowFDs counts pid's descriptors numbered below limit.
+func lowFDs(t *testing.T, pid, limit int) int {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd < limit {
+			n++
+		}
+	}
+	return n
+}
+
+// TestOutOfProcesses is the seed's ulimit -u experiment: zombies count
+// against the uid's process limit, so with the reaper off fork fails with
+// EAGAIN exactly when the uid's processes and threads reach the limit;
+// the server answers 503, keeps serving, and recovers once it reaps. Root
+// ignores RLIMIT_NPROC, so the server runs as nobody.
+//
+// Just below the limit a fork can succeed and the child's Go runtime then
+// fail to create its threads: that child dies and its one connection is
+// dropped (counted here), while the parent keeps serving.
+func TestOutOfProcesses(t *testing.T) {
+	if raceEnabled {
+		t.Skip("under -race every child carries the race detector's threads, so the uid's task count is not the server's; .ci/run runs this test without -race")
+	}
+	bin := nobodyBinary(t)
+	const limit = 40
+	s := startServer(t, bin, nobody, "--nproc", strconv.Itoa(limit), "--reaper", "off")
+	start := s.settled(t).UIDProcesses
+	if start >= limit-5 {
+		t.Skipf("uid nobody already runs %d tasks here; the limit %d leaves no room", start, limit)
+	}
+	ok, dropped := 0, 0
+	for i := 0; ; i++ {
+		if i == limit {
+			t.Fatalf("no 503 after %d requests (%d answered, %d dropped)", i, ok, dropped)
+		}
+		res := s.load(t, 1, 1)
+		if res.OK() == 1 {
+			ok++
+			continue
+		}
+		if res.Status[503] == 1 {
+			break
+		}
+		dropped++
+	}
+	snap := s.settled(t)
+	t.Logf("uid nobody: %d tasks at start, limit %d: %d requests answered, %d dropped (a child could not start its threads), then fork failed with EAGAIN at %d tasks (%d zombies)",
+		start, limit, ok, dropped, snap.UIDProcesses, snap.Zombies)
+	if snap.UIDProcesses != limit || snap.Zombies != ok+dropped {
+		t.Errorf("fork failed with %d tasks of uid nobody and %d zombies; want the limit %d and %d", snap.UIDProcesses, snap.Zombies, limit, ok+dropped)
+	}
+	s.logged(t, "errno=EAGAIN", "zombies count against it")
+	s.set(t, "reaper=loop")
+	if res := s.load(t, 1, 20); res.OK() != 20 {
+		t.Errorf("after reaper=loop: %v, want 20 answered", res)
+	}
+}
+
+// BenchmarkServer reports connections per second and spawn-to-reaped
+// latency per reaper mode, under 8 concurrent clients.
+func BenchmarkServer(b *testing.B) {
+	for _, mode := range []control.Reaper{control.ReaperLoop, control.ReaperWait, control.ReaperIgnore} {
+		b.Run("reaper="+string(mode), func(b *testing.B) {
+			self, _ := os.Executable()
+			cmd := exec.Command(self, "--addr", "127.0.0.1:0", "--reaper", string(mode))
+			cmd.Env = append(os.Environ(), "SERVER_TEST_RUN=1")
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+			var st *control.Status
+			for i := 0; i < 500; i++ {
+				var err error
+				if st, err = control.Call(cmd.Process.Pid, control.Request{}, time.Second); err == nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if st == nil {
+				b.Fatal("server did not start")
+			}
+			b.ResetTimer()
+			res := load.Run(context.Background(), load.Config{Addr: st.Addr, Clients: 8, Conns: max(b.N/8, 1), Timeout: 10 * time.Second})
+			b.StopTimer()
+			if res.OK() != res.Conns {
+				b.Fatalf("load: %v", res)
+			}
+			st, _ = control.Call(cmd.Process.Pid, control.Request{}, time.Second)
+			b.ReportMetric(float64(res.Conns)/res.Elapsed.Seconds(), "conns/s")
+			b.ReportMetric(float64(res.P50.Microseconds())/1000, "req-p50-ms")
+			if mode != control.ReaperIgnore {
+				b.ReportMetric(st.ReapP50Ms, "reap-p50-ms")
+				b.ReportMetric(st.ReapP99Ms, "reap-p99-ms")
+			}
+		})
+	}
+}
