@@ -275,6 +275,10 @@ func TestCloseConnOffLeaksOneSocketPerRequest(t *testing.T) {
 	if st := s.set(t); st.HeldConns != n {
 		t.Errorf("server holds %d connection copies, want %d", st.HeldConns, n)
 	}
+	// The clients closed; the parent's copies wait in CLOSE_WAIT.
+	if cw := after.TCPStates["CLOSE_WAIT"]; cw != n {
+		t.Errorf("%d sockets in CLOSE_WAIT, want %d (states %v)", cw, n, after.TCPStates)
+	}
 
 	// Switching it on closes the copies held so far; then fds stay flat.
 	s.set(t, "close-conn=on")

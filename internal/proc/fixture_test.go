@@ -50,7 +50,7 @@ func TestSnapshotFixtures(t *testing.T) {
 				{PID: 202, PPID: 100, Comm: "sh", ExitCode: 137, Exit: "killed by SIGKILL", WaitStatus: 9, AgeSeconds: 4800},
 				{PID: 300, PPID: 203, Comm: "job", ExitCode: 139, Exit: "killed by SIGSEGV (core dumped)", WaitStatus: 0x8b, AgeSeconds: 4000},
 			},
-			FDs: intp(3), FDTypes: map[string]int{"device": 3},
+			FDs: intp(3), FDTypes: map[string]int{"device": 3}, TCPStates: map[string]int{},
 			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
 			UIDProcesses: 8, // 100 with 3 threads, 200, 201, 202, 203, 300
 			Sigchld:      SigchldDefault,
@@ -91,6 +91,8 @@ func TestSnapshotFixtures(t *testing.T) {
 				"anon_inode:eventfd": 1, "anon_inode:eventpoll": 1, "anon_inode:pidfd": 1,
 				"anon_inode:timerfd": 1, "anon_inode:signalfd": 1, "anon_inode:inotify": 1,
 			},
+			// 1004 is not in net/tcp (a unix socket); 9999 is not this process's.
+			TCPStates:   map[string]int{"LISTEN": 1, "ESTABLISHED": 1, "CLOSE_WAIT": 1},
 			FDSoftLimit: 20, FDHardLimit: 4096, NprocSoftLimit: Unlimited, NprocHardLimit: Unlimited,
 			UIDProcesses: 1,
 			Sigchld:      SigchldDefault,

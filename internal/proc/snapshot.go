@@ -38,6 +38,9 @@ type Snapshot struct {
 
 	FDs     *int           `json:"fds"`      // null when the fd directory may not be read
 	FDTypes map[string]int `json:"fd_types"` // null unless asked for
+	// TCPStates counts the TCP sockets among the fds by state
+	// ("CLOSE_WAIT": 398); null unless fd types were asked for.
+	TCPStates map[string]int `json:"tcp_states"`
 
 	FDSoftLimit    Limit `json:"fd_soft_limit"`
 	FDHardLimit    Limit `json:"fd_hard_limit"`
@@ -306,6 +309,13 @@ func (f *FS) readFDs(s *Snapshot, p procfsProc, opt Options) error {
 		return classify(s.PID, f.pidPath(s.PID, "fd"), err)
 	}
 	s.FDTypes = fdTypes(targets)
+	if s.FDTypes[FDSocket] > 0 {
+		if s.TCPStates, err = f.tcpSocketStates(s.PID, targets); err != nil {
+			return classify(s.PID, f.pidPath(s.PID, "net", "tcp"), err)
+		}
+	} else {
+		s.TCPStates = map[string]int{}
+	}
 	return nil
 }
 

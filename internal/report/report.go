@@ -55,6 +55,9 @@ const nearLimit = 0.8
 // limitWarnings adds a sentence for each limit the process is close to.
 func (r *Report) limitWarnings() string {
 	var w string
+	if cw := r.TCPStates["CLOSE_WAIT"]; cw > 0 && r.FDs != nil {
+		w += fmt.Sprintf("; %d of its %d sockets are in CLOSE_WAIT: the peer closed and this process never did", cw, r.FDTypes[proc.FDSocket])
+	}
 	if r.FDRatio >= nearLimit {
 		w += fmt.Sprintf("; its fds are at %.1f%% of the soft limit (%d of %s): find the leak (zombiewatch --pid %d) or raise the limit (ulimit -n, LimitNOFILE=)",
 			r.FDRatio*100, *r.FDs, r.FDSoftLimit, r.PID)

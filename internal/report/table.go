@@ -119,6 +119,10 @@ func fdRow(r *Report) []string {
 	if s.FDs == nil {
 		return []string{"open fds", "?", limits(s.FDSoftLimit, s.FDHardLimit), "", detail}
 	}
+	if len(s.TCPStates) > 0 {
+		detail = strings.Replace(detail, fmt.Sprintf("socket %d", s.FDTypes[proc.FDSocket]),
+			fmt.Sprintf("socket %d (TCP %s)", s.FDTypes[proc.FDSocket], TCPStates(s.TCPStates)), 1)
+	}
 	return []string{"open fds", strconv.Itoa(*s.FDs), limits(s.FDSoftLimit, s.FDHardLimit), percent(r.FDRatio, s.FDSoftLimit), detail}
 }
 
@@ -150,6 +154,15 @@ func FDKinds(types map[string]int) string {
 			part += " (" + strings.Join(sub, ", ") + ")"
 		}
 		parts = append(parts, part)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// TCPStates lists TCP socket states, most first: "CLOSE_WAIT 40, LISTEN 1".
+func TCPStates(states map[string]int) string {
+	parts := make([]string, 0, len(states))
+	for _, k := range byCount(states) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, states[k]))
 	}
 	return strings.Join(parts, ", ")
 }

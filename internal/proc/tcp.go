@@ -1,0 +1,63 @@
+package proc
+
+import (
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/procfs"
+)
+
+// tcpStates names the states of /proc/net/tcp's st column.
+var tcpStates = map[uint64]string{
+	1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+	6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
+}
+
+// tcpSocketStates counts pid's TCP sockets by state, matching the inodes of
+// its socket fds in <root>/PID/net/tcp and tcp6 (the tables of pid's own
+// network namespace). CLOSE_WAIT is the classic leak: the peer closed and
+// this process never did.
+//
+// procfs marks NetTCP deprecated in favour of netlink sock_diag, but netlink
+// answers for the reader's namespace only and cannot read a fixture tree or
+// another --proc-root; the files can.
+func (f *FS) tcpSocketStates(pid int, targets []string) (map[string]int, error) {
+	inodes := make(map[uint64]bool)
+	for _, t := range targets {
+		if ino, ok := strings.CutPrefix(t, "socket:["); ok {
+			if n, err := strconv.ParseUint(strings.TrimSuffix(ino, "]"), 10, 64); err == nil {
+				inodes[n] = true
+			}
+		}
+	}
+	states := make(map[string]int)
+	if len(inodes) == 0 {
+		return states, nil
+	}
+	pfs, err := procfs.NewFS(filepath.Join(f.root, strconv.Itoa(pid)))
+	if err != nil {
+		return nil, err
+	}
+	for _, read := range []func() (procfs.NetTCP, error){pfs.NetTCP, pfs.NetTCP6} {
+		lines, err := read()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // no IPv6, or a fixture without it
+			}
+			return nil, err
+		}
+		for _, l := range lines {
+			if inodes[l.Inode] {
+				name, ok := tcpStates[l.St]
+				if !ok {
+					name = "state " + strconv.FormatUint(l.St, 10)
+				}
+				states[name]++
+			}
+		}
+	}
+	return states, nil
+}
