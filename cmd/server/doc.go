@@ -1,42 +1,5 @@
-/*
-Server is zombiewatch's bundled forking HTTP server: one child process per
-connection, a Go port of the concurrent server in "Let's Build A Web Server,
-Part 3". Its reaper and whether the parent closes its copy of each
-connection can be switched while it runs, with zombiewatch ctl, so zombies
-and leaked descriptors can be watched as they appear and vanish.
-
-Usage:
-
-	server [flags]
-
-Flags:
-
-	--addr ADDR            listen address (default 127.0.0.1:8888; port 0 picks a free one)
-	--reaper MODE          how finished children are collected (default loop):
-	                         off     nobody waits: each finished child stays a zombie (webserver3d)
-	                         wait    one wait per SIGCHLD: bursts leave zombies, signals coalesce (3e/3f)
-	                         loop    waitpid(-1, WNOHANG) until none is left (3g)
-	                         ignore  SIGCHLD set to SIG_IGN: the kernel reaps
-	--close-conn BOOL      the parent closes its copy of each connection (default true);
-	                       false keeps them: sockets pile up in CLOSE_WAIT (webserver3d)
-	--hold DURATION        how long each child stays after answering (default 0)
-	--read-timeout DUR     a client that sends no request is cut off after this (default 5s)
-	--max-header-bytes N   larger request headers get 431 (default 8192)
-	--grace DURATION       on SIGTERM or SIGINT, how long to wait for children (default 5s)
-	--nofile N             set RLIMIT_NOFILE to N, as ulimit -n would (Go ignores the
-	                       shell's soft limit); 0 keeps it
-	--nproc N              set RLIMIT_NPROC to N, as ulimit -u would (not enforced for root)
-	--log-level LEVEL      debug (one line per reaped child), info, warn (default info)
-
-Switch it live:
-
-	zombiewatch ctl --pid PID reaper=off close-conn=off
-
-The control channel is a local abstract Unix socket; only the server's own
-uid or root may use it. On SIGTERM or SIGINT the server stops accepting,
-waits up to --grace for its children, kills the rest and reaps every one:
-it leaves no zombie and no orphan.
-
-Exit codes: 0 stopped cleanly; 1 runtime error (address in use); 2 usage error.
-*/
+// Server is zombiewatch's bundled forking HTTP server: one child process per
+// connection, its reaper and connection closing switchable while it runs
+// (zombiewatch ctl). Its manual is internal/server/manual.txt, printed by
+// server -h; zombiewatch server runs the same server.
 package main

@@ -12,7 +12,7 @@ import (
 	"github.com/zombiewatch/zombiewatch/internal/control"
 )
 
-const ctlHelp = `Usage: zombiewatch ctl --pid PID [reaper=off|wait|loop|ignore] [close-conn=on|off] [--json]
+const ctlHelp = `Usage: zombiewatch ctl --pid PID [reaper=off|wait|loop|ignore] [close-conn=on|off] [hold=DURATION] [--json]
 
 Shows, or switches, the reaper and the connection closing of a running
 bundled server (cmd/server) and prints its settings after the change.
@@ -24,6 +24,7 @@ Only the server's own uid or root may switch it.
   reaper=ignore   SIGCHLD ignored: the kernel reaps
   close-conn=off  the parent keeps its copy of each connection (fds leak)
   close-conn=on   the parent closes its copy (and the copies kept so far)
+  hold=300ms      each new child stays this long after answering
 `
 
 func runCtl(_ context.Context, args []string, stdout io.Writer) error {
@@ -55,8 +56,8 @@ func runCtl(_ context.Context, args []string, stdout io.Writer) error {
 
 // serverLine is a server's settings and counters on one line.
 func serverLine(st *control.Status) string {
-	return fmt.Sprintf("server pid %d on %s: reaper=%s close-conn=%s; spawned %d, reaped %d, held conns %d, fork errors %d, accept errors %d; spawn-to-reaped p50 %.1fms p99 %.1fms",
-		st.PID, st.Addr, st.Reaper, onOff(st.CloseConn), st.Spawned, st.Reaped, st.HeldConns,
+	return fmt.Sprintf("server pid %d on %s: reaper=%s close-conn=%s hold=%s; spawned %d, reaped %d, held conns %d, fork errors %d, accept errors %d; spawn-to-reaped p50 %.1fms p99 %.1fms",
+		st.PID, st.Addr, st.Reaper, onOff(st.CloseConn), st.Hold, st.Spawned, st.Reaped, st.HeldConns,
 		st.ForkErrors, st.AcceptErrors, st.ReapP50Ms, st.ReapP99Ms)
 }
 

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/zombiewatch/zombiewatch/internal/cli"
+	"github.com/zombiewatch/zombiewatch/internal/server"
 )
 
 //go:embed doc.go
@@ -30,8 +31,13 @@ func manual() string { return cli.Manual(docSource) }
 
 // run is zombiewatch: it parses args and runs one subcommand.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "ctl" {
-		return runCtl(ctx, args[1:], stdout)
+	if len(args) > 0 {
+		switch args[0] {
+		case "ctl":
+			return runCtl(ctx, args[1:], stdout)
+		case "server":
+			return server.Main(ctx, args[:1], args[1:], stdout, stderr)
+		}
 	}
 	return runSnapshot(ctx, args, stdout)
 }

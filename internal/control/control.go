@@ -58,6 +58,27 @@ func ParseReaper(s string) (Reaper, error) {
 type Settings struct {
 	Reaper    Reaper `json:"reaper"`
 	CloseConn bool   `json:"close_conn"`
+	// Hold is how long each new child stays after answering.
+	Hold Duration `json:"hold"`
+}
+
+// Duration is a time.Duration that reads and writes as "300ms" in JSON.
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
 }
 
 // Status is the server's settings and counters.
@@ -77,8 +98,9 @@ type Status struct {
 
 // Request asks for a change; nil fields stay as they are.
 type Request struct {
-	Reaper    *Reaper `json:"reaper,omitempty"`
-	CloseConn *bool   `json:"close_conn,omitempty"`
+	Reaper    *Reaper        `json:"reaper,omitempty"`
+	CloseConn *bool          `json:"close_conn,omitempty"`
+	Hold      *time.Duration `json:"hold_ns,omitempty"`
 }
 
 type reply struct {
@@ -86,13 +108,14 @@ type reply struct {
 	Error  string  `json:"error,omitempty"`
 }
 
-// ParseRequest reads "reaper=MODE" and "close-conn=on|off" arguments.
+// ParseRequest reads "reaper=MODE", "close-conn=on|off" and
+// "hold=DURATION" arguments.
 func ParseRequest(args []string) (Request, error) {
 	var req Request
 	for _, arg := range args {
 		key, value, ok := strings.Cut(arg, "=")
 		if !ok {
-			return req, fmt.Errorf("%q: want reaper=MODE or close-conn=on|off", arg)
+			return req, fmt.Errorf("%q: want reaper=MODE, close-conn=on|off or hold=DURATION", arg)
 		}
 		switch key {
 		case "reaper":
@@ -111,8 +134,14 @@ func ParseRequest(args []string) (Request, error) {
 				return req, fmt.Errorf("close-conn %q: want on or off", value)
 			}
 			req.CloseConn = &on
+		case "hold":
+			d, err := time.ParseDuration(value)
+			if err != nil || d < 0 {
+				return req, fmt.Errorf("hold %q: want a duration such as 300ms", value)
+			}
+			req.Hold = &d
 		default:
-			return req, fmt.Errorf("%q: unknown setting (want reaper or close-conn)", key)
+			return req, fmt.Errorf("%q: unknown setting (want reaper, close-conn or hold)", key)
 		}
 	}
 	return req, nil

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -45,10 +46,11 @@ type Config struct {
 	// raises its soft fd limit to the hard one at start-up, so a shell's
 	// ulimit -n alone does not limit a Go server.
 	NoFile, NProc uint64
-	// ChildArgs are the arguments that make this binary serve one child
-	// connection on fd 3.
-	ChildArgs []string
-	Log       *slog.Logger
+	// ChildPrefix selects the server in this binary (see Main); LogLevel
+	// is passed on to the children.
+	ChildPrefix []string
+	LogLevel    string
+	Log         *slog.Logger
 }
 
 // Server is a running parent.
@@ -97,7 +99,7 @@ func Listen(cfg Config) (*Server, error) {
 	reserveThreads(reservedThreads)
 	s := &Server{
 		cfg: cfg, log: cfg.Log, self: self,
-		settings: control.Settings{Reaper: cfg.Reaper, CloseConn: cfg.CloseConn},
+		settings: control.Settings{Reaper: cfg.Reaper, CloseConn: cfg.CloseConn, Hold: control.Duration(cfg.Child.Hold)},
 		// One connection per child: one P keeps a child's runtime to the
 		// fewest threads, which matters near RLIMIT_NPROC.
 		env:     append(os.Environ(), "GOMAXPROCS=1"),
@@ -200,7 +202,7 @@ func (s *Server) spawn(conn *net.TCPConn) error {
 			Env:   s.env,
 			Files: []uintptr{s.devnull.Fd(), s.devnull.Fd(), os.Stderr.Fd(), fd},
 		}
-		pid, forkErr = syscall.ForkExec(s.self, append([]string{s.self}, s.cfg.ChildArgs...), attr)
+		pid, forkErr = syscall.ForkExec(s.self, s.childArgv(), attr)
 	})
 	if err == nil {
 		err = forkErr
@@ -228,6 +230,20 @@ func (s *Server) spawn(conn *net.TCPConn) error {
 		conn.Close()
 	}
 	return nil
+}
+
+// childArgv is the command line of a new child, with the current hold.
+func (s *Server) childArgv() []string {
+	s.mu.Lock()
+	hold := time.Duration(s.settings.Hold)
+	s.mu.Unlock()
+	c := s.cfg.Child
+	argv := append([]string{s.self}, s.cfg.ChildPrefix...)
+	return append(argv, "-child",
+		"-hold="+hold.String(),
+		"-read-timeout="+c.ReadTimeout.String(),
+		"-max-header-bytes="+strconv.Itoa(c.MaxHeaderBytes),
+		"-log-level="+s.cfg.LogLevel)
 }
 
 // shedOne frees the spare descriptor to accept one waiting connection,
@@ -362,6 +378,9 @@ func (s *Server) Apply(req control.Request) (control.Status, error) {
 	if req.CloseConn != nil {
 		s.settings.CloseConn = *req.CloseConn
 	}
+	if req.Hold != nil {
+		s.settings.Hold = control.Duration(*req.Hold)
+	}
 	now := s.settings
 	var release []net.Conn
 	if now.CloseConn && !old.CloseConn {
@@ -373,6 +392,9 @@ func (s *Server) Apply(req control.Request) (control.Status, error) {
 		s.log.Info("reaper switched", "from", old.Reaper, "to", now.Reaper)
 		s.leaveReaper(old.Reaper)
 		s.enterReaper(now.Reaper)
+	}
+	if now.Hold != old.Hold {
+		s.log.Info("hold switched", "to", time.Duration(now.Hold))
 	}
 	if now.CloseConn != old.CloseConn {
 		s.log.Info("close-conn switched", "to", now.CloseConn, "closed_held", len(release))

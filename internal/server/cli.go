@@ -1,0 +1,79 @@
+package server
+
+import (
+	"context"
+	_ "embed"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/zombiewatch/zombiewatch/internal/cli"
+	"github.com/zombiewatch/zombiewatch/internal/control"
+)
+
+// Manual is the server's -h text.
+//
+//go:embed manual.txt
+var Manual string
+
+// Main is the server's command line: it parses args, then runs a parent
+// until ctx is done or, with the internal -child flag, serves the one
+// connection on fd 3 and exits. prefix is what selects the server in this
+// binary (nothing for cmd/server, "server" for zombiewatch): each child
+// is this binary run with prefix, -child and the child's flags.
+func Main(ctx context.Context, prefix, args []string, stdout, stderr io.Writer) error {
+	var (
+		cfg       Config
+		reaper    string
+		logLevel  string
+		child     bool
+		maxHeader int
+	)
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8888", "")
+	fs.StringVar(&reaper, "reaper", string(control.ReaperLoop), "")
+	fs.BoolVar(&cfg.CloseConn, "close-conn", true, "")
+	fs.DurationVar(&cfg.Child.Hold, "hold", 0, "")
+	fs.DurationVar(&cfg.Child.ReadTimeout, "read-timeout", 5*time.Second, "")
+	fs.IntVar(&maxHeader, "max-header-bytes", 8192, "")
+	fs.DurationVar(&cfg.Grace, "grace", 5*time.Second, "")
+	fs.Uint64Var(&cfg.NoFile, "nofile", 0, "")
+	fs.Uint64Var(&cfg.NProc, "nproc", 0, "")
+	fs.StringVar(&logLevel, "log-level", "info", "")
+	fs.BoolVar(&child, "child", false, "") // internal: serve one connection on fd 3
+	if err := cli.Parse(fs, args, stdout, Manual); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return cli.Usagef("--log-level %q: want debug, info or warn", logLevel)
+	}
+	mode, err := control.ParseReaper(reaper)
+	switch {
+	case err != nil:
+		return cli.Usagef("--%v", err)
+	case fs.NArg() > 0:
+		return cli.Usagef("unexpected argument %q", fs.Arg(0))
+	case cfg.Child.Hold < 0, cfg.Child.ReadTimeout <= 0, cfg.Grace < 0:
+		return cli.Usagef("--hold, --read-timeout and --grace want positive durations")
+	case maxHeader < 256:
+		return cli.Usagef("--max-header-bytes %d: want at least 256", maxHeader)
+	}
+	cfg.Reaper = mode
+	cfg.Child.MaxHeaderBytes = maxHeader
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if child {
+		os.Exit(ServeChild(cfg.Child, log))
+	}
+	cfg.Log = log
+	cfg.ChildPrefix = prefix
+	cfg.LogLevel = level.String()
+	srv, err := Listen(cfg)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx)
+}
