@@ -5,7 +5,9 @@ is to running out of file descriptors or processes, from /proc alone.
 Usage:
 
 	zombiewatch --pid N [--json | --zombies] [flags]
-	zombiewatch ctl --pid N [reaper=off|wait|loop|ignore] [close-conn=on|off]
+	zombiewatch --pid N --watch [--interval 1s] [--count K] [--json]
+	zombiewatch ctl --pid N [reaper=off|wait|loop|ignore] [close-conn=on|off] [hold=D]
+	zombiewatch server [flags]
 
 With --pid, zombiewatch reads the process once and prints: its zombie (Z)
 children and the zombies below it, why nobody reaps them and what would fix
@@ -22,12 +24,19 @@ Flags:
 	--max-zombies N    exit 3 if the process holds more than N zombie children
 	--max-fd-ratio R   exit 3 if open fds exceed R times the soft limit (0 < R <= 1)
 	--proc-root DIR    read another /proc: a container's, or a copied tree (default /proc)
+	--watch            sample again every --interval (default 1s) until the process
+	                   ends, Ctrl-C, or --count samples: on a terminal it redraws in
+	                   place with a chart (keys r, c and q switch a bundled server's
+	                   reaper and close-conn, and quit); piped, one line per sample;
+	                   with --json, one JSON object per line
 	--version          print the version
 
 Subcommands:
 
-	ctl     show or switch the reaper and connection closing of a running
-	        bundled server (cmd/server): zombiewatch ctl -h
+	ctl     show or switch the reaper, connection closing and hold of a running
+	        bundled server: zombiewatch ctl -h
+	server  run the bundled forking HTTP server (the same as cmd/server):
+	        zombiewatch server -h
 
 Exit codes: 0 done; 1 runtime error (no such process, permission denied);
 2 usage error; 3 a --max-zombies or --max-fd-ratio threshold was exceeded.

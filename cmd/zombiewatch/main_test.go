@@ -14,6 +14,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// ZW_TEST_MAIN makes this binary zombiewatch itself: how tests run
+	// "zombiewatch server" (whose children re-run it) and the tmux watcher.
+	if os.Getenv("ZW_TEST_MAIN") != "" {
+		os.Exit(zombiewatch())
+	}
 	testscript.Main(zombietest.Wrap(m), map[string]func(){
 		"zombiewatch": func() { os.Exit(zombiewatch()) },
 	})

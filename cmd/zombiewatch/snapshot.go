@@ -23,6 +23,9 @@ type snapshotConfig struct {
 	maxZombies int
 	maxFDRatio float64
 	procRoot   string
+	watch      bool
+	interval   time.Duration
+	count      int
 }
 
 func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error) {
@@ -36,6 +39,9 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 	fs.IntVar(&c.maxZombies, "max-zombies", -1, "")
 	fs.Float64Var(&c.maxFDRatio, "max-fd-ratio", 0, "")
 	fs.StringVar(&c.procRoot, "proc-root", "/proc", "")
+	fs.BoolVar(&c.watch, "watch", false, "")
+	fs.DurationVar(&c.interval, "interval", time.Second, "")
+	fs.IntVar(&c.count, "count", 0, "")
 	fs.BoolVar(&showVersion, "version", false, "")
 	if err := cli.Parse(fs, args, stdout, manual()); err != nil {
 		return c, err
@@ -60,11 +66,21 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 		return c, cli.Usagef("--max-fd-ratio %g: want a ratio above 0 and at most 1 (0.9 is 90%% of the soft limit)", c.maxFDRatio)
 	case c.procRoot == "":
 		return c, cli.Usagef("--proc-root is empty")
+	case (set["interval"] || set["count"]) && !c.watch:
+		return c, cli.Usagef("--interval and --count go with --watch")
+	case c.watch && c.interval < 10*time.Millisecond:
+		return c, cli.Usagef("--interval %s: want 10ms or more", c.interval)
+	case c.watch && c.count < 0:
+		return c, cli.Usagef("--count %d: want 0 (no bound) or more", c.count)
+	case c.watch && c.zombies:
+		return c, cli.Usagef("--zombies lists once: not with --watch")
+	case c.watch && (set["max-zombies"] || set["max-fd-ratio"]):
+		return c, cli.Usagef("--max-zombies and --max-fd-ratio check one reading: not with --watch")
 	}
 	return c, nil
 }
 
-func runSnapshot(_ context.Context, args []string, stdout io.Writer) error {
+func runSnapshot(ctx context.Context, args []string, stdout io.Writer) error {
 	c, err := parseSnapshotFlags(args, stdout)
 	if err != nil {
 		return err
@@ -73,12 +89,15 @@ func runSnapshot(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if c.watch {
+		return runWatch(ctx, c, fs, stdout)
+	}
 	snap, err := fs.Snapshot(c.pid, proc.Options{FDTypes: c.fdTypes, ZombieOwners: c.zombies})
 	var denied *proc.PermissionError
 	if err != nil && !errors.As(err, &denied) {
 		return err
 	}
-	r := report.New(snap, serverStatus(c))
+	r := report.New(snap, serverStatus(c.procRoot, c.pid))
 	switch {
 	case c.json:
 		err = report.JSON(stdout, r)
@@ -111,11 +130,11 @@ func checkThresholds(c snapshotConfig, r *report.Report) error {
 // serverStatus asks pid's control socket for its settings, if it is a
 // bundled server on this host's /proc: any other process has no socket,
 // and the connect fails at once.
-func serverStatus(c snapshotConfig) *control.Status {
-	if c.procRoot != "/proc" {
+func serverStatus(procRoot string, pid int) *control.Status {
+	if procRoot != "/proc" {
 		return nil
 	}
-	st, err := control.Call(c.pid, control.Request{}, 500*time.Millisecond)
+	st, err := control.Call(pid, control.Request{}, 500*time.Millisecond)
 	if err != nil {
 		return nil
 	}

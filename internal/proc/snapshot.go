@@ -15,11 +15,14 @@ import (
 // Snapshot is one reading of one process. Its JSON form is zombiewatch's
 // --json output; the README documents the keys.
 type Snapshot struct {
-	PID       int       `json:"pid"`
-	PPID      int       `json:"ppid"`
-	Comm      string    `json:"comm"`
-	Cmdline   []string  `json:"cmdline"`
-	State     string    `json:"state"`
+	PID     int      `json:"pid"`
+	PPID    int      `json:"ppid"`
+	Comm    string   `json:"comm"`
+	Cmdline []string `json:"cmdline"`
+	State   string   `json:"state"`
+	// Exit is how the process ended, when it is itself a zombie waiting
+	// for its parent ("exit 0", "killed by SIGKILL").
+	Exit      string    `json:"exit,omitempty"`
 	Threads   int       `json:"threads"`
 	UID       int       `json:"uid"`
 	User      string    `json:"user"`
@@ -107,6 +110,9 @@ func (f *FS) Snapshot(pid int, opt Options) (*Snapshot, error) {
 	s := &Snapshot{
 		PID: pid, PPID: st.PPID, Comm: st.Comm, State: string(st.State),
 		Threads: st.Threads, StartTime: start, ZombieList: []Zombie{},
+	}
+	if st.State == 'Z' {
+		_, s.Exit = describeExit(syscall.WaitStatus(st.ExitCode))
 	}
 
 	data, err := readFile(f.pidPath(pid, "status"), buf)

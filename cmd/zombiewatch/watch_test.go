@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zombiewatch/zombiewatch/internal/control"
+	"github.com/zombiewatch/zombiewatch/internal/load"
+	"github.com/zombiewatch/zombiewatch/internal/zombietest"
+)
+
+// startServer runs "zombiewatch server" (this test binary) on a free
+// loopback port; cleanup stops it with SIGTERM and reaps it.
+func startServer(t *testing.T, args ...string) (pid int, addr string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, append([]string{"server", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), "ZW_TEST_MAIN=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		zombietest.ReapAll()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := control.Call(cmd.Process.Pid, control.Request{}, time.Second)
+		if err == nil {
+			return cmd.Process.Pid, st.Addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not answer on its control socket: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestWatchLive watches a server whose zombies and fds grow at a known
+// pace: the rates must match it, and the projection must follow from them.
+func TestWatchLive(t *testing.T) {
+	pid, addr := startServer(t, "--reaper", "off", "--close-conn=false")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// 4 requests every 100 ms: 2,400 zombies and as many fds a minute.
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for ctx.Err() == nil {
+			load.Run(ctx, load.Config{Addr: addr, Clients: 1, Conns: 4, Timeout: 5 * time.Second})
+			<-tick.C
+		}
+	}()
+	var out bytes.Buffer
+	err := run(ctx, []string{"--pid", fmt.Sprint(pid), "--watch", "--interval", "250ms", "--count", "8", "--json", "--fd-types=false"}, &out, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 8 {
+		t.Fatalf("%d JSON lines for --count 8:\n%s", len(lines), out.String())
+	}
+	var last struct {
+		Sample        int      `json:"sample"`
+		Zombies       int      `json:"zombies"`
+		FDs           int      `json:"fds"`
+		FDSoft        int      `json:"fd_soft_limit"`
+		ZombiesPerMin float64  `json:"zombies_per_min"`
+		FDsPerMin     float64  `json:"fds_per_min"`
+		FDLimitIn     *float64 `json:"fd_limit_in_seconds"`
+		Server        *struct {
+			Reaper string `json:"reaper"`
+		} `json:"server"`
+	}
+	if err := json.Unmarshal([]byte(lines[7]), &last); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after %d samples: %d zombies, %.0f/min; fds %d, %.0f/min; fd limit in %v s", last.Sample, last.Zombies, last.ZombiesPerMin, last.FDs, last.FDsPerMin, *last.FDLimitIn)
+	if last.Sample != 8 || last.Server == nil || last.Server.Reaper != "off" {
+		t.Errorf("sample %d, server %+v: want sample 8 of a server with reaper off", last.Sample, last.Server)
+	}
+	if last.ZombiesPerMin < 1200 || last.ZombiesPerMin > 3600 {
+		t.Errorf("zombies %.0f/min; the load makes about 2,400/min", last.ZombiesPerMin)
+	}
+	if d := last.FDsPerMin - last.ZombiesPerMin; d < -1 || d > 1 {
+		t.Errorf("fds %.0f/min, zombies %.0f/min: each request leaves one of each", last.FDsPerMin, last.ZombiesPerMin)
+	}
+	if last.FDLimitIn == nil {
+		t.Fatal("fd_limit_in_seconds is null while fds grow")
+	}
+	want := float64(last.FDSoft-last.FDs) / (last.FDsPerMin / 60)
+	if got := *last.FDLimitIn; got < want*0.95 || got > want*1.05 {
+		t.Errorf("fd limit in %.0f s; (soft limit - fds) / rate says %.0f s", got, want)
+	}
+}
+
+// TestWatchKeysInTmux drives the watcher on a terminal: r cycles the
+// server's reaper, c toggles close-conn, q quits; the screen shows each.
+func TestWatchKeysInTmux(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux not installed: .ci/run installs it")
+	}
+	pid, addr := startServer(t, "--reaper", "off")
+	if res := load.Run(context.Background(), load.Config{Addr: addr, Clients: 1, Conns: 12, Timeout: 5 * time.Second}); res.OK() != 12 {
+		t.Fatalf("load: %v", res)
+	}
+	self, _ := os.Executable()
+	sock := fmt.Sprintf("zwtest%d", os.Getpid())
+	tmux := func(args ...string) string {
+		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v %s", args, err, out)
+		}
+		return string(out)
+	}
+	tmux("new-session", "-d", "-s", "w", "-x", "160", "-y", "50",
+		fmt.Sprintf("env ZW_TEST_MAIN=1 %s --pid %d --watch --interval 200ms", self, pid))
+	t.Cleanup(func() { exec.Command("tmux", "-L", sock, "kill-server").Run() })
+	screen := func(want ...string) string {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			text := tmux("capture-pane", "-p", "-t", "w")
+			missing := ""
+			for _, w := range want {
+				if !strings.Contains(text, w) {
+					missing = w
+				}
+			}
+			if missing == "" {
+				return text
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("screen lacks %q:\n%s", missing, text)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	screen("keys: r reaper (now off)  c close-conn (now on)  q quit", "zombies    12", fmt.Sprintf("pid %d holds 12 zombies", pid))
+
+	tmux("send-keys", "-t", "w", "r")
+	text := screen("keys: r reaper (now wait)", "switched: reaper=wait close-conn=on", "zombies    0")
+	if !strings.Contains(text, "server     reaper=wait") {
+		t.Errorf("status row does not show reaper=wait:\n%s", text)
+	}
+	tmux("send-keys", "-t", "w", "c")
+	screen("c close-conn (now off)", "close-conn=false")
+	if st, err := control.Call(pid, control.Request{}, time.Second); err != nil || st.Reaper != control.ReaperWait || st.CloseConn {
+		t.Errorf("server after r and c: %+v, %v; want reaper=wait close-conn=off", st, err)
+	}
+
+	tmux("send-keys", "-t", "w", "q")
+	deadline := time.Now().Add(5 * time.Second)
+	for exec.Command("tmux", "-L", sock, "has-session", "-t", "w").Run() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher did not quit on q")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

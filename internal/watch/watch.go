@@ -1,0 +1,188 @@
+// Package watch samples one process over time: each sample is the one-shot
+// report plus the change since the last one, rates per minute, and how soon
+// a limit runs out at that rate. It tells when the process exits and when
+// its pid starts naming another process.
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/zombiewatch/zombiewatch/internal/control"
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+	"github.com/zombiewatch/zombiewatch/internal/report"
+)
+
+// Sample is one reading. Its JSON keys are the one-shot --json keys plus
+// the watch keys below.
+type Sample struct {
+	*report.Report
+	Seq           int       `json:"sample"`
+	Time          time.Time `json:"time"`
+	ZombiesDelta  int       `json:"zombies_delta"`
+	FDsDelta      int       `json:"fds_delta"`
+	ZombiesPerMin float64   `json:"zombies_per_min"`
+	FDsPerMin     float64   `json:"fds_per_min"`
+	// FDLimitIn and NprocLimitIn: seconds until the soft RLIMIT_NOFILE or
+	// RLIMIT_NPROC is reached at the rate over the window; null when the
+	// count does not grow, the limit is unlimited, or (NPROC) the uid is root.
+	FDLimitIn    *float64 `json:"fd_limit_in_seconds"`
+	NprocLimitIn *float64 `json:"nproc_limit_in_seconds"`
+}
+
+// Ended is how a watch ends when its target does: Reason says so for a
+// person ("pid 42 exited (exit 0) ...").
+type Ended struct{ Reason string }
+
+func (e *Ended) Error() string { return e.Reason }
+
+// point is what the history keeps of a sample.
+type point struct {
+	t            time.Time
+	zombies, fds int
+	uidProcesses int
+	hasFDs       bool
+}
+
+// Sampler takes samples of one process.
+type Sampler struct {
+	FS  *proc.FS
+	PID int
+	Opt proc.Options
+	// Server reads a bundled server's settings; nil for none.
+	Server func(pid int) *control.Status
+	// Window is how many samples the rates and the chart look back over.
+	Window int
+
+	seq     int
+	start   time.Time // the target's start time, to tell pid reuse
+	history []point
+}
+
+// DefaultWindow is the rate and chart window, in samples.
+const DefaultWindow = 60
+
+// Next takes one sample. When the target has exited it returns *Ended;
+// when its pid names another process, an error wrapping proc.ErrPIDReused.
+func (s *Sampler) Next() (*Sample, error) {
+	snap, err := s.FS.Snapshot(s.PID, s.Opt)
+	var denied *proc.PermissionError
+	switch {
+	case errors.Is(err, proc.ErrNoProcess) && s.seq == 0:
+		return nil, err // it was never there: the same error as one reading
+	case errors.Is(err, proc.ErrNoProcess):
+		return nil, &Ended{Reason: fmt.Sprintf("pid %d is gone: it exited and was reaped", s.PID)}
+	case err != nil && !errors.As(err, &denied):
+		return nil, err
+	}
+	if s.seq > 0 && !snap.StartTime.Equal(s.start) {
+		return nil, fmt.Errorf("pid %d now names another process (%s, started %s): stopped following it: %w",
+			s.PID, snap.Comm, snap.StartTime.Local().Format("15:04:05"), proc.ErrPIDReused)
+	}
+	if snap.State == "Z" {
+		return nil, &Ended{Reason: fmt.Sprintf("pid %d exited (%s) and is a zombie until its parent, pid %d, waits for it", s.PID, snap.Exit, snap.PPID)}
+	}
+	s.start = snap.StartTime
+	s.seq++
+
+	var srv *control.Status
+	if s.Server != nil {
+		srv = s.Server(s.PID)
+	}
+	sample := &Sample{Report: report.New(snap, srv), Seq: s.seq, Time: s.FS.Now()}
+	p := point{t: sample.Time, zombies: snap.Zombies, uidProcesses: snap.UIDProcesses, hasFDs: snap.FDs != nil}
+	if snap.FDs != nil {
+		p.fds = *snap.FDs
+	}
+	if n := len(s.history); n > 0 {
+		last := s.history[n-1]
+		sample.ZombiesDelta = p.zombies - last.zombies
+		sample.FDsDelta = p.fds - last.fds
+	}
+	window := s.Window
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	s.history = append(s.history, p)
+	if len(s.history) > window {
+		s.history = s.history[len(s.history)-window:]
+	}
+	s.rates(sample)
+	return sample, nil
+}
+
+// rates fills the per-minute rates and projections from the first and the
+// last point of the window.
+func (s *Sampler) rates(sample *Sample) {
+	first, last := s.history[0], s.history[len(s.history)-1]
+	secs := last.t.Sub(first.t).Seconds()
+	if secs <= 0 {
+		return
+	}
+	sample.ZombiesPerMin = round1(float64(last.zombies-first.zombies) / secs * 60)
+	sample.FDsPerMin = round1(float64(last.fds-first.fds) / secs * 60)
+	if rate := float64(last.fds-first.fds) / secs; rate > 0 && last.hasFDs && sample.FDSoftLimit != proc.Unlimited {
+		sample.FDLimitIn = eta(float64(sample.FDSoftLimit)-float64(last.fds), rate)
+	}
+	if rate := float64(last.uidProcesses-first.uidProcesses) / secs; rate > 0 && sample.UID != 0 && sample.NprocSoftLimit != proc.Unlimited {
+		sample.NprocLimitIn = eta(float64(sample.NprocSoftLimit)-float64(last.uidProcesses), rate)
+	}
+}
+
+func eta(left, perSec float64) *float64 {
+	v := round1(max(left, 0) / perSec)
+	return &v
+}
+
+func round1(v float64) float64 { return math.Round(v*10) / 10 }
+
+// History returns the zombie and fd counts of the window, oldest first.
+func (s *Sampler) History() (zombies, fds []float64) {
+	for _, p := range s.history {
+		zombies = append(zombies, float64(p.zombies))
+		fds = append(fds, float64(p.fds))
+	}
+	return zombies, fds
+}
+
+// Run samples once at once and then at every tick, handing each sample to
+// emit, until ctx ends, count samples were taken (0: no bound), the target
+// ends (*Ended) or an error. Keys, when not nil, are handled between ticks:
+// handle returns true to take a fresh sample at once.
+func (s *Sampler) Run(ctx context.Context, ticks <-chan time.Time, count int, emit func(*Sample) error,
+	keys <-chan byte, handle func(byte) (resample bool, quit bool)) error {
+	take := func() error {
+		sample, err := s.Next()
+		if err != nil {
+			return err
+		}
+		return emit(sample)
+	}
+	if err := take(); err != nil {
+		return err
+	}
+	for count <= 0 || s.seq < count {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticks:
+			if err := take(); err != nil {
+				return err
+			}
+		case k := <-keys:
+			resample, quit := handle(k)
+			if quit {
+				return nil
+			}
+			if resample {
+				if err := take(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}

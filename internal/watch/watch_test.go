@@ -1,0 +1,222 @@
+package watch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// growing is a copy of a fixture tree that a test changes between samples.
+type growing struct {
+	t    *testing.T
+	dir  string
+	now  time.Time
+	fs   *proc.FS
+	next int // next zombie pid
+}
+
+func newGrowing(t *testing.T) *growing {
+	t.Helper()
+	time.Local = time.UTC
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "testdata", "proc", "zombies-threads"))); err != nil {
+		t.Fatal(err)
+	}
+	g := &growing{t: t, dir: dir, now: time.Unix(1764140000+10000, 0), next: 400}
+	fs, err := proc.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.Now = func() time.Time { return g.now }
+	fs.LookupUser = func(uid int) string { return "alice" }
+	g.fs = fs
+	return g
+}
+
+func (g *growing) write(path, text string) {
+	g.t.Helper()
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(g.dir, path)), 0o755); err != nil {
+		g.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(g.dir, path), []byte(text), 0o644); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// grow adds one zombie child of pid 100 (on thread 102) and two open
+// sockets, and moves the clock on by one second.
+func (g *growing) grow() {
+	g.t.Helper()
+	pid := g.next
+	g.next++
+	g.write(fmt.Sprintf("%d/stat", pid), fmt.Sprintf("%d (server) Z 100 %d %d 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 900000 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n", pid, pid, pid))
+	g.write(fmt.Sprintf("%d/status", pid), "Name:\tserver\nUid:\t1000\t1000\t1000\t1000\nThreads:\t1\nSigPnd:\t0\nShdPnd:\t0\nSigBlk:\t0\nSigIgn:\t0\nSigCgt:\t0\n")
+	kids, err := os.ReadFile(filepath.Join(g.dir, "100/task/102/children"))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.write("100/task/102/children", string(kids)+fmt.Sprintf("%d ", pid))
+	for i := range 2 {
+		link := filepath.Join(g.dir, "100/fd", fmt.Sprint(100+2*pid+i))
+		if err := os.Symlink(fmt.Sprintf("socket:[%d]", 5000+2*pid+i), link); err != nil {
+			g.t.Fatal(err)
+		}
+	}
+	g.now = g.now.Add(time.Second)
+}
+
+// runK runs the sampler for exactly k samples, growing the tree between
+// samples (never while one is read), and hands each sample to emit.
+func runK(t *testing.T, g *growing, k int, emit func(*Sample) error) error {
+	t.Helper()
+	s := &Sampler{FS: g.fs, PID: 100, Opt: proc.Options{FDTypes: true}, Window: 3}
+	ticks := make(chan time.Time)
+	taken := make(chan struct{}, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- s.Run(context.Background(), ticks, k, func(sample *Sample) error {
+			defer func() { taken <- struct{}{} }()
+			return emit(sample)
+		}, nil, nil)
+	}()
+	for i := range k {
+		select {
+		case <-taken:
+		case err := <-errc:
+			return err
+		}
+		if i == k-1 {
+			break
+		}
+		g.grow()
+		ticks <- g.now
+	}
+	return <-errc
+}
+
+func TestWatchGrowingFixture(t *testing.T) {
+	g := newGrowing(t)
+	var samples []*Sample
+	var lines, jsonl bytes.Buffer
+	ln := &Lines{W: &lines}
+	err := runK(t, g, 5, func(s *Sample) error {
+		samples = append(samples, s)
+		if err := ln.Emit(s); err != nil {
+			return err
+		}
+		return JSONLines{W: &jsonl}.Emit(s)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) != 5 {
+		t.Fatalf("%d samples, want exactly 5", len(samples))
+	}
+	type row struct {
+		Seq, Zombies, ZDelta, FDs, FDDelta int
+		ZPerMin, FDPerMin                  float64
+		FDLimitIn                          float64
+	}
+	var got []row
+	for _, s := range samples {
+		r := row{s.Seq, s.Zombies, s.ZombiesDelta, *s.FDs, s.FDsDelta, s.ZombiesPerMin, s.FDsPerMin, -1}
+		if s.FDLimitIn != nil {
+			r.FDLimitIn = *s.FDLimitIn
+		}
+		got = append(got, r)
+	}
+	// One zombie and two fds a second: 60 and 120 a minute; the fd limit
+	// 1024 is (1024-fds)/2 seconds away. The window is 3 samples. Each
+	// zombie is one more task of uid 1000, so RLIMIT_NPROC comes closer too.
+	want := []row{
+		{1, 3, 0, 3, 0, 0, 0, -1},
+		{2, 4, 1, 5, 2, 60, 120, 509.5},
+		{3, 5, 1, 7, 2, 60, 120, 508.5},
+		{4, 6, 1, 9, 2, 60, 120, 507.5},
+		{5, 7, 1, 11, 2, 60, 120, 506.5},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("samples (-want +got):\n%s", diff)
+	}
+	golden(t, "watch.lines", lines.Bytes())
+
+	// Every JSON line has the one-shot keys and the watch keys.
+	jl := strings.Split(strings.TrimSpace(jsonl.String()), "\n")
+	if len(jl) != 5 {
+		t.Fatalf("%d JSON lines, want 5", len(jl))
+	}
+	for _, key := range []string{`"pid":100`, `"zombies":7`, `"fd_types":{`, `"zombie_list":[`, `"sample":5`, `"zombies_per_min":60`, `"fd_limit_in_seconds":506.5`, `"nproc_limit_in_seconds":96353`} {
+		if !strings.Contains(jl[4], key) {
+			t.Errorf("last JSON line lacks %s:\n%s", key, jl[4])
+		}
+	}
+}
+
+func TestWatchTargetEnds(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(g *growing)
+		want   string
+		reuse  bool
+	}{
+		{"gone", func(g *growing) { os.RemoveAll(filepath.Join(g.dir, "100")) },
+			"pid 100 is gone: it exited and was reaped", false},
+		{"zombie", func(g *growing) {
+			g.write("100/stat", "100 (server) Z 1 100 100 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 100000 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 1792\n")
+		}, "pid 100 exited (exit 7) and is a zombie until its parent, pid 1, waits for it", false},
+		{"pid reused", func(g *growing) {
+			g.write("100/stat", "100 (stranger) S 1 100 100 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777777 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n")
+		}, "pid 100 now names another process (stranger, started", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGrowing(t)
+			s := &Sampler{FS: g.fs, PID: 100}
+			if _, err := s.Next(); err != nil {
+				t.Fatal(err)
+			}
+			tc.change(g)
+			_, err := s.Next()
+			var ended *Ended
+			switch {
+			case err == nil:
+				t.Fatal("second sample succeeded; want the end told")
+			case !strings.Contains(err.Error(), tc.want):
+				t.Errorf("error %q, want %q", err, tc.want)
+			case tc.reuse != errors.Is(err, proc.ErrPIDReused):
+				t.Errorf("error %v: ErrPIDReused %v, want %v", err, errors.Is(err, proc.ErrPIDReused), tc.reuse)
+			case !tc.reuse && !errors.As(err, &ended):
+				t.Errorf("error %v: want *Ended", err)
+			}
+		})
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("..", "..", "testdata", "golden", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/watch -update to write it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
+	}
+}
