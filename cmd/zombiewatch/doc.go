@@ -4,6 +4,7 @@ is to running out of file descriptors or processes, from /proc alone.
 
 Usage:
 
+	zombiewatch demo [--phase N] [--requests N] [--burst N] [--out F] [--plot F]
 	zombiewatch --pid N [--json | --zombies] [flags]
 	zombiewatch --pid N --watch [--interval 1s] [--count K] [--json]
 	zombiewatch ctl --pid N [reaper=off|wait|loop|ignore] [close-conn=on|off] [hold=D]
@@ -33,6 +34,10 @@ Flags:
 
 Subcommands:
 
+	demo    start the bundled server and walk through the lessons of a forking
+	        server live: zombies with the reaper off, coalesced signals, the
+	        waitpid loop, leaked connections; a table and a chart at the end
+	        (zombiewatch demo -h)
 	ctl     show or switch the reaper, connection closing and hold of a running
 	        bundled server: zombiewatch ctl -h
 	server  run the bundled forking HTTP server (the same as cmd/server):

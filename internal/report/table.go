@@ -215,6 +215,19 @@ func sigchldDetail(s *proc.Snapshot) string {
 	return d
 }
 
+// Rows writes a plain table with header.
+func Rows(w io.Writer, header []string, rows [][]string) error {
+	var b bytes.Buffer
+	t := newTable(&b, header...)
+	if err := t.Bulk(rows); err != nil {
+		return err
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	return flushTrimmed(w, &b)
+}
+
 // Zombies lists every zombie the way ps auxw shows them, so the two can be
 // held side by side.
 func Zombies(w io.Writer, r *Report) error {

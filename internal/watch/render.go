@@ -89,7 +89,7 @@ func (sc *Screen) Emit(s *Sample) error {
 	fmt.Fprintf(&b, "%s\n", Projection(s))
 	if sc.History != nil {
 		if zombies, fds := sc.History(); len(zombies) > 1 {
-			fmt.Fprintf(&b, "\n%s\n", Chart(zombies, fds, 60, 8))
+			fmt.Fprintf(&b, "\n%s\n", Chart(zombies, fds, 60, 8, true))
 		}
 	}
 	text := b.String()
@@ -117,10 +117,15 @@ func Projection(s *Sample) string {
 	return "limits   " + strings.Join(parts, "; ")
 }
 
-// Chart draws zombies and fds over time.
-func Chart(zombies, fds []float64, width, height int) string {
-	return asciigraph.PlotMany([][]float64{zombies, fds},
-		asciigraph.Width(width), asciigraph.Height(height), asciigraph.Precision(0),
-		asciigraph.SeriesColors(asciigraph.Red, asciigraph.Blue),
-		asciigraph.SeriesLegends("zombies", "fds"))
+// Chart draws zombies and fds over time; color only for a terminal.
+func Chart(zombies, fds []float64, width, height int, color bool) string {
+	opts := []asciigraph.Option{asciigraph.Width(width), asciigraph.Height(height), asciigraph.Precision(0)}
+	if color {
+		opts = append(opts, asciigraph.SeriesColors(asciigraph.Red, asciigraph.Blue), asciigraph.SeriesLegends("zombies", "fds"))
+		return asciigraph.PlotMany([][]float64{zombies, fds}, opts...)
+	}
+	// Without colour the two lines need their own characters (and the
+	// library's legend would still carry colour codes).
+	opts = append(opts, asciigraph.SeriesChars(asciigraph.CreateCharSet("*"), asciigraph.CreateCharSet("o")))
+	return asciigraph.PlotMany([][]float64{zombies, fds}, opts...) + "\n\n      * zombies   o fds"
 }

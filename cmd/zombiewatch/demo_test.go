@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zombiewatch/zombiewatch/internal/demo"
+)
+
+// processTable lists the pids of this test's children and of every zombie
+// on the host: what a demo must leave as it found it.
+func processTable(t *testing.T) []string {
+	t.Helper()
+	out, err := exec.Command("ps", "-eo", "pid=,ppid=,stat=,comm=").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := strconv.Itoa(os.Getpid())
+	var table []string
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) == 4 && f[3] != "ps" && (f[1] == self || strings.HasPrefix(f[2], "Z")) {
+			table = append(table, line)
+		}
+	}
+	slices.Sort(table)
+	return table
+}
+
+func TestDemoEndToEnd(t *testing.T) {
+	if _, err := exec.LookPath("ps"); err != nil {
+		t.Skip("ps (procps) not installed: .ci/run installs it")
+	}
+	t.Setenv("ZW_TEST_MAIN", "1") // the demo's server is this binary
+	before := processTable(t)
+	dir := t.TempDir()
+	out, plot := filepath.Join(dir, "run.jsonl"), filepath.Join(dir, "run.svg")
+	var stdout bytes.Buffer
+	start := time.Now()
+	err := run(context.Background(), []string{"demo", "--requests", "12", "--burst", "60", "--out", out, "--plot", plot}, &stdout, os.Stderr)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, stdout.String())
+	}
+	t.Logf("demo took %s:\n%s", time.Since(start).Round(time.Millisecond), stdout.String())
+
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var phases []demo.Phase
+	samples := 0
+	for line := range strings.Lines(string(data)) {
+		var kind struct{ Kind string }
+		json.Unmarshal([]byte(line), &kind)
+		switch kind.Kind {
+		case "sample":
+			samples++
+		case "phase":
+			var p demo.Phase
+			if err := json.Unmarshal([]byte(line), &p); err != nil {
+				t.Fatal(err)
+			}
+			phases = append(phases, p)
+		default:
+			t.Fatalf("--out line of unknown kind: %s", line)
+		}
+	}
+	if len(phases) != 5 || samples < 5 {
+		t.Fatalf("--out holds %d phases and %d samples; want 5 phases and samples", len(phases), samples)
+	}
+	p1, p2, p3, p4, p5 := phases[0], phases[1], phases[2], phases[3], phases[4]
+	if p1.Zombies != 12 || p1.PSZombies == nil || *p1.PSZombies != 12 {
+		t.Errorf("phase 1 (reaper off): %d zombies, ps %v; want 12 and 12", p1.Zombies, p1.PSZombies)
+	}
+	if p2.Zombies == 0 {
+		t.Errorf("phase 2 (reaper wait): a burst of 60 left no zombie; coalesced signals should leave some")
+	}
+	if p2.RecoverMs == nil || *p2.RecoverMs > 1000 {
+		t.Errorf("phase 2: switching to wait took %v ms to reap the 12, want under a second", p2.RecoverMs)
+	}
+	if p3.Zombies != 0 || p3.RecoverMs == nil || *p3.RecoverMs > 1000 {
+		t.Errorf("phase 3 (reaper loop): %d zombies, recovered in %v ms; want 0 within a second", p3.Zombies, p3.RecoverMs)
+	}
+	if p4.FDs-p4.FDsBefore != 12 || p4.CloseWait != 12 {
+		t.Errorf("phase 4 (close-conn off): fds %d -> %d, %d CLOSE_WAIT; want +12 and 12", p4.FDsBefore, p4.FDs, p4.CloseWait)
+	}
+	if p5.FDsBefore != p4.FDsBefore || p5.FDs != p5.FDsBefore || p5.CloseWait != 0 {
+		t.Errorf("phase 5 (close-conn on): fds %d -> %d (started at %d), %d CLOSE_WAIT; want flat at the start", p5.FDsBefore, p5.FDs, p4.FDsBefore, p5.CloseWait)
+	}
+	for _, want := range []string{"PHASE  WHAT", "reaper off", "close-conn on", "* zombies   o fds", "the server and every child it started are gone"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	svg, err := os.ReadFile(plot)
+	if err != nil || !bytes.HasPrefix(svg, []byte("<svg")) || bytes.Count(svg, []byte("<polyline")) != 2 {
+		t.Errorf("--plot wrote %d bytes (%v); want an SVG with two lines", len(svg), err)
+	}
+	if after := processTable(t); !slices.Equal(before, after) {
+		t.Errorf("process table changed:\nbefore %q\nafter  %q", before, after)
+	}
+}
+
+func TestDemoInterrupted(t *testing.T) {
+	if _, err := exec.LookPath("ps"); err != nil {
+		t.Skip("ps (procps) not installed: .ci/run installs it")
+	}
+	t.Setenv("ZW_TEST_MAIN", "1")
+	before := processTable(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	var stdout bytes.Buffer
+	err := run(ctx, []string{"demo", "--burst", "300", "--requests", "200"}, &stdout, os.Stderr)
+	if err == nil || !strings.Contains(err.Error(), "interrupted in phase") {
+		t.Fatalf("demo cancelled midway: %v; want it to say it was interrupted", err)
+	}
+	if after := processTable(t); !slices.Equal(before, after) {
+		t.Errorf("process table changed after an interrupted demo:\nbefore %q\nafter  %q", before, after)
+	}
+}

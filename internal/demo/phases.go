@@ -1,0 +1,195 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+)
+
+// lessons are the phases, in order. Each sets the server up as it needs,
+// so that any one can run alone.
+var lessons = []func(context.Context, *run) (Phase, error){
+	reaperOff, reaperWait, reaperLoop, closeConnOff, closeConnOn,
+}
+
+// burstHold keeps the children of a burst alive until all have answered,
+// so that they exit together.
+const burstHold = "hold=300ms"
+
+func reaperOff(ctx context.Context, r *run) (Phase, error) {
+	if err := r.set("reaper=off", "close-conn=on", "hold=0s"); err != nil {
+		return Phase{}, err
+	}
+	before, err := r.settled(ctx)
+	if err != nil {
+		return Phase{}, err
+	}
+	n := r.cfg.Requests
+	if err := r.load(ctx, 1, n); err != nil {
+		return Phase{}, err
+	}
+	snap, err := r.settled(ctx)
+	if err != nil {
+		return Phase{}, err
+	}
+	p := phase("reaper off", n, before, snap)
+	p.PSZombies = r.psCount()
+	p.Summary = fmt.Sprintf("reaper off: %d requests left %d zombies%s", n, snap.Zombies-before.Zombies, psNote(p.PSZombies, snap.Zombies))
+	p.Lesson = "Nobody waits for a finished child, so each stays a zombie (<defunct> in ps) holding its pid and exit status (webserver3d)."
+	return p, nil
+}
+
+func reaperWait(ctx context.Context, r *run) (Phase, error) {
+	start, err := r.snapshot(false)
+	if err != nil {
+		return Phase{}, err
+	}
+	began := time.Now()
+	if err := r.set("reaper=wait", "close-conn=on"); err != nil {
+		return Phase{}, err
+	}
+	if _, err := r.poll(ctx, "the zombies to be reaped", func(s *proc.Snapshot) bool { return s.Zombies == 0 }); err != nil {
+		return Phase{}, err
+	}
+	recovered := time.Since(began)
+	before, left, err := r.burst(ctx)
+	if err != nil {
+		return Phase{}, err
+	}
+	p := phase("reaper wait", r.cfg.Burst, before, left)
+	p.RecoverMs = ms(recovered)
+	p.PSZombies = r.psCount()
+	switched := ""
+	if start.Zombies > 0 {
+		switched = fmt.Sprintf("switching it on reaped the %d zombies at once (%.1f ms); then ", start.Zombies, *p.RecoverMs)
+	}
+	p.Summary = fmt.Sprintf("reaper wait: %s%d children exiting together left %d zombies%s",
+		switched, r.cfg.Burst, left.Zombies, psNote(p.PSZombies, left.Zombies))
+	p.Lesson = "SIGCHLD notifications coalesce: many exits at once raise fewer signals, and one wait per signal reaps one child (webserver3e/3f)."
+	if left.Zombies == 0 {
+		p.Lesson = "This time every exit got a signal of its own; run it again, or with a larger --burst, to see them coalesce."
+	}
+	return p, nil
+}
+
+func reaperLoop(ctx context.Context, r *run) (Phase, error) {
+	start, err := r.snapshot(false)
+	if err != nil {
+		return Phase{}, err
+	}
+	began := time.Now()
+	if err := r.set("reaper=loop", "close-conn=on"); err != nil {
+		return Phase{}, err
+	}
+	if _, err := r.poll(ctx, "the zombies to be reaped", func(s *proc.Snapshot) bool { return s.Zombies == 0 }); err != nil {
+		return Phase{}, err
+	}
+	recovered := time.Since(began)
+	before, left, err := r.burst(ctx)
+	if err != nil {
+		return Phase{}, err
+	}
+	p := phase("reaper loop", r.cfg.Burst, before, left)
+	p.RecoverMs = ms(recovered)
+	p.PSZombies = r.psCount()
+	switched := ""
+	if start.Zombies > 0 {
+		switched = fmt.Sprintf("the %d zombies left were reaped in %.1f ms; ", start.Zombies, *p.RecoverMs)
+	}
+	p.Summary = fmt.Sprintf("reaper loop: %sa burst of %d then left %d%s",
+		switched, r.cfg.Burst, left.Zombies, psNote(p.PSZombies, left.Zombies))
+	p.Lesson = "waitpid(-1, WNOHANG) in a loop until it returns 0 reaps every finished child, however few signals arrived (webserver3g)."
+	return p, nil
+}
+
+// burst makes r.cfg.Burst simultaneous requests whose children exit
+// together, and returns the server before and after it settled.
+func (r *run) burst(ctx context.Context) (before, after *proc.Snapshot, err error) {
+	if before, err = r.settled(ctx); err != nil {
+		return nil, nil, err
+	}
+	if err := r.set(burstHold); err != nil {
+		return nil, nil, err
+	}
+	if err := r.load(ctx, r.cfg.Burst, r.cfg.Burst); err != nil {
+		return nil, nil, err
+	}
+	if err := r.set("hold=0s"); err != nil {
+		return nil, nil, err
+	}
+	after, err = r.settled(ctx)
+	return before, after, err
+}
+
+func closeConnOff(ctx context.Context, r *run) (Phase, error) {
+	if err := r.set("reaper=loop", "close-conn=off", "hold=0s"); err != nil {
+		return Phase{}, err
+	}
+	before, err := r.settled(ctx)
+	if err != nil {
+		return Phase{}, err
+	}
+	n := r.cfg.Requests
+	if err := r.load(ctx, 1, n); err != nil {
+		return Phase{}, err
+	}
+	snap, err := r.settled(ctx)
+	if err != nil {
+		return Phase{}, err
+	}
+	p := phase("close-conn off", n, before, snap)
+	p.Summary = fmt.Sprintf("close-conn off: %d requests raised the parent's fds %d -> %d (+%d sockets, %d in CLOSE_WAIT)",
+		n, p.FDsBefore, p.FDs, snap.FDTypes[proc.FDSocket]-before.FDTypes[proc.FDSocket], p.CloseWait)
+	p.Lesson = "The parent keeps its copy of each connection: the client's close is never answered, the socket waits in CLOSE_WAIT, and fds run out at ulimit -n (webserver3d)."
+	return p, nil
+}
+
+func closeConnOn(ctx context.Context, r *run) (Phase, error) {
+	start, err := r.snapshot(true)
+	if err != nil {
+		return Phase{}, err
+	}
+	began := time.Now()
+	if err := r.set("reaper=loop", "close-conn=on", "hold=0s"); err != nil {
+		return Phase{}, err
+	}
+	base, err := r.poll(ctx, "the kept copies to close", func(s *proc.Snapshot) bool { return s.TCPStates["CLOSE_WAIT"] == 0 })
+	if err != nil {
+		return Phase{}, err
+	}
+	recovered := time.Since(began)
+	n := r.cfg.Requests
+	if err := r.load(ctx, 1, n); err != nil {
+		return Phase{}, err
+	}
+	snap, err := r.settled(ctx)
+	if err != nil {
+		return Phase{}, err
+	}
+	p := phase("close-conn on", n, base, snap)
+	p.RecoverMs = ms(recovered)
+	p.Summary = fmt.Sprintf("close-conn on: the %d kept copies were closed in %.1f ms (fds %d -> %d); %d more requests left the fds at %d",
+		start.TCPStates["CLOSE_WAIT"], *p.RecoverMs, *start.FDs, p.FDsBefore, n, p.FDs)
+	p.Lesson = "Parent and child each close their copy, so the connection ends when the child is done (webserver3c)."
+	return p, nil
+}
+
+func phase(name string, requests int, before, after *proc.Snapshot) Phase {
+	return Phase{
+		Name: name, Requests: requests, Zombies: after.Zombies,
+		FDsBefore: *before.FDs, FDs: *after.FDs, CloseWait: after.TCPStates["CLOSE_WAIT"],
+	}
+}
+
+func psNote(ps *int, zombies int) string {
+	switch {
+	case ps == nil:
+		return " (ps not installed: no cross-check)"
+	case *ps == zombies:
+		return fmt.Sprintf(" (ps counts %d too)", *ps)
+	default:
+		return fmt.Sprintf(" (ps counts %d: the count moved between the two reads)", *ps)
+	}
+}
