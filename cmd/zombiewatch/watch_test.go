@@ -107,12 +107,15 @@ func TestWatchLive(t *testing.T) {
 		t.Errorf("fds %.0f/min; the load makes about 2,400 requests a minute, each keeping one", last.FDsPerMin)
 	}
 	// Each request adds one child (alive, or a zombie once it is done)
-	// and one fd; a sample may fall between an accept and its fork.
-	if dc, df := last.Children-first.Children, last.FDs-first.FDs; dc < df-2 || dc > df+2 {
+	// and one fd. A sample may also catch a few fds in passing: an accept
+	// not yet forked, fork's pipe, the previous sample's control socket.
+	if dc, df := last.Children-first.Children, last.FDs-first.FDs; dc < df-5 || dc > df+5 {
 		t.Errorf("children +%d, fds +%d between the first and last sample: want one of each per request", dc, df)
 	}
-	if last.ZombiesPerMin <= 0 || last.ZombiesPerMin > last.FDsPerMin+1 {
-		t.Errorf("zombies %.0f/min with fds %.0f/min: want zombies growing, no faster than requests", last.ZombiesPerMin, last.FDsPerMin)
+	// Children under the race detector start and exit slowly, so zombies
+	// may lag behind the requests, never outrun them.
+	if last.ZombiesPerMin < 600 || last.ZombiesPerMin > last.FDsPerMin*1.25 {
+		t.Errorf("zombies %.0f/min with fds %.0f/min: want zombies growing about as fast as requests", last.ZombiesPerMin, last.FDsPerMin)
 	}
 	if last.FDLimitIn == nil {
 		t.Fatal("fd_limit_in_seconds is null while fds grow")
