@@ -16,20 +16,32 @@ import (
 	"github.com/zombiewatch/zombiewatch/internal/demo"
 )
 
-// processTable lists the pids of this test's children and of every zombie
-// on the host: what a demo must leave as it found it.
+// processTable lists this test process's descendants (pid, ppid, state):
+// everything a demo could leave behind. Other packages' tests run at the
+// same time, so the rest of the host is none of its business.
 func processTable(t *testing.T) []string {
 	t.Helper()
 	out, err := exec.Command("ps", "-eo", "pid=,ppid=,stat=,comm=").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	self := strconv.Itoa(os.Getpid())
-	var table []string
+	children := map[string][]string{}
+	lines := map[string]string{}
 	for line := range strings.Lines(string(out)) {
 		f := strings.Fields(line)
-		if len(f) == 4 && f[3] != "ps" && (f[1] == self || strings.HasPrefix(f[2], "Z")) {
-			table = append(table, line)
+		if len(f) == 4 && f[3] != "ps" {
+			children[f[1]] = append(children[f[1]], f[0])
+			lines[f[0]] = line
+		}
+	}
+	var table []string
+	queue := []string{strconv.Itoa(os.Getpid())}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		for _, kid := range children[pid] {
+			table = append(table, lines[kid])
+			queue = append(queue, kid)
 		}
 	}
 	slices.Sort(table)

@@ -5,10 +5,16 @@ is to running out of file descriptors or processes, from /proc alone.
 Usage:
 
 	zombiewatch demo [--phase N] [--requests N] [--burst N] [--out F] [--plot F]
+	zombiewatch [--top K] [--json]
 	zombiewatch --pid N [--json | --zombies] [flags]
 	zombiewatch --pid N --watch [--interval 1s] [--count K] [--json]
 	zombiewatch ctl --pid N [reaper=off|wait|loop|ignore] [close-conn=on|off] [hold=D]
 	zombiewatch server [flags]
+
+With no --pid, zombiewatch scans every process once and lists the parents
+holding zombies (most first, each with its diagnosis), the processes nearest
+their RLIMIT_NOFILE (with kinds and TCP states for those listed), and the
+tasks of each uid against RLIMIT_NPROC; --top K bounds each list (default 10).
 
 With --pid, zombiewatch reads the process once and prints: its zombie (Z)
 children and the zombies below it, why nobody reaps them and what would fix

@@ -26,6 +26,7 @@ type snapshotConfig struct {
 	watch      bool
 	interval   time.Duration
 	count      int
+	top        int
 }
 
 func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error) {
@@ -42,6 +43,7 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 	fs.BoolVar(&c.watch, "watch", false, "")
 	fs.DurationVar(&c.interval, "interval", time.Second, "")
 	fs.IntVar(&c.count, "count", 0, "")
+	fs.IntVar(&c.top, "top", 10, "")
 	fs.BoolVar(&showVersion, "version", false, "")
 	if err := cli.Parse(fs, args, stdout, manual()); err != nil {
 		return c, err
@@ -54,9 +56,13 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 		return c, cli.ErrHelp
 	case fs.NArg() > 0:
 		return c, cli.Usagef("unexpected argument %q", fs.Arg(0))
-	case !set["pid"]:
-		return c, cli.Usagef("no --pid given")
-	case c.pid <= 0:
+	case !set["pid"] && (c.watch || c.zombies || set["max-zombies"] || set["max-fd-ratio"]):
+		return c, cli.Usagef("--watch, --zombies, --max-zombies and --max-fd-ratio need --pid")
+	case set["pid"] && set["top"]:
+		return c, cli.Usagef("--top bounds the host-wide lists: not with --pid")
+	case c.top < 0:
+		return c, cli.Usagef("--top %d: want 0 (no bound) or more", c.top)
+	case set["pid"] && c.pid <= 0:
 		return c, cli.Usagef("--pid %d: not a process id (want a number above 0)", c.pid)
 	case c.json && c.zombies:
 		return c, cli.Usagef("--json and --zombies both choose the output: pick one (the JSON has zombie_list)")
@@ -91,6 +97,9 @@ func runSnapshot(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if c.watch {
 		return runWatch(ctx, c, fs, stdout)
+	}
+	if c.pid == 0 {
+		return runHost(c, fs, stdout)
 	}
 	snap, err := fs.Snapshot(c.pid, proc.Options{FDTypes: c.fdTypes, ZombieOwners: c.zombies})
 	var denied *proc.PermissionError
@@ -139,4 +148,18 @@ func serverStatus(procRoot string, pid int) *control.Status {
 		return nil
 	}
 	return st
+}
+
+// runHost scans every process: who holds zombies, who is nearest its fd
+// limit, and each uid's tasks against RLIMIT_NPROC.
+func runHost(c snapshotConfig, fs *proc.FS, stdout io.Writer) error {
+	h, err := fs.Scan(proc.ScanOptions{Top: c.top, FDTypes: c.fdTypes})
+	if err != nil {
+		return err
+	}
+	r := report.NewHost(h)
+	if c.json {
+		return report.HostJSON(stdout, r)
+	}
+	return report.HostTable(stdout, r)
 }

@@ -53,6 +53,9 @@ const ptraceHint = "run as the process's user, as root, or with CAP_SYS_PTRACE"
 type FS struct {
 	root string
 	fs   procfs.FS
+	// real: root is a mounted procfs, where stat of an fd directory gives
+	// the fd count (a copied tree's directories give their block size).
+	real bool
 
 	// Now is the clock used for ages; tests set it for stable output.
 	Now func() time.Time
@@ -77,7 +80,9 @@ func New(root string) (*FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open proc root %s: %w", root, err)
 	}
-	return &FS{root: root, fs: pfs, Now: time.Now, LookupUser: lookupUser}, nil
+	var sfs unix.Statfs_t
+	real := unix.Statfs(root, &sfs) == nil && sfs.Type == unix.PROC_SUPER_MAGIC
+	return &FS{root: root, fs: pfs, real: real, Now: time.Now, LookupUser: lookupUser}, nil
 }
 
 // Root is the tree's root directory.

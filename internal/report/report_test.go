@@ -136,3 +136,31 @@ func TestAge(t *testing.T) {
 		}
 	}
 }
+
+func TestHostGolden(t *testing.T) {
+	for _, tree := range []string{"zombies-threads", "container-init", "fds"} {
+		t.Run(tree, func(t *testing.T) {
+			time.Local = time.UTC
+			fs, err := proc.New(filepath.Join("..", "..", "testdata", "proc", tree))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs.Now = func() time.Time { return time.Unix(1764140000+10000, 0) }
+			fs.LookupUser = func(uid int) string { return map[int]string{0: "root", 1000: "alice"}[uid] }
+			h, err := fs.Scan(proc.ScanOptions{Top: 5, FDTypes: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := NewHost(h)
+			var table, js bytes.Buffer
+			if err := HostTable(&table, r); err != nil {
+				t.Fatal(err)
+			}
+			if err := HostJSON(&js, r); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "host-"+tree+".table", table.Bytes())
+			golden(t, "host-"+tree+".json", js.Bytes())
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -38,6 +39,11 @@ type Spec struct {
 	Pipes       int // pipes (2 fds each)
 	SocketPairs int // unix socket pairs (2 fds each)
 	Eventfds    int
+	// CloseWait TCP connections on 127.0.0.1 whose client end is closed:
+	// the accepted ends stay open, in CLOSE_WAIT (plus one listener).
+	CloseWait int
+	// NoFile, when above 0, sets the helper's RLIMIT_NOFILE.
+	NoFile uint64
 }
 
 // Helper is a running helper process.
@@ -216,8 +222,32 @@ func parent() int {
 	}
 }
 
-func openFDs(spec Spec) ([]*os.File, error) {
-	var keep []*os.File
+func openFDs(spec Spec) ([]any, error) {
+	var keep []any
+	if spec.NoFile > 0 {
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: spec.NoFile, Max: spec.NoFile}); err != nil {
+			return nil, err
+		}
+	}
+	if spec.CloseWait > 0 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		keep = append(keep, ln)
+		for range spec.CloseWait {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				return nil, err
+			}
+			s, err := ln.Accept()
+			if err != nil {
+				return nil, err
+			}
+			c.Close() // the peer closes; s is never closed: CLOSE_WAIT
+			keep = append(keep, s)
+		}
+	}
 	for range spec.Files {
 		f, err := os.CreateTemp("", "zombietest")
 		if err != nil {
