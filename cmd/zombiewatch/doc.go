@@ -9,6 +9,7 @@ Usage:
 	zombiewatch --pid N [--json | --zombies] [flags]
 	zombiewatch --pid N --watch [--interval 1s] [--count K] [--json]
 	zombiewatch ctl --pid N [reaper=off|wait|loop|ignore] [close-conn=on|off] [hold=D]
+	zombiewatch serve [--listen 127.0.0.1:9857] [--pid N]... [--name RE]... | --textfile DIR
 	zombiewatch server [flags]
 
 With no --pid, zombiewatch scans every process once and lists the parents
@@ -46,6 +47,8 @@ Subcommands:
 	        (zombiewatch demo -h)
 	ctl     show or switch the reaper, connection closing and hold of a running
 	        bundled server: zombiewatch ctl -h
+	serve   serve Prometheus metrics of the host scan, or write them for
+	        node_exporter's textfile collector: zombiewatch serve -h
 	server  run the bundled forking HTTP server (the same as cmd/server):
 	        zombiewatch server -h
 

@@ -35,6 +35,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		switch args[0] {
 		case "ctl":
 			return runCtl(ctx, args[1:], stdout)
+		case "serve":
+			return runServe(ctx, args[1:], stdout, stderr)
 		case "demo":
 			return runDemo(ctx, args[1:], stdout)
 		case "server":

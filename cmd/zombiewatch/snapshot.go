@@ -153,7 +153,7 @@ func serverStatus(procRoot string, pid int) *control.Status {
 // runHost scans every process: who holds zombies, who is nearest its fd
 // limit, and each uid's tasks against RLIMIT_NPROC.
 func runHost(c snapshotConfig, fs *proc.FS, stdout io.Writer) error {
-	h, err := fs.Scan(proc.ScanOptions{Top: c.top, FDTypes: c.fdTypes})
+	h, err := fs.Scan(proc.ScanOptions{Parents: c.top, FDUsers: c.top, UIDs: c.top, FDTypes: c.fdTypes})
 	if err != nil {
 		return err
 	}

@@ -80,8 +80,12 @@ type UIDUsage struct {
 
 // ScanOptions bound a scan's output and its costlier reads.
 type ScanOptions struct {
-	Top     int  // entries per list (0: no bound)
-	FDTypes bool // fd kinds and TCP states of the listed fd users
+	// Entries in each list (0: no bound).
+	Parents, FDUsers, UIDs int
+	FDTypes                bool // fd kinds and TCP states of the listed fd users
+	// Include, if set, names processes to list among the fd users
+	// whatever their rank (the exporter's --pid and --name).
+	Include func(pid int, comm string) bool
 }
 
 // rec is what the pass keeps of one process.
@@ -139,9 +143,9 @@ func (f *FS) Scan(opt ScanOptions) (*Host, error) {
 			h.Zombies++
 		}
 	}
-	h.Parents = f.parents(recs, opt.Top)
+	h.Parents = f.parents(recs, opt.Parents)
 	h.FDUsers = f.fdUsers(recs, opt, h)
-	h.UIDs = f.uidUsage(recs, opt.Top)
+	h.UIDs = f.uidUsage(recs, opt.UIDs)
 	return h, nil
 }
 
@@ -257,7 +261,15 @@ func (f *FS) fdUsers(recs []rec, opt ScanOptions, h *Host) []FDUser {
 	slices.SortFunc(list, func(a, b FDUser) int {
 		return cmp.Or(cmp.Compare(b.FDRatio, a.FDRatio), b.FDs-a.FDs, a.PID-b.PID)
 	})
-	list = bound(list, opt.Top)
+	if top := opt.FDUsers; top > 0 && len(list) > top {
+		kept := list[:top:top] // the top, then whoever Include names
+		for _, u := range list[top:] {
+			if opt.Include != nil && opt.Include(u.PID, u.Comm) {
+				kept = append(kept, u)
+			}
+		}
+		list = kept
+	}
 	for i := range list {
 		list[i].User = f.userName(list[i].UID)
 		if !opt.FDTypes {

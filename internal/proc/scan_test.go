@@ -47,7 +47,7 @@ func TestScanFixtures(t *testing.T) {
 		total:   [3]int{2, 2, 0},
 	}} {
 		t.Run(tc.tree, func(t *testing.T) {
-			h, err := openFixture(t, tc.tree).Scan(ScanOptions{Top: 5, FDTypes: true})
+			h, err := openFixture(t, tc.tree).Scan(ScanOptions{Parents: 5, FDUsers: 5, UIDs: 5, FDTypes: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +77,7 @@ func TestScanFixtures(t *testing.T) {
 }
 
 func TestScanTop(t *testing.T) {
-	h, err := openFixture(t, "zombies-threads").Scan(ScanOptions{Top: 1})
+	h, err := openFixture(t, "zombies-threads").Scan(ScanOptions{Parents: 1, FDUsers: 1, UIDs: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestScanLive(t *testing.T) {
 	a := zombietest.Start(t, zombietest.Spec{Children: 5, Threads: 2})
 	b := zombietest.Start(t, zombietest.Spec{Children: 9, Threads: 2})
 	c := zombietest.Start(t, zombietest.Spec{CloseWait: 7, NoFile: 40})
-	h, err := liveFS(t).Scan(ScanOptions{Top: 0, FDTypes: false})
+	h, err := liveFS(t).Scan(ScanOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,7 +147,7 @@ func TestHostGolden(t *testing.T) {
 			}
 			fs.Now = func() time.Time { return time.Unix(1764140000+10000, 0) }
 			fs.LookupUser = func(uid int) string { return map[int]string{0: "root", 1000: "alice"}[uid] }
-			h, err := fs.Scan(proc.ScanOptions{Top: 5, FDTypes: true})
+			h, err := fs.Scan(proc.ScanOptions{Parents: 5, FDUsers: 5, UIDs: 5, FDTypes: true})
 			if err != nil {
 				t.Fatal(err)
 			}

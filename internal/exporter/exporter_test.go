@@ -1,0 +1,83 @@
+package exporter
+
+import (
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+)
+
+func fixture(t *testing.T, tree string) *proc.FS {
+	t.Helper()
+	fs, err := proc.New(filepath.Join("..", "..", "testdata", "proc", tree))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.Now = func() time.Time { return time.Unix(1764140000+10000, 0) }
+	fs.LookupUser = func(uid int) string { return map[int]string{0: "root", 1000: "alice"}[uid] }
+	return fs
+}
+
+func TestMetricsOnFixture(t *testing.T) {
+	c := New(Config{FS: fixture(t, "zombies-threads"), Top: 1, MaxParents: 10, PIDs: []int{203, 4242}})
+	want := `
+# HELP zombiewatch_zombie_children Zombie children a parent holds, by parent (only parents holding zombies).
+# TYPE zombiewatch_zombie_children gauge
+zombiewatch_zombie_children{comm="server",pid="100"} 3
+zombiewatch_zombie_children{comm="worker",pid="203"} 1
+# HELP zombiewatch_oldest_zombie_age_seconds Age of the oldest zombie child a parent holds.
+# TYPE zombiewatch_oldest_zombie_age_seconds gauge
+zombiewatch_oldest_zombie_age_seconds{comm="server",pid="100"} 5000
+zombiewatch_oldest_zombie_age_seconds{comm="worker",pid="203"} 4000
+# HELP zombiewatch_zombies Zombie processes on the host.
+# TYPE zombiewatch_zombies gauge
+zombiewatch_zombies 4
+# HELP zombiewatch_open_fds Open file descriptors, for the processes nearest their limit and those asked for.
+# TYPE zombiewatch_open_fds gauge
+zombiewatch_open_fds{comm="init",pid="1"} 3
+zombiewatch_open_fds{comm="worker",pid="203"} 3
+# HELP zombiewatch_uid_tasks Processes and threads of a uid, zombies included: what RLIMIT_NPROC counts.
+# TYPE zombiewatch_uid_tasks gauge
+zombiewatch_uid_tasks{uid="0",user="root"} 1
+zombiewatch_uid_tasks{uid="1000",user="alice"} 8
+# HELP zombiewatch_watched_process_up 1 if a process asked for with --pid exists, 0 if not.
+# TYPE zombiewatch_watched_process_up gauge
+zombiewatch_watched_process_up{pid="203"} 1
+zombiewatch_watched_process_up{pid="4242"} 0
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+		"zombiewatch_zombie_children", "zombiewatch_oldest_zombie_age_seconds", "zombiewatch_zombies",
+		"zombiewatch_open_fds", "zombiewatch_uid_tasks", "zombiewatch_watched_process_up"); err != nil {
+		t.Error(err)
+	}
+	// The missing --pid is an error series, not a silent absence.
+	if got := testutil.ToFloat64(c.Errors().WithLabelValues("no_process")); got != 1 {
+		t.Errorf("scrape errors {kind=no_process} = %v after one scrape, want 1", got)
+	}
+}
+
+func TestMetricsBySocketKind(t *testing.T) {
+	c := New(Config{FS: fixture(t, "fds"), Top: 1, Names: []*regexp.Regexp{regexp.MustCompile("^app$")}})
+	want := `
+# HELP zombiewatch_close_wait_sockets TCP sockets in CLOSE_WAIT: the peer closed and the process never did.
+# TYPE zombiewatch_close_wait_sockets gauge
+zombiewatch_close_wait_sockets{comm="app",pid="100"} 1
+# HELP zombiewatch_fd_soft_limit Soft RLIMIT_NOFILE of the same processes (absent when unlimited).
+# TYPE zombiewatch_fd_soft_limit gauge
+zombiewatch_fd_soft_limit{comm="app",pid="100"} 20
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "zombiewatch_close_wait_sockets", "zombiewatch_fd_soft_limit"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(c, "zombiewatch_fds_by_kind"); n != 11 {
+		t.Errorf("%d zombiewatch_fds_by_kind series, want the fixture's 11 kinds", n)
+	}
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %+v", err, problems)
+	}
+}
