@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zombiewatch/zombiewatch/internal/zombietest"
+)
+
+// startServe runs "zombiewatch serve" in this process on a free loopback
+// port and returns its metrics URL; cleanup stops it.
+func startServe(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), io.Discard, logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	re := regexp.MustCompile(`addr=(http://\S+/metrics)`)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(logs.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("serve did not start: %s", logs.String())
+	return ""
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func get(t *testing.T, client *http.Client, u string) string {
+	t.Helper()
+	resp, err := client.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", u, resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+// metric finds one sample's value in exposition text.
+func metric(text, name, labels string) (float64, bool) {
+	for line := range strings.Lines(text) {
+		if rest, ok := strings.CutPrefix(line, name+"{"+labels+"} "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+func TestServeLive(t *testing.T) {
+	a := zombietest.Start(t, zombietest.Spec{Children: 4})
+	b := zombietest.Start(t, zombietest.Spec{Children: 11, Threads: 2})
+	c := zombietest.Start(t, zombietest.Spec{CloseWait: 6})
+	u := startServe(t, "--pid", strconv.Itoa(c.PID), "--top", "2")
+	text := get(t, http.DefaultClient, u)
+	for _, want := range []struct {
+		name, labels string
+		v            float64
+	}{
+		{"zombiewatch_zombie_children", fmt.Sprintf(`comm="zombiewatch.tes",pid="%d"`, a.PID), 4},
+		{"zombiewatch_zombie_children", fmt.Sprintf(`comm="zombiewatch.tes",pid="%d"`, b.PID), 11},
+		{"zombiewatch_close_wait_sockets", fmt.Sprintf(`comm="zombiewatch.tes",pid="%d"`, c.PID), 6},
+		{"zombiewatch_watched_process_up", fmt.Sprintf(`pid="%d"`, c.PID), 1},
+	} {
+		if got, ok := metric(text, want.name, want.labels); !ok || got != want.v {
+			t.Errorf("%s{%s} = %v (present %v), want %v", want.name, want.labels, got, ok, want.v)
+		}
+	}
+	if _, err := exec.LookPath("promtool"); err != nil {
+		t.Skip("promtool not installed (.ci/run installs Debian's prometheus): exposition not linted")
+	}
+	cmd := exec.Command("promtool", "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// TestServeFDsFlat: thousands of scrapes do not leak the exporter's fds.
+func TestServeFDsFlat(t *testing.T) {
+	fixtures, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "proc", "fds"))
+	for _, tc := range []struct {
+		root    string
+		scrapes int
+	}{{fixtures, 2000}, {"/proc", 200}} {
+		u := startServe(t, "--proc-root", tc.root)
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		get(t, client, u) // warm up: the connection, the Go collector
+		before := ownFDs(t)
+		for range tc.scrapes {
+			get(t, client, u)
+		}
+		if after := ownFDs(t); after != before {
+			t.Errorf("%s: fds %d before %d scrapes, %d after", tc.root, before, tc.scrapes, after)
+		}
+	}
+}
+
+func ownFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+func TestServeTextfile(t *testing.T) {
+	fixtures, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "proc", "zombies-threads"))
+	dir := t.TempDir()
+	var stderr bytes.Buffer
+	if err := run(context.Background(), []string{"serve", "--proc-root", fixtures, "--textfile", dir, "--once"}, io.Discard, &stderr); err != nil {
+		t.Fatalf("serve --textfile --once: %v %s", err, stderr.String())
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "zombiewatch.prom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := metric(string(data), "zombiewatch_zombie_children", `comm="server",pid="100"`); !ok || v != 3 {
+		t.Errorf("textfile: zombie_children of pid 100 = %v (present %v), want 3", v, ok)
+	}
+	if strings.Contains(string(data), "go_goroutines") || strings.Contains(string(data), "process_open_fds") {
+		t.Error("textfile holds the exporter's own go_ and process_ metrics; node_exporter has its own")
+	}
+}
+
+// TestPrometheusEndToEnd: a real Prometheus server on loopback scrapes the
+// exporter and gives the zombie counts back through its HTTP API.
+func TestPrometheusEndToEnd(t *testing.T) {
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Skip("prometheus not installed (.ci/run installs Debian's prometheus)")
+	}
+	h := zombietest.Start(t, zombietest.Spec{Children: 8, Threads: 2})
+	target := strings.TrimSuffix(strings.TrimPrefix(startServe(t), "http://"), "/metrics")
+
+	dir := t.TempDir()
+	config := fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: zombiewatch\n    static_configs:\n      - targets: [%q]\n", target)
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	var logs lockedBuffer
+	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address=127.0.0.1:"+port)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", logs.String())
+		}
+	})
+
+	query := fmt.Sprintf(`zombiewatch_zombie_children{pid="%d"}`, h.PID)
+	api := "http://127.0.0.1:" + port + "/api/v1/query?query=" + url.QueryEscape(query)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		v, err := promQuery(api)
+		if err == nil && v == 8 {
+			t.Logf("Prometheus says %s = %v", query, v)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Prometheus never returned 8 for %s (last: %v, %v)", query, v, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func promQuery(api string) (float64, error) {
+	resp, err := http.Get(api)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string
+		Data   struct {
+			Result []struct {
+				Value [2]any
+			}
+		}
+	}
+	if err := json.NewDecoder(bufio.NewReader(resp.Body)).Decode(&r); err != nil {
+		return 0, err
+	}
+	if r.Status != "success" || len(r.Data.Result) != 1 {
+		return 0, fmt.Errorf("status %s, %d results", r.Status, len(r.Data.Result))
+	}
+	s, _ := r.Data.Result[0].Value[1].(string)
+	return strconv.ParseFloat(s, 64)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}

@@ -1,0 +1,108 @@
+// Package deploy holds the files that run zombiewatch in production: a
+// systemd unit, a Kubernetes DaemonSet, and Prometheus alert rules. Its
+// tests check them with the tools that will read them.
+package deploy
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+func TestAlertRules(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (.ci/run installs Debian's prometheus)")
+	}
+	for _, args := range [][]string{
+		{"check", "rules", "prometheus/alerts.yml"},
+		{"test", "rules", "prometheus/alerts_test.yml"}, // the alerts fire when they should, and only then
+	} {
+		if out, err := exec.Command(promtool, args...).CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+func TestDaemonSet(t *testing.T) {
+	data, err := os.ReadFile("kubernetes/daemonset.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds struct {
+		Kind string
+		Spec struct {
+			Template struct {
+				Spec struct {
+					HostPID    bool `yaml:"hostPID"`
+					Containers []struct {
+						Args            []string
+						SecurityContext struct {
+							RunAsNonRoot             bool `yaml:"runAsNonRoot"`
+							RunAsUser                int  `yaml:"runAsUser"`
+							AllowPrivilegeEscalation bool `yaml:"allowPrivilegeEscalation"`
+							ReadOnlyRootFilesystem   bool `yaml:"readOnlyRootFilesystem"`
+							Capabilities             struct{ Drop, Add []string }
+						} `yaml:"securityContext"`
+						VolumeMounts []struct {
+							Name      string
+							MountPath string `yaml:"mountPath"`
+							ReadOnly  bool   `yaml:"readOnly"`
+						} `yaml:"volumeMounts"`
+					}
+				}
+			}
+		}
+	}
+	if err := yaml.Unmarshal(data, &ds); err != nil {
+		t.Fatalf("daemonset.yaml: %v", err)
+	}
+	pod := ds.Spec.Template.Spec
+	if ds.Kind != "DaemonSet" || !pod.HostPID || len(pod.Containers) != 1 {
+		t.Fatalf("want a DaemonSet with hostPID and one container: %+v", ds)
+	}
+	c := pod.Containers[0]
+	sc := c.SecurityContext
+	if !sc.RunAsNonRoot || sc.RunAsUser == 0 || sc.AllowPrivilegeEscalation || !sc.ReadOnlyRootFilesystem {
+		t.Errorf("security context %+v: want non-root, no escalation, read-only root", sc)
+	}
+	if strings.Join(sc.Capabilities.Drop, ",") != "ALL" || strings.Join(sc.Capabilities.Add, ",") != "SYS_PTRACE" {
+		t.Errorf("capabilities %+v: want all dropped but SYS_PTRACE", sc.Capabilities)
+	}
+	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/host/proc" || !c.VolumeMounts[0].ReadOnly {
+		t.Errorf("mounts %+v: want the host's /proc read-only at /host/proc", c.VolumeMounts)
+	}
+	if strings.Join(c.Args, " ") != "serve --listen=:9857 --proc-root=/host/proc" {
+		t.Errorf("args %q", c.Args)
+	}
+}
+
+func TestSystemdUnit(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed: the unit is not verified")
+	}
+	data, err := os.ReadFile("systemd/zombiewatch-exporter.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "ExecStart=/usr/local/bin/zombiewatch serve ") {
+		t.Fatal("the unit does not run zombiewatch serve")
+	}
+	// verify wants ExecStart's binary to exist: point it at this test's.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := filepath.Join(t.TempDir(), "zombiewatch-exporter.service")
+	if err := os.WriteFile(unit, []byte(strings.ReplaceAll(string(data), "/usr/local/bin/zombiewatch", self)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(analyze, "verify", unit).CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
