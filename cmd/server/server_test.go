@@ -487,7 +487,9 @@ func lowFDs(t *testing.T, pid, limit int) int {
 // against the uid's process limit, so with the reaper off fork fails with
 // EAGAIN exactly when the uid's processes and threads reach the limit;
 // the server answers 503, keeps serving, and recovers once it reaps. Root
-// ignores RLIMIT_NPROC, so the server runs as nobody.
+// ignores RLIMIT_NPROC, so the server runs as a uid of its own: the limit
+// counts every task of the uid, and other packages' tests run processes as
+// nobody at the same time.
 //
 // Just below the limit a fork can succeed and the child's Go runtime then
 // fail to create its threads: that child dies and its one connection is
@@ -498,10 +500,12 @@ func TestOutOfProcesses(t *testing.T) {
 	}
 	bin := nobodyBinary(t)
 	const limit = 40
-	s := startServer(t, bin, nobody, "--nproc", strconv.Itoa(limit), "--reaper", "off")
-	start := s.settled(t).UIDProcesses
-	if start >= limit-5 {
-		t.Skipf("uid nobody already runs %d tasks here; the limit %d leaves no room", start, limit)
+	uid := uint32(61000 + os.Getpid()%1000)
+	s := startServer(t, bin, &syscall.Credential{Uid: uid, Gid: uid}, "--nproc", strconv.Itoa(limit), "--reaper", "off")
+	snap := s.settled(t)
+	start := snap.UIDProcesses
+	if start != snap.Threads {
+		t.Skipf("uid %d runs %d tasks besides the server's %d: pick another", uid, start-snap.Threads, snap.Threads)
 	}
 	ok, dropped := 0, 0
 	for i := 0; ; i++ {
@@ -518,11 +522,11 @@ func TestOutOfProcesses(t *testing.T) {
 		}
 		dropped++
 	}
-	snap := s.settled(t)
-	t.Logf("uid nobody: %d tasks at start, limit %d: %d requests answered, %d dropped (a child could not start its threads), then fork failed with EAGAIN at %d tasks (%d zombies)",
-		start, limit, ok, dropped, snap.UIDProcesses, snap.Zombies)
+	snap = s.settled(t)
+	t.Logf("uid %d: %d tasks at start, limit %d: %d requests answered, %d dropped (a child could not start its threads), then fork failed with EAGAIN at %d tasks (%d zombies)",
+		uid, start, limit, ok, dropped, snap.UIDProcesses, snap.Zombies)
 	if snap.UIDProcesses != limit || snap.Zombies != ok+dropped {
-		t.Errorf("fork failed with %d tasks of uid nobody and %d zombies; want the limit %d and %d", snap.UIDProcesses, snap.Zombies, limit, ok+dropped)
+		t.Errorf("fork failed with %d tasks of uid %d and %d zombies; want the limit %d and %d", snap.UIDProcesses, uid, snap.Zombies, limit, ok+dropped)
 	}
 	s.logged(t, "errno=EAGAIN", "zombies count against it")
 	s.set(t, "reaper=loop")
