@@ -503,7 +503,7 @@ func TestOutOfProcesses(t *testing.T) {
 	uid := uint32(61000 + os.Getpid()%1000)
 	s := startServer(t, bin, &syscall.Credential{Uid: uid, Gid: uid}, "--nproc", strconv.Itoa(limit), "--reaper", "off")
 	snap := s.settled(t)
-	start := snap.UIDProcesses
+	start := *snap.UIDProcesses
 	if start != snap.Threads {
 		t.Skipf("uid %d runs %d tasks besides the server's %d: pick another", uid, start-snap.Threads, snap.Threads)
 	}
@@ -524,9 +524,9 @@ func TestOutOfProcesses(t *testing.T) {
 	}
 	snap = s.settled(t)
 	t.Logf("uid %d: %d tasks at start, limit %d: %d requests answered, %d dropped (a child could not start its threads), then fork failed with EAGAIN at %d tasks (%d zombies)",
-		uid, start, limit, ok, dropped, snap.UIDProcesses, snap.Zombies)
-	if snap.UIDProcesses != limit || snap.Zombies != ok+dropped {
-		t.Errorf("fork failed with %d tasks of uid %d and %d zombies; want the limit %d and %d", snap.UIDProcesses, uid, snap.Zombies, limit, ok+dropped)
+		uid, start, limit, ok, dropped, *snap.UIDProcesses, snap.Zombies)
+	if *snap.UIDProcesses != limit || snap.Zombies != ok+dropped {
+		t.Errorf("fork failed with %d tasks of uid %d and %d zombies; want the limit %d and %d", *snap.UIDProcesses, uid, snap.Zombies, limit, ok+dropped)
 	}
 	s.logged(t, "errno=EAGAIN", "zombies count against it")
 	s.set(t, "reaper=loop")

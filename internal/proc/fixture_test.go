@@ -52,7 +52,7 @@ func TestSnapshotFixtures(t *testing.T) {
 			},
 			FDs: intp(3), FDTypes: map[string]int{"device": 3}, TCPStates: map[string]int{},
 			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
-			UIDProcesses: 8, // 100 with 3 threads, 200, 201, 202, 203, 300
+			UIDProcesses: intp(8), // 100 with 3 threads, 200, 201, 202, 203, 300
 			Sigchld:      SigchldDefault,
 		},
 	}, {
@@ -64,7 +64,7 @@ func TestSnapshotFixtures(t *testing.T) {
 			ZombieList:  []Zombie{{PID: 200, PPID: 100, Comm: "daemon", Exit: "exit 0", AgeSeconds: 5000}},
 			FDs:         intp(3),
 			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
-			UIDProcesses: 3,
+			UIDProcesses: intp(3),
 			Sigchld:      SigchldCaught, SigchldBlocked: true, SigchldPending: true,
 		},
 	}, {
@@ -75,7 +75,7 @@ func TestSnapshotFixtures(t *testing.T) {
 			ZombieList:  []Zombie{},
 			FDs:         intp(3),
 			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
-			UIDProcesses: 1,
+			UIDProcesses: intp(1),
 			Sigchld:      SigchldIgnored,
 		},
 	}, {
@@ -94,7 +94,7 @@ func TestSnapshotFixtures(t *testing.T) {
 			// 1004 is not in net/tcp (a unix socket); 9999 is not this process's.
 			TCPStates:   map[string]int{"LISTEN": 1, "ESTABLISHED": 1, "CLOSE_WAIT": 1},
 			FDSoftLimit: 20, FDHardLimit: 4096, NprocSoftLimit: Unlimited, NprocHardLimit: Unlimited,
-			UIDProcesses: 1,
+			UIDProcesses: intp(1),
 			Sigchld:      SigchldDefault,
 		},
 	}, {
@@ -108,7 +108,7 @@ func TestSnapshotFixtures(t *testing.T) {
 				AgeSeconds: 5000, UID: intp(fixtureOwner(t, "comm-parens", 200)), User: fixtureUser(t, "comm-parens", 200)}},
 			FDs:         intp(3),
 			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
-			UIDProcesses: 2,
+			UIDProcesses: intp(2),
 			Sigchld:      SigchldCaught,
 		},
 	}, {
@@ -124,7 +124,7 @@ func TestSnapshotFixtures(t *testing.T) {
 			},
 			FDs:         intp(3),
 			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
-			UIDProcesses: 4, // 1, 100, 200, 201
+			UIDProcesses: nil, // uid 0: not counted
 			Sigchld:      SigchldDefault,
 		},
 	}, {
@@ -136,7 +136,7 @@ func TestSnapshotFixtures(t *testing.T) {
 			ZombieList:  []Zombie{{PID: 200, PPID: 100, Comm: "server", Exit: "exit 0", AgeSeconds: 5000}},
 			FDs:         intp(3),
 			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
-			UIDProcesses: 4,
+			UIDProcesses: intp(4),
 			Sigchld:      SigchldDefault,
 		},
 	}} {

@@ -12,9 +12,7 @@ package proc
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -138,26 +136,37 @@ func classify(pid int, path string, err error) error {
 	}
 }
 
-// readFile reads a small /proc file whole. /proc files report size 0, so
-// os.ReadFile's size hint is useless; one read into buf usually suffices.
+// readFile reads a small /proc file whole into buf's storage. It uses
+// open, read and close directly: os.Open adds an fstat and allocations per
+// file, which count when a parent holds thousands of zombies. /proc files
+// report size 0 and hand out at most a page per read (seq_file), so a short
+// read is not the end: it reads until read returns 0.
 func readFile(path string, buf []byte) ([]byte, error) {
-	fh, err := os.Open(path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer fh.Close()
+	defer unix.Close(fd)
+	if cap(buf) < 512 {
+		buf = make([]byte, 0, 1024)
+	}
+	buf = buf[:cap(buf)]
 	n := 0
 	for {
-		if n == len(buf) {
-			buf = append(buf, make([]byte, len(buf)+512)...)
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
 		}
-		m, err := fh.Read(buf[n:])
-		n += m
-		if err != nil || m == 0 {
-			if err != nil && !errors.Is(err, io.EOF) {
-				return nil, err
-			}
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if m == 0 {
 			return buf[:n], nil
+		}
+		n += m
+		if n == len(buf) {
+			buf = append(buf, make([]byte, len(buf))...)
+			buf = buf[:cap(buf)]
 		}
 	}
 }

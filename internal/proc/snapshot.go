@@ -50,8 +50,10 @@ type Snapshot struct {
 	NprocSoftLimit Limit `json:"nproc_soft_limit"`
 	NprocHardLimit Limit `json:"nproc_hard_limit"`
 	// UIDProcesses: processes and threads whose real uid is UID, zombies
-	// included: what RLIMIT_NPROC counts (and does not enforce for root).
-	UIDProcesses int `json:"uid_processes"`
+	// included: what RLIMIT_NPROC counts. Null for uid 0, for which the
+	// kernel does not enforce the limit: counting means reading every
+	// process's status, a cost that grows with the host.
+	UIDProcesses *int `json:"uid_processes"`
 
 	Sigchld        Disposition `json:"sigchld"`
 	SigchldBlocked bool        `json:"sigchld_blocked"`
@@ -149,8 +151,12 @@ func (f *FS) Snapshot(pid int, opt Options) (*Snapshot, error) {
 	if err := f.readZombies(s, st, opt, data); err != nil {
 		return nil, err
 	}
-	if s.UIDProcesses, err = f.uidTasks(s.UID); err != nil {
-		return nil, err
+	if s.UID != 0 {
+		n, err := f.uidTasks(s.UID)
+		if err != nil {
+			return nil, err
+		}
+		s.UIDProcesses = &n
 	}
 
 	var denied error

@@ -34,7 +34,9 @@ func New(s *proc.Snapshot, srv *control.Status) *Report {
 	if s.FDs != nil {
 		r.FDRatio = ratio(uint64(*s.FDs), s.FDSoftLimit)
 	}
-	r.NprocRatio = ratio(uint64(s.UIDProcesses), s.NprocSoftLimit)
+	if s.UIDProcesses != nil {
+		r.NprocRatio = ratio(uint64(*s.UIDProcesses), s.NprocSoftLimit)
+	}
 	r.Diagnosis = Diagnose(s, srv) + r.connAdvice() + r.limitWarnings()
 	return r
 }
@@ -62,9 +64,9 @@ func (r *Report) limitWarnings() string {
 		w += fmt.Sprintf("; its fds are at %.1f%% of the soft limit (%d of %s): find the leak (zombiewatch --pid %d) or raise the limit (ulimit -n, LimitNOFILE=)",
 			r.FDRatio*100, *r.FDs, r.FDSoftLimit, r.PID)
 	}
-	if r.NprocRatio >= nearLimit && r.UID != 0 {
+	if r.NprocRatio >= nearLimit {
 		w += fmt.Sprintf("; uid %d runs %d processes and threads, %.1f%% of RLIMIT_NPROC %s: fork will fail with EAGAIN (zombies count too)",
-			r.UID, r.UIDProcesses, r.NprocRatio*100, r.NprocSoftLimit)
+			r.UID, *r.UIDProcesses, r.NprocRatio*100, r.NprocSoftLimit)
 	}
 	return w
 }

@@ -72,7 +72,7 @@ func Table(out io.Writer, r *Report) error {
 		{"zombies", strconv.Itoa(s.Zombies), "", "", zombieDetail(s)},
 		{"children", strconv.Itoa(s.Children), "", "", ""},
 		fdRow(r),
-		{"processes", strconv.Itoa(s.UIDProcesses), limits(s.NprocSoftLimit, s.NprocHardLimit), percent(r.NprocRatio, s.NprocSoftLimit), nprocDetail(s)},
+		nprocRow(r),
 		{"SIGCHLD", string(s.Sigchld), "", "", sigchldDetail(s)},
 	}
 	if srv := r.Server; srv != nil {
@@ -188,12 +188,13 @@ func percent(ratio float64, soft proc.Limit) string {
 	return strconv.FormatFloat(ratio*100, 'f', 1, 64) + "%"
 }
 
-func nprocDetail(s *proc.Snapshot) string {
-	d := fmt.Sprintf("processes+threads of uid %d (%s), zombies included", s.UID, s.User)
-	if s.UID == 0 {
-		d += "; not enforced for root"
+func nprocRow(r *Report) []string {
+	s := r.Snapshot
+	if s.UIDProcesses == nil {
+		return []string{"processes", "-", limits(s.NprocSoftLimit, s.NprocHardLimit), "", "uid 0: RLIMIT_NPROC is not enforced for root, so its tasks are not counted"}
 	}
-	return d
+	return []string{"processes", strconv.Itoa(*s.UIDProcesses), limits(s.NprocSoftLimit, s.NprocHardLimit), percent(r.NprocRatio, s.NprocSoftLimit),
+		fmt.Sprintf("processes+threads of uid %d (%s), zombies included", s.UID, s.User)}
 }
 
 func sigchldDetail(s *proc.Snapshot) string {

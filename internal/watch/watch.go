@@ -41,10 +41,10 @@ func (e *Ended) Error() string { return e.Reason }
 
 // point is what the history keeps of a sample.
 type point struct {
-	t            time.Time
-	zombies, fds int
-	uidProcesses int
-	hasFDs       bool
+	t                       time.Time
+	zombies, fds            int
+	uidProcesses            int
+	hasFDs, hasUIDProcesses bool
 }
 
 // Sampler takes samples of one process.
@@ -93,7 +93,10 @@ func (s *Sampler) Next() (*Sample, error) {
 		srv = s.Server(s.PID)
 	}
 	sample := &Sample{Report: report.New(snap, srv), Seq: s.seq, Time: s.FS.Now()}
-	p := point{t: sample.Time, zombies: snap.Zombies, uidProcesses: snap.UIDProcesses, hasFDs: snap.FDs != nil}
+	p := point{t: sample.Time, zombies: snap.Zombies, hasFDs: snap.FDs != nil}
+	if snap.UIDProcesses != nil {
+		p.uidProcesses, p.hasUIDProcesses = *snap.UIDProcesses, true
+	}
 	if snap.FDs != nil {
 		p.fds = *snap.FDs
 	}
@@ -127,7 +130,7 @@ func (s *Sampler) rates(sample *Sample) {
 	if rate := float64(last.fds-first.fds) / secs; rate > 0 && last.hasFDs && sample.FDSoftLimit != proc.Unlimited {
 		sample.FDLimitIn = eta(float64(sample.FDSoftLimit)-float64(last.fds), rate)
 	}
-	if rate := float64(last.uidProcesses-first.uidProcesses) / secs; rate > 0 && sample.UID != 0 && sample.NprocSoftLimit != proc.Unlimited {
+	if rate := float64(last.uidProcesses-first.uidProcesses) / secs; rate > 0 && last.hasUIDProcesses && first.hasUIDProcesses && sample.NprocSoftLimit != proc.Unlimited {
 		sample.NprocLimitIn = eta(float64(sample.NprocSoftLimit)-float64(last.uidProcesses), rate)
 	}
 }

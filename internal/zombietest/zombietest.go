@@ -44,6 +44,9 @@ type Spec struct {
 	CloseWait int
 	// NoFile, when above 0, sets the helper's RLIMIT_NOFILE.
 	NoFile uint64
+	// Sleep: the children stay alive instead of exiting (they are then
+	// killed and reaped when the helper ends), as unrelated processes.
+	Sleep bool
 }
 
 // Helper is a running helper process.
@@ -64,11 +67,8 @@ func Wrap(m interface{ Run() int }) interface{ Run() int } { return wrapped{m} }
 type wrapped struct{ m interface{ Run() int } }
 
 func (w wrapped) Run() int {
-	switch os.Getenv(envMode) {
-	case "exit":
-		code, _ := strconv.Atoi(os.Getenv(envSpec))
-		os.Exit(code)
-	case "parent":
+	Child()
+	if os.Getenv(envMode) == "parent" {
 		os.Exit(parent())
 	}
 	// Orphans of helpers that had to be killed come here, not to PID 1.
@@ -78,6 +78,19 @@ func (w wrapped) Run() int {
 	code := w.m.Run()
 	ReapAll()
 	return code
+}
+
+// Child does a helper child's part and exits, when this process is one
+// (an exiting or a sleeping child); otherwise it returns at once.
+func Child() {
+	switch os.Getenv(envMode) {
+	case "exit":
+		code, _ := strconv.Atoi(os.Getenv(envSpec))
+		os.Exit(code)
+	case "sleep":
+		// A child that stays alive until killed (unrelated load).
+		select {}
+	}
 }
 
 // ReapAll reaps every child of this process that has exited.
@@ -146,16 +159,23 @@ func (h *Helper) stop() {
 	}
 }
 
-// parent is the helper: it opens the descriptors, forks the children from
-// spec.Threads locked threads (a child belongs to the thread that forked
-// it), waits for each to exit without reaping it (WNOWAIT), reports, and
-// reaps everything once stdin closes.
+// parent is the helper run by Start.
 func parent() int {
 	var spec Spec
 	if err := json.Unmarshal([]byte(os.Getenv(envSpec)), &spec); err != nil {
 		fmt.Fprintln(os.Stderr, "zombietest:", err)
 		return 2
 	}
+	return Hold(spec)
+}
+
+// Hold makes this process the helper: it opens the descriptors, forks the
+// children from spec.Threads locked threads (a child belongs to the thread
+// that forked it), waits for each to exit without reaping it (WNOWAIT),
+// writes their pids as a JSON line on stdout, and reaps everything once
+// stdin closes. Its binary must call Main (or Wrap) first thing, since
+// each child is this binary run again.
+func Hold(spec Spec) int {
 	keep, err := openFDs(spec)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "zombietest:", err)
@@ -165,6 +185,9 @@ func parent() int {
 
 	self, _ := os.Executable()
 	env := []string{envMode + "=exit", envSpec + "=" + strconv.Itoa(spec.ExitCode)}
+	if spec.Sleep {
+		env[0] = envMode + "=sleep"
+	}
 	threads := max(spec.Threads, 1)
 	var (
 		mu       sync.Mutex
@@ -199,6 +222,9 @@ func parent() int {
 		return 2
 	}
 	for _, pid := range children {
+		if spec.Sleep {
+			break
+		}
 		var info unix.Siginfo
 		if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
 			fmt.Fprintln(os.Stderr, "zombietest: waitid:", err)
@@ -215,6 +241,11 @@ func parent() int {
 		}
 	}
 	close(release)
+	if spec.Sleep {
+		for _, pid := range children {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
 	for {
 		if _, err := unix.Wait4(-1, nil, 0, nil); err != nil {
 			return 0

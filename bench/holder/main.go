@@ -1,0 +1,39 @@
+// Holder builds the benchmark scenario: a process holding N zombie children
+// (forked from several threads) and M open descriptors, or N sleeping
+// children as unrelated processes. It prints its pid, then the children's
+// pids as a JSON line once they are all in place, and ends (reaping every
+// child) when its stdin closes.
+//
+//	holder --zombies 5000 --fds 15000 < fifo &
+//	holder --sleepers 5000 < fifo &
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/zombiewatch/zombiewatch/internal/zombietest"
+)
+
+func main() {
+	var (
+		zombies, sleepers, fds, threads int
+		nofile                          uint64
+	)
+	flag.IntVar(&zombies, "zombies", 0, "zombie children to hold")
+	flag.IntVar(&sleepers, "sleepers", 0, "sleeping children to hold (unrelated load)")
+	flag.IntVar(&fds, "fds", 0, "descriptors to hold open (pipes, socket pairs and files, about a third each)")
+	flag.IntVar(&threads, "threads", 3, "threads to fork the children from")
+	flag.Uint64Var(&nofile, "nofile", 0, "RLIMIT_NOFILE to set first (soft and hard); 0 keeps it")
+	zombietest.Child() // a child re-run of this binary ends inside
+	flag.Parse()
+	spec := zombietest.Spec{Children: zombies + sleepers, Sleep: sleepers > 0, Threads: threads, NoFile: nofile,
+		Pipes: fds / 3 / 2, SocketPairs: fds / 3 / 2, Files: fds - 2*(fds/3/2)*2}
+	if zombies > 0 && sleepers > 0 {
+		fmt.Fprintln(os.Stderr, "holder: --zombies or --sleepers, not both")
+		os.Exit(2)
+	}
+	fmt.Println(os.Getpid())
+	os.Exit(zombietest.Hold(spec))
+}
