@@ -356,11 +356,22 @@ func TestSIGTERMLeavesNothing(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go load.Run(ctx, load.Config{Addr: s.addr, Clients: 10, Conns: 1, Timeout: 5 * time.Second})
+			fs, err := proc.New("/proc")
+			if err != nil {
+				t.Fatal(err)
+			}
 			kids := waitFor(t, 5*time.Second, "10 children holding", func() ([]int, bool) {
-				fs, _ := proc.New("/proc")
 				kids, _ := fs.Children(s.pid)
 				return kids, len(kids) == 10
 			})
+			// A pid may be reused once its process is gone: identity is the
+			// pid and its start time.
+			started := map[int]time.Time{}
+			for _, kid := range kids {
+				if snap, err := fs.Snapshot(kid, proc.Options{}); err == nil {
+					started[kid] = snap.StartTime
+				}
+			}
 			start := time.Now()
 			s.cmd.Process.Signal(syscall.SIGTERM)
 			select {
@@ -372,9 +383,9 @@ func TestSIGTERMLeavesNothing(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("server still running 10s after SIGTERM")
 			}
-			for _, kid := range kids {
-				if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(kid))); err == nil {
-					t.Errorf("child %d still exists after the server stopped", kid)
+			for kid, start := range started {
+				if snap, err := fs.Snapshot(kid, proc.Options{}); err == nil && snap.StartTime.Equal(start) {
+					t.Errorf("child %d still exists after the server stopped (state %s, ppid %d)", kid, snap.State, snap.PPID)
 				}
 			}
 			t.Logf("stopped in %s", time.Since(start).Round(time.Millisecond))
