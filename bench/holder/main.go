@@ -23,13 +23,16 @@ func main() {
 	)
 	flag.IntVar(&zombies, "zombies", 0, "zombie children to hold")
 	flag.IntVar(&sleepers, "sleepers", 0, "sleeping children to hold (unrelated load)")
-	flag.IntVar(&fds, "fds", 0, "descriptors to hold open (pipes, socket pairs and files, about a third each)")
+	flag.IntVar(&fds, "fds", 0, "descriptors to hold open: 10 files, 10 pipes, 10 socket pairs, the rest duplicates of a socket and a pipe")
 	flag.IntVar(&threads, "threads", 3, "threads to fork the children from")
 	flag.Uint64Var(&nofile, "nofile", 0, "RLIMIT_NOFILE to set first (soft and hard); 0 keeps it")
 	zombietest.Child() // a child re-run of this binary ends inside
 	flag.Parse()
-	spec := zombietest.Spec{Children: zombies + sleepers, Sleep: sleepers > 0, Threads: threads, NoFile: nofile,
-		Pipes: fds / 3 / 2, SocketPairs: fds / 3 / 2, Files: fds - 2*(fds/3/2)*2}
+	spec := zombietest.Spec{Children: zombies + sleepers, Sleep: sleepers > 0, Threads: threads, NoFile: nofile}
+	if fds > 0 {
+		spec.Files, spec.Pipes, spec.SocketPairs = 10, 5, 5
+		spec.Dups = max(fds-30, 0)
+	}
 	if zombies > 0 && sleepers > 0 {
 		fmt.Fprintln(os.Stderr, "holder: --zombies or --sleepers, not both")
 		os.Exit(2)

@@ -96,11 +96,11 @@ func TestDemoEndToEnd(t *testing.T) {
 	if p2.Zombies == 0 {
 		t.Errorf("phase 2 (reaper wait): a burst of 60 left no zombie; coalesced signals should leave some")
 	}
-	if p2.RecoverMs == nil || *p2.RecoverMs > 1000 {
-		t.Errorf("phase 2: switching to wait took %v ms to reap the 12, want under a second", p2.RecoverMs)
+	if p2.RecoverMs == nil || *p2.RecoverMs > 5000 {
+		t.Errorf("phase 2: switching to wait took %v ms to reap the 12, want it done within seconds", p2.RecoverMs)
 	}
-	if p3.Zombies != 0 || p3.RecoverMs == nil || *p3.RecoverMs > 1000 {
-		t.Errorf("phase 3 (reaper loop): %d zombies, recovered in %v ms; want 0 within a second", p3.Zombies, p3.RecoverMs)
+	if p3.Zombies != 0 || p3.RecoverMs == nil || *p3.RecoverMs > 5000 {
+		t.Errorf("phase 3 (reaper loop): %d zombies, recovered in %v ms; want 0 within seconds", p3.Zombies, p3.RecoverMs)
 	}
 	if p4.FDs-p4.FDsBefore != 12 || p4.CloseWait != 12 {
 		t.Errorf("phase 4 (close-conn off): fds %d -> %d, %d CLOSE_WAIT; want +12 and 12", p4.FDsBefore, p4.FDs, p4.CloseWait)

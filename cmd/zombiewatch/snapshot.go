@@ -109,7 +109,7 @@ func runSnapshot(ctx context.Context, args []string, stdout io.Writer) error {
 	r := report.New(snap, serverStatus(c.procRoot, c.pid))
 	switch {
 	case c.json:
-		err = report.JSON(stdout, r)
+		err = report.JSON(stdout, r, isTerminal(stdout))
 	case c.zombies:
 		err = report.Zombies(stdout, r)
 	default:
@@ -159,7 +159,7 @@ func runHost(c snapshotConfig, fs *proc.FS, stdout io.Writer) error {
 	}
 	r := report.NewHost(h)
 	if c.json {
-		return report.HostJSON(stdout, r)
+		return report.HostJSON(stdout, r, isTerminal(stdout))
 	}
 	return report.HostTable(stdout, r)
 }

@@ -113,6 +113,12 @@ func (f *FS) path(elem ...string) string {
 	return filepath.Join(append([]string{f.root}, elem...)...)
 }
 
+// pidFile is root/PID/name in one allocation, for the per-process hot
+// paths (filepath.Join cleans and allocates more).
+func (f *FS) pidFile(pid int, name string) string {
+	return f.root + "/" + strconv.Itoa(pid) + "/" + name
+}
+
 func (f *FS) pidPath(pid int, elem ...string) string {
 	return f.path(append([]string{strconv.Itoa(pid)}, elem...)...)
 }
@@ -142,6 +148,17 @@ func classify(pid int, path string, err error) error {
 // report size 0 and hand out at most a page per read (seq_file), so a short
 // read is not the end: it reads until read returns 0.
 func readFile(path string, buf []byte) ([]byte, error) {
+	return readProc(path, buf, false)
+}
+
+// readRecord reads a /proc file made of one record (stat, status, limits:
+// the kernel's single_open files), which one read returns whole when it
+// fits in buf: it saves the read that returns 0, one syscall per file.
+func readRecord(path string, buf []byte) ([]byte, error) {
+	return readProc(path, buf, true)
+}
+
+func readProc(path string, buf []byte, record bool) ([]byte, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
@@ -164,6 +181,9 @@ func readFile(path string, buf []byte) ([]byte, error) {
 			return buf[:n], nil
 		}
 		n += m
+		if record && n < len(buf) {
+			return buf[:n], nil
+		}
 		if n == len(buf) {
 			buf = append(buf, make([]byte, len(buf))...)
 			buf = buf[:cap(buf)]

@@ -119,7 +119,7 @@ func (f *FS) Scan(opt ScanOptions) (*Host, error) {
 			}
 			return nil, err
 		}
-		data, err := readFile(f.pidPath(pid, "status"), buf)
+		data, err := readRecord(f.pidFile(pid, "status"), buf)
 		if err != nil {
 			if isGone(err) {
 				continue
@@ -152,7 +152,7 @@ func (f *FS) Scan(opt ScanOptions) (*Host, error) {
 // fdCount is the fd count from stat of the fd directory on a real procfs
 // (Linux >= 6.2: any user may stat it), or a listing elsewhere.
 func (f *FS) fdCount(pid int, st *unix.Stat_t) (int, bool) {
-	path := f.pidPath(pid, "fd")
+	path := f.pidFile(pid, "fd")
 	if f.real {
 		if err := unix.Stat(path, st); err != nil {
 			return 0, false
@@ -180,7 +180,7 @@ func (f *FS) pidLimits(pid int, live bool, buf []byte) (nofile, nproc Limit) {
 			return Limit(a.Cur), Limit(b.Cur)
 		}
 	}
-	data, err := readFile(f.pidPath(pid, "limits"), buf)
+	data, err := readRecord(f.pidFile(pid, "limits"), buf)
 	if err != nil {
 		return Unlimited, Unlimited
 	}

@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -80,6 +81,7 @@ type Zombie struct {
 	User       string  `json:"user,omitempty"`
 
 	start time.Time
+	ticks uint64 // start time in clock ticks, to sort by
 }
 
 // Options choose the reads that cost more than a few syscalls.
@@ -117,7 +119,7 @@ func (f *FS) Snapshot(pid int, opt Options) (*Snapshot, error) {
 		_, s.Exit = describeExit(syscall.WaitStatus(st.ExitCode))
 	}
 
-	data, err := readFile(f.pidPath(pid, "status"), buf)
+	data, err := readRecord(f.pidPath(pid, "status"), buf)
 	if err != nil {
 		return nil, classify(pid, f.pidPath(pid, "status"), err)
 	}
@@ -129,7 +131,7 @@ func (f *FS) Snapshot(pid int, opt Options) (*Snapshot, error) {
 	sc := status.sigchld()
 	s.Sigchld, s.SigchldBlocked, s.SigchldPending = sc.Disposition, sc.Blocked, sc.Pending
 
-	data, err = readFile(f.pidPath(pid, "limits"), data)
+	data, err = readRecord(f.pidPath(pid, "limits"), data)
 	if err != nil {
 		return nil, classify(pid, f.pidPath(pid, "limits"), err)
 	}
@@ -201,6 +203,7 @@ func (f *FS) readZombies(s *Snapshot, target stat, opt Options, buf []byte) erro
 	}
 
 	now := f.Now()
+	comms := map[string]string{}
 	queue := []int{s.PID}
 	for len(queue) > 0 {
 		parent := queue[0]
@@ -216,9 +219,10 @@ func (f *FS) readZombies(s *Snapshot, target stat, opt Options, buf []byte) erro
 		if parent == s.PID {
 			parentStart = target.StartTime
 		}
+		s.ZombieList = slices.Grow(s.ZombieList, len(kids))
 		for _, kid := range kids {
 			var ks stat
-			ks, buf, err = f.readStat(kid, buf)
+			ks, buf, err = f.readStatInterned(kid, buf, comms)
 			if err != nil {
 				if isGone(err) {
 					continue // exited and reaped since the list was read
@@ -266,7 +270,7 @@ func (f *FS) zombie(ks stat, now time.Time, opt Options) (Zombie, error) {
 	z := Zombie{
 		PID: ks.PID, PPID: ks.PPID, Comm: ks.Comm, WaitStatus: ks.ExitCode,
 		AgeSeconds: math.Round(now.Sub(start).Seconds()*100) / 100,
-		start:      start,
+		start:      start, ticks: ks.StartTime,
 	}
 	z.ExitCode, z.Exit = describeExit(ws)
 	if opt.ZombieOwners {
@@ -280,11 +284,19 @@ func (f *FS) zombie(ks stat, now time.Time, opt Options) (Zombie, error) {
 	return z, nil
 }
 
+// exitWords are "exit 0" to "exit 255", made once rather than per zombie.
+var exitWords = func() (w [256]string) {
+	for i := range w {
+		w[i] = "exit " + strconv.Itoa(i)
+	}
+	return w
+}()
+
 // describeExit turns a wait status into $?-style code and words.
 func describeExit(ws syscall.WaitStatus) (int, string) {
 	switch {
 	case ws.Exited():
-		return ws.ExitStatus(), "exit " + strconv.Itoa(ws.ExitStatus())
+		return ws.ExitStatus(), exitWords[ws.ExitStatus()&0xff]
 	case ws.Signaled():
 		words := "killed by " + signalName(ws.Signal())
 		if ws.CoreDump() {
@@ -296,12 +308,11 @@ func describeExit(ws syscall.WaitStatus) (int, string) {
 	}
 }
 
+// sortZombies orders zombies oldest first. The key (start, pid) is unique,
+// so an unstable sort gives the one order, without a stable sort's moves.
 func sortZombies(zs []Zombie) {
-	slices.SortStableFunc(zs, func(a, b Zombie) int {
-		if c := a.start.Compare(b.start); c != 0 {
-			return c
-		}
-		return a.PID - b.PID
+	slices.SortFunc(zs, func(a, b Zombie) int {
+		return cmp.Or(cmp.Compare(a.ticks, b.ticks), a.PID-b.PID)
 	})
 }
 
@@ -342,7 +353,7 @@ func (f *FS) uidTasks(uid int) (int, error) {
 	buf := make([]byte, 0, 2048)
 	n := 0
 	for _, pid := range pids {
-		data, err := readFile(f.pidPath(pid, "status"), buf)
+		data, err := readRecord(f.pidPath(pid, "status"), buf)
 		if err != nil {
 			if isGone(err) {
 				continue

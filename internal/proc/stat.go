@@ -24,7 +24,11 @@ type stat struct {
 
 // parseStat parses one stat line. The comm sits in parentheses and may
 // itself hold spaces and ')', so the fields start after the *last* ')'.
-func parseStat(data []byte) (stat, error) {
+func parseStat(data []byte) (stat, error) { return parseStatInterned(data, nil) }
+
+// parseStatInterned is parseStat with the comm taken from comms when it is
+// there: a parent's thousands of zombies mostly share one name.
+func parseStatInterned(data []byte, comms map[string]string) (stat, error) {
 	var s stat
 	l := bytes.IndexByte(data, '(')
 	r := bytes.LastIndexByte(data, ')')
@@ -36,7 +40,14 @@ func parseStat(data []byte) (stat, error) {
 		return s, fmt.Errorf("malformed stat pid %q", truncate(data))
 	}
 	s.PID = pid
-	s.Comm = string(data[l+1 : r])
+	if c, ok := comms[string(data[l+1:r])]; ok { // no allocation to look up
+		s.Comm = c
+	} else {
+		s.Comm = string(data[l+1 : r])
+		if comms != nil {
+			comms[s.Comm] = s.Comm
+		}
+	}
 
 	// Field numbers as in proc(5): field 3 is the first after the comm.
 	field := 3
@@ -105,13 +116,17 @@ func truncate(b []byte) []byte {
 
 // readStat reads and parses /proc/PID/stat into buf's storage.
 func (f *FS) readStat(pid int, buf []byte) (stat, []byte, error) {
-	data, err := readFile(f.pidPath(pid, "stat"), buf)
+	return f.readStatInterned(pid, buf, nil)
+}
+
+func (f *FS) readStatInterned(pid int, buf []byte, comms map[string]string) (stat, []byte, error) {
+	data, err := readRecord(f.pidFile(pid, "stat"), buf)
 	if err != nil {
 		return stat{}, buf, err
 	}
-	s, err := parseStat(data)
+	s, err := parseStatInterned(data, comms)
 	if err != nil {
-		return s, data, fmt.Errorf("%s: %w", f.pidPath(pid, "stat"), err)
+		return s, data, fmt.Errorf("%s: %w", f.pidFile(pid, "stat"), err)
 	}
 	return s, data, nil
 }

@@ -41,10 +41,12 @@ func NewHost(h *proc.Host) *HostReport {
 	return r
 }
 
-// HostJSON writes r as one indented JSON object.
-func HostJSON(w io.Writer, r *HostReport) error {
+// HostJSON writes r as one JSON object, indented for a person (see JSON).
+func HostJSON(w io.Writer, r *HostReport, indent bool) error {
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	if indent {
+		enc.SetIndent("", "  ")
+	}
 	return enc.Encode(r)
 }
 

@@ -72,7 +72,7 @@ func TestGolden(t *testing.T) {
 			}{
 				{"table", func(b *bytes.Buffer, r *Report) error { return Table(b, r) }},
 				{"zombies", func(b *bytes.Buffer, r *Report) error { return Zombies(b, r) }},
-				{"json", func(b *bytes.Buffer, r *Report) error { return JSON(b, r) }},
+				{"json", func(b *bytes.Buffer, r *Report) error { return JSON(b, r, true) }},
 			} {
 				var b bytes.Buffer
 				if err := out.render(&b, r); err != nil {
@@ -156,7 +156,7 @@ func TestHostGolden(t *testing.T) {
 			if err := HostTable(&table, r); err != nil {
 				t.Fatal(err)
 			}
-			if err := HostJSON(&js, r); err != nil {
+			if err := HostJSON(&js, r, true); err != nil {
 				t.Fatal(err)
 			}
 			golden(t, "host-"+tree+".table", table.Bytes())

@@ -44,6 +44,9 @@ type Spec struct {
 	CloseWait int
 	// NoFile, when above 0, sets the helper's RLIMIT_NOFILE.
 	NoFile uint64
+	// Dups: more descriptors, duplicates of a socket and a pipe in turn
+	// (cheap in bulk: a million fds without a million files).
+	Dups int
 	// Sleep: the children stay alive instead of exiting (they are then
 	// killed and reaped when the helper ends), as unrelated processes.
 	Sleep bool
@@ -300,6 +303,26 @@ func openFDs(spec Spec) ([]any, error) {
 			return nil, err
 		}
 		keep = append(keep, os.NewFile(uintptr(fds[0]), "sock"), os.NewFile(uintptr(fds[1]), "sock"))
+	}
+	if spec.Dups > 0 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, err
+		}
+		keep = append(keep, r, w, os.NewFile(uintptr(pair[0]), "sock"), os.NewFile(uintptr(pair[1]), "sock"))
+		for i := range spec.Dups {
+			src := int(r.Fd())
+			if i%2 == 0 {
+				src = pair[0]
+			}
+			if _, err := unix.FcntlInt(uintptr(src), unix.F_DUPFD_CLOEXEC, 0); err != nil {
+				return nil, fmt.Errorf("dup %d: %w", i, err)
+			}
+		}
 	}
 	for range spec.Eventfds {
 		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
