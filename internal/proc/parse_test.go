@@ -64,14 +64,14 @@ func TestParseStatMalformed(t *testing.T) {
 }
 
 func TestParseStatus(t *testing.T) {
-	data := "Name:\tx\nUid:\t1000\t0\t0\t0\nNSpid:\t4711\t1\nThreads:\t5\n" +
+	data := "Name:\tx\nState:\tS (sleeping)\nPPid:\t77\nUid:\t1000\t0\t0\t0\nNSpid:\t4711\t1\nThreads:\t5\n" +
 		"SigPnd:\t0000000000000000\nShdPnd:\t0000000000010000\nSigBlk:\t0000000000010000\n" +
 		"SigIgn:\t0000000000000000\nSigCgt:\t0000000000014002\n"
 	got, err := parseStatus([]byte(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := status{UID: 1000, NSInit: true, Threads: 5, ShdPnd: 0x10000, SigBlk: 0x10000, SigCgt: 0x14002}
+	want := status{Name: "x", State: 'S', PPID: 77, UID: 1000, NSInit: true, Threads: 5, ShdPnd: 0x10000, SigBlk: 0x10000, SigCgt: 0x14002}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("parseStatus mismatch (-want +got):\n%s", diff)
 	}

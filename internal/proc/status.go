@@ -28,6 +28,9 @@ const (
 // ProcStatus has the uids but not the signal masks, so status is parsed here
 // in one pass.
 type status struct {
+	Name    string // the comm (status escapes unprintable bytes)
+	State   byte
+	PPID    int
 	UID     int  // real uid: the one RLIMIT_NPROC counts against
 	NSInit  bool // pid 1 of its own pid namespace (a container's init)
 	Threads int
@@ -49,6 +52,14 @@ func parseStatus(data []byte) (status, error) {
 		v = bytes.TrimSpace(v)
 		var err error
 		switch string(k) {
+		case "Name":
+			s.Name = string(v)
+		case "State":
+			if len(v) > 0 {
+				s.State = v[0]
+			}
+		case "PPid":
+			s.PPID, err = atoi(v)
 		case "Uid":
 			f := strings.Fields(string(v))
 			if len(f) == 0 {
