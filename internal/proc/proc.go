@@ -191,10 +191,9 @@ func readProc(path string, buf []byte, record bool) ([]byte, error) {
 	}
 }
 
-// procfsProc is the part of procfs.Proc the descriptor reads use.
+// procfsProc is the part of procfs.Proc the descriptor count uses.
 type procfsProc interface {
 	FileDescriptorsLen() (int, error)
-	FileDescriptorTargets() ([]string, error)
 }
 
 // signalName names a signal the way kill -l does ("SIGKILL").

@@ -323,11 +323,7 @@ func (f *FS) fdUsers(recs []rec, opt ScanOptions, h *Host) []FDUser {
 		if !opt.FDTypes {
 			continue
 		}
-		p, err := f.fs.Proc(list[i].PID)
-		if err != nil {
-			continue
-		}
-		targets, err := p.FileDescriptorTargets()
+		kinds, sockets, err := f.fdKinds(list[i].PID)
 		switch {
 		case errors.Is(err, fs.ErrPermission):
 			h.Denied = append(h.Denied, fmt.Sprintf("pid %d: fd kinds: permission denied (%s)", list[i].PID, ptraceHint))
@@ -335,9 +331,9 @@ func (f *FS) fdUsers(recs []rec, opt ScanOptions, h *Host) []FDUser {
 		case err != nil:
 			continue // exited
 		}
-		list[i].FDTypes = fdTypes(targets)
-		if list[i].FDTypes[FDSocket] > 0 {
-			list[i].TCPStates, _ = f.tcpSocketStates(list[i].PID, targets)
+		list[i].FDTypes = kinds
+		if kinds[FDSocket] > 0 {
+			list[i].TCPStates, _ = f.tcpSocketStates(list[i].PID, sockets)
 		}
 	}
 	return list

@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/prometheus/procfs"
 )
@@ -24,15 +23,7 @@ var tcpStates = map[uint64]string{
 // procfs marks NetTCP deprecated in favour of netlink sock_diag, but netlink
 // answers for the reader's namespace only and cannot read a fixture tree or
 // another --proc-root; the files can.
-func (f *FS) tcpSocketStates(pid int, targets []string) (map[string]int, error) {
-	inodes := make(map[uint64]bool)
-	for _, t := range targets {
-		if ino, ok := strings.CutPrefix(t, "socket:["); ok {
-			if n, err := strconv.ParseUint(strings.TrimSuffix(ino, "]"), 10, 64); err == nil {
-				inodes[n] = true
-			}
-		}
-	}
+func (f *FS) tcpSocketStates(pid int, inodes map[uint64]bool) (map[string]int, error) {
 	states := make(map[string]int)
 	if len(inodes) == 0 {
 		return states, nil
