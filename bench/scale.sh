@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The scaling table: zombiewatch --pid's cost against zombies, against fds,
+# and against unrelated processes, beside the floor, ps auxw and lsof -p,
+# each row one bench/run.sh (medians of $ROUNDS interleaved runs).
+# Takes several minutes: 50,000 zombies are forked, lsof reads 1,000,000 fds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+
+row() { # row LABEL ZOMBIES FDS OTHERS
+  local out
+  out=$(ZOMBIES=$2 FDS=$3 OTHERS=$4 ROUNDS=$ROUNDS ROWS=short bench/run.sh)
+  median() { awk -F'|' -v name="$1" '$2 ~ name { gsub(/ ms| /, "", $3); print $3 }' <<<"$out"; }
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$(median '`floor`')" \
+    "$(median 'fd-types=false')" "$(median 'fd kinds')" "$(median '`ps auxw`')" "$(median '`lsof')"
+}
+
+echo "$(date -u +%Y-%m-%d), $(nproc) cores, Linux $(uname -r); medians in ms of $ROUNDS runs"
+echo
+echo "| scenario | floor | zombiewatch --pid --json --fd-types=false | zombiewatch --pid --json (kinds) | ps auxw | lsof -p |"
+echo "|---|---:|---:|---:|---:|---:|"
+for z in 100 1000 10000 50000; do row "$z zombies, 100 fds" "$z" 100 0; done
+for f in 10000 100000 1000000; do row "100 zombies, $f fds" 100 "$f" 0; done
+for o in 100 10000; do row "1,000 zombies, 1,000 fds, $o other processes" 1000 1000 "$o"; done
