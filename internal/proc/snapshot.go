@@ -82,6 +82,7 @@ type Zombie struct {
 
 	start time.Time
 	ticks uint64 // start time in clock ticks, to sort by
+	raw   stat   // as read, for a ZombieCache
 }
 
 // Options choose the reads that cost more than a few syscalls.
@@ -91,6 +92,30 @@ type Options struct {
 	// ZombieOwners stats each zombie's directory for its owner, as ps's
 	// USER column does: one syscall per zombie.
 	ZombieOwners bool
+	// Cache, for a watcher, remembers zombies between readings (see
+	// ZombieCache); nil reads every child each time.
+	Cache *ZombieCache
+}
+
+// ZombieCache lets repeated readings skip the children they have seen as
+// zombies: a zombie does not change until it is reaped, so only new
+// children need their stat read. Every Refresh readings (default 10) all
+// are read again, which bounds the one thing the cache could miss: a
+// zombie reaped and its pid reused by a new child of the same parent in
+// between, which needs the whole pid space to wrap.
+type ZombieCache struct {
+	Refresh  int
+	readings int
+	zombies  map[int]stat
+}
+
+// full tells whether this reading reads every child.
+func (c *ZombieCache) full() bool {
+	refresh := c.Refresh
+	if refresh <= 0 {
+		refresh = 10
+	}
+	return c.readings%refresh == 0
 }
 
 // Snapshot reads pid once. A missing pid gives ErrNoProcess, a pid reused
@@ -219,7 +244,7 @@ func (f *FS) readZombies(s *Snapshot, target stat, opt Options, buf []byte) erro
 			parentStart = target.StartTime
 		}
 		s.ZombieList = slices.Grow(s.ZombieList, len(kids))
-		stats, errs := f.readStats(kids)
+		stats, errs := f.readStatsCached(kids, opt.Cache)
 		for i, kid := range kids {
 			ks, err := stats[i], errs[i]
 			if err != nil {
@@ -257,7 +282,41 @@ func (f *FS) readZombies(s *Snapshot, target stat, opt Options, buf []byte) erro
 	}
 	s.DescendantZombies = len(s.ZombieList)
 	sortZombies(s.ZombieList)
+	if c := opt.Cache; c != nil {
+		c.readings++
+		c.zombies = make(map[int]stat, len(s.ZombieList))
+		for _, z := range s.ZombieList {
+			c.zombies[z.PID] = z.raw
+		}
+	}
 	return nil
+}
+
+// readStatsCached is readStats for the pids the cache has not seen as
+// zombies (all of them on a full reading).
+func (f *FS) readStatsCached(pids []int, c *ZombieCache) ([]stat, []error) {
+	if c == nil || c.full() {
+		return f.readStats(pids)
+	}
+	var todo []int
+	for _, pid := range pids {
+		if _, ok := c.zombies[pid]; !ok {
+			todo = append(todo, pid)
+		}
+	}
+	read, readErrs := f.readStats(todo)
+	stats := make([]stat, len(pids))
+	errs := make([]error, len(pids))
+	j := 0
+	for i, pid := range pids {
+		if z, ok := c.zombies[pid]; ok {
+			stats[i] = z
+			continue
+		}
+		stats[i], errs[i] = read[j], readErrs[j]
+		j++
+	}
+	return stats, errs
 }
 
 // readStats reads the stat of each pid, one reader per CPU: the reads are
@@ -285,7 +344,7 @@ func (f *FS) zombie(ks stat, now time.Time, opt Options) (Zombie, error) {
 	z := Zombie{
 		PID: ks.PID, PPID: ks.PPID, Comm: ks.Comm, WaitStatus: ks.ExitCode,
 		AgeSeconds: math.Round(now.Sub(start).Seconds()*100) / 100,
-		start:      start, ticks: ks.StartTime,
+		start:      start, ticks: ks.StartTime, raw: ks,
 	}
 	z.ExitCode, z.Exit = describeExit(ws)
 	if opt.ZombieOwners {

@@ -31,6 +31,9 @@ type Sample struct {
 	// count does not grow, the limit is unlimited, or (NPROC) the uid is root.
 	FDLimitIn    *float64 `json:"fd_limit_in_seconds"`
 	NprocLimitIn *float64 `json:"nproc_limit_in_seconds"`
+	// FDTypesFrom is the sample fd_types and tcp_states were read in
+	// (they are read every few samples: see Sampler.KindsEvery).
+	FDTypesFrom int `json:"fd_types_from_sample,omitempty"`
 }
 
 // Ended is how a watch ends when its target does: Reason says so for a
@@ -56,10 +59,23 @@ type Sampler struct {
 	Server func(pid int) *control.Status
 	// Window is how many samples the rates and the chart look back over.
 	Window int
+	// KindsEvery: with Opt.FDTypes, the fd kinds (one readlink per fd) are
+	// read on the first sample and every KindsEvery samples after (default
+	// 10); the samples between carry the last ones, FDTypesFrom telling
+	// which sample they come from.
+	KindsEvery int
 
 	seq     int
 	start   time.Time // the target's start time, to tell pid reuse
 	history []point
+	cache   proc.ZombieCache
+	kinds   *kinds // the last fd kinds read
+}
+
+// kinds are fd kinds and TCP states as read in sample seq.
+type kinds struct {
+	seq          int
+	fdTypes, tcp map[string]int
 }
 
 // DefaultWindow is the rate and chart window, in samples.
@@ -68,7 +84,17 @@ const DefaultWindow = 60
 // Next takes one sample. When the target has exited it returns *Ended;
 // when its pid names another process, an error wrapping proc.ErrPIDReused.
 func (s *Sampler) Next() (*Sample, error) {
-	snap, err := s.FS.Snapshot(s.PID, s.Opt)
+	// A watcher reads the same zombies again and again: the cache reads
+	// only new children (and all of them every few samples).
+	opt := s.Opt
+	opt.Cache = &s.cache
+	every := s.KindsEvery
+	if every <= 0 {
+		every = 10
+	}
+	readKinds := s.Opt.FDTypes && (s.kinds == nil || s.seq%every == 0)
+	opt.FDTypes = readKinds
+	snap, err := s.FS.Snapshot(s.PID, opt)
 	var denied *proc.PermissionError
 	switch {
 	case errors.Is(err, proc.ErrNoProcess) && s.seq == 0:
@@ -87,12 +113,21 @@ func (s *Sampler) Next() (*Sample, error) {
 	}
 	s.start = snap.StartTime
 	s.seq++
+	fdTypesFrom := 0
+	if s.Opt.FDTypes {
+		if readKinds && snap.FDTypes != nil {
+			s.kinds = &kinds{seq: s.seq, fdTypes: snap.FDTypes, tcp: snap.TCPStates}
+		}
+		if s.kinds != nil {
+			snap.FDTypes, snap.TCPStates, fdTypesFrom = s.kinds.fdTypes, s.kinds.tcp, s.kinds.seq
+		}
+	}
 
 	var srv *control.Status
 	if s.Server != nil {
 		srv = s.Server(s.PID)
 	}
-	sample := &Sample{Report: report.New(snap, srv), Seq: s.seq, Time: s.FS.Now()}
+	sample := &Sample{Report: report.New(snap, srv), Seq: s.seq, Time: s.FS.Now(), FDTypesFrom: fdTypesFrom}
 	p := point{t: sample.Time, zombies: snap.Zombies, hasFDs: snap.FDs != nil}
 	if snap.UIDProcesses != nil {
 		p.uidProcesses, p.hasUIDProcesses = *snap.UIDProcesses, true
