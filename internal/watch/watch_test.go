@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -218,5 +219,41 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 	if diff := cmp.Diff(string(want), string(got)); diff != "" {
 		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
+	}
+}
+
+// TestWatchDoesNotGrow: 10,000 samples leave the heap and the fds where
+// 1,000 samples left them (the history and the caches are bounded).
+func TestWatchDoesNotGrow(t *testing.T) {
+	g := newGrowing(t)
+	s := &Sampler{FS: g.fs, PID: 100, Opt: proc.Options{FDTypes: true}}
+	measure := func() (heap uint64, fds int) {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		entries, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.HeapInuse, len(entries)
+	}
+	var heap1k uint64
+	var fds1k int
+	for i := 1; i <= 10000; i++ {
+		g.now = g.now.Add(time.Second)
+		if _, err := s.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1000 {
+			heap1k, fds1k = measure()
+		}
+	}
+	heap, fds := measure()
+	t.Logf("after 1,000 samples: heap %d KiB, %d fds; after 10,000: heap %d KiB, %d fds", heap1k>>10, fds1k, heap>>10, fds)
+	if fds != fds1k {
+		t.Errorf("fds %d after 1,000 samples, %d after 10,000", fds1k, fds)
+	}
+	if heap > heap1k+512<<10 {
+		t.Errorf("heap grew from %d KiB to %d KiB between 1,000 and 10,000 samples", heap1k>>10, heap>>10)
 	}
 }
