@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,29 +40,11 @@ func TestMain(m *testing.M) {
 	zombietest.Main(m)
 }
 
-// syncBuffer collects a server's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testServer struct {
 	cmd  *exec.Cmd
 	pid  int
 	addr string
-	log  *syncBuffer
+	log  *zombietest.Buffer
 	done chan error
 }
 
@@ -80,7 +60,7 @@ func startServer(t *testing.T, bin string, cred *syscall.Credential, args ...str
 	}
 	cmd := exec.Command(bin, append([]string{"--addr", "127.0.0.1:0", "--log-level", "debug"}, args...)...)
 	cmd.Env = append(os.Environ(), "SERVER_TEST_RUN=1")
-	s := &testServer{cmd: cmd, log: &syncBuffer{}, done: make(chan error, 1)}
+	s := &testServer{cmd: cmd, log: &zombietest.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = s.log
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}

@@ -42,66 +42,62 @@ func reaperOff(ctx context.Context, r *run) (Phase, error) {
 }
 
 func reaperWait(ctx context.Context, r *run) (Phase, error) {
-	start, err := r.snapshot(false)
+	p, reaped, left, err := r.switchAndBurst(ctx, "wait")
 	if err != nil {
-		return Phase{}, err
+		return p, err
 	}
-	began := time.Now()
-	if err := r.set("reaper=wait", "close-conn=on"); err != nil {
-		return Phase{}, err
-	}
-	if _, err := r.poll(ctx, "the zombies to be reaped", func(s *proc.Snapshot) bool { return s.Zombies == 0 }); err != nil {
-		return Phase{}, err
-	}
-	recovered := time.Since(began)
-	before, left, err := r.burst(ctx)
-	if err != nil {
-		return Phase{}, err
-	}
-	p := phase("reaper wait", r.cfg.Burst, before, left)
-	p.RecoverMs = ms(recovered)
-	p.PSZombies = r.psCount()
 	switched := ""
-	if start.Zombies > 0 {
-		switched = fmt.Sprintf("switching it on reaped the %d zombies at once (%.1f ms); then ", start.Zombies, *p.RecoverMs)
+	if reaped > 0 {
+		switched = fmt.Sprintf("switching it on reaped the %d zombies at once (%.1f ms); then ", reaped, *p.RecoverMs)
 	}
 	p.Summary = fmt.Sprintf("reaper wait: %s%d children exiting together left %d zombies%s",
-		switched, r.cfg.Burst, left.Zombies, psNote(p.PSZombies, left.Zombies))
+		switched, r.cfg.Burst, left, psNote(p.PSZombies, left))
 	p.Lesson = "SIGCHLD notifications coalesce: many exits at once raise fewer signals, and one wait per signal reaps one child (webserver3e/3f)."
-	if left.Zombies == 0 {
+	if left == 0 {
 		p.Lesson = "This time every exit got a signal of its own; run it again, or with a larger --burst, to see them coalesce."
 	}
 	return p, nil
 }
 
 func reaperLoop(ctx context.Context, r *run) (Phase, error) {
-	start, err := r.snapshot(false)
+	p, reaped, left, err := r.switchAndBurst(ctx, "loop")
 	if err != nil {
-		return Phase{}, err
+		return p, err
 	}
-	began := time.Now()
-	if err := r.set("reaper=loop", "close-conn=on"); err != nil {
-		return Phase{}, err
-	}
-	if _, err := r.poll(ctx, "the zombies to be reaped", func(s *proc.Snapshot) bool { return s.Zombies == 0 }); err != nil {
-		return Phase{}, err
-	}
-	recovered := time.Since(began)
-	before, left, err := r.burst(ctx)
-	if err != nil {
-		return Phase{}, err
-	}
-	p := phase("reaper loop", r.cfg.Burst, before, left)
-	p.RecoverMs = ms(recovered)
-	p.PSZombies = r.psCount()
 	switched := ""
-	if start.Zombies > 0 {
-		switched = fmt.Sprintf("the %d zombies left were reaped in %.1f ms; ", start.Zombies, *p.RecoverMs)
+	if reaped > 0 {
+		switched = fmt.Sprintf("the %d zombies left were reaped in %.1f ms; ", reaped, *p.RecoverMs)
 	}
 	p.Summary = fmt.Sprintf("reaper loop: %sa burst of %d then left %d%s",
-		switched, r.cfg.Burst, left.Zombies, psNote(p.PSZombies, left.Zombies))
+		switched, r.cfg.Burst, left, psNote(p.PSZombies, left))
 	p.Lesson = "waitpid(-1, WNOHANG) in a loop until it returns 0 reaps every finished child, however few signals arrived (webserver3g)."
 	return p, nil
+}
+
+// switchAndBurst switches the reaper to mode, times how long the zombies
+// already there take to be reaped, then makes a burst: it returns the
+// phase measured, the zombies reaped by the switch, and those the burst left.
+func (r *run) switchAndBurst(ctx context.Context, mode string) (p Phase, reaped, left int, err error) {
+	start, err := r.snapshot(false)
+	if err != nil {
+		return p, 0, 0, err
+	}
+	began := time.Now()
+	if err := r.set("reaper="+mode, "close-conn=on"); err != nil {
+		return p, 0, 0, err
+	}
+	if _, err := r.poll(ctx, "the zombies to be reaped", func(s *proc.Snapshot) bool { return s.Zombies == 0 }); err != nil {
+		return p, 0, 0, err
+	}
+	recovered := time.Since(began)
+	before, after, err := r.burst(ctx)
+	if err != nil {
+		return p, 0, 0, err
+	}
+	p = phase("reaper "+mode, r.cfg.Burst, before, after)
+	p.RecoverMs = ms(recovered)
+	p.PSZombies = r.psCount()
+	return p, start.Zombies, after.Zombies, nil
 }
 
 // burst makes r.cfg.Burst simultaneous requests whose children exit

@@ -1,30 +1,17 @@
 package exporter
 
 import (
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/zombiewatch/zombiewatch/internal/proc"
+	"github.com/zombiewatch/zombiewatch/internal/fixture"
 )
 
-func fixture(t *testing.T, tree string) *proc.FS {
-	t.Helper()
-	fs, err := proc.New(filepath.Join("..", "..", "testdata", "proc", tree))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs.Now = func() time.Time { return time.Unix(1764140000+10000, 0) }
-	fs.LookupUser = func(uid int) string { return map[int]string{0: "root", 1000: "alice"}[uid] }
-	return fs
-}
-
 func TestMetricsOnFixture(t *testing.T) {
-	c := New(Config{FS: fixture(t, "zombies-threads"), Top: 1, MaxParents: 10, PIDs: []int{203, 4242}})
+	c := New(Config{FS: fixture.Open(t, "zombies-threads"), Top: 1, MaxParents: 10, PIDs: []int{203, 4242}})
 	want := `
 # HELP zombiewatch_zombie_children Zombie children a parent holds, by parent (only parents holding zombies).
 # TYPE zombiewatch_zombie_children gauge
@@ -62,7 +49,7 @@ zombiewatch_watched_process_up{pid="4242"} 0
 }
 
 func TestMetricsBySocketKind(t *testing.T) {
-	c := New(Config{FS: fixture(t, "fds"), Top: 1, Names: []*regexp.Regexp{regexp.MustCompile("^app$")}})
+	c := New(Config{FS: fixture.Open(t, "fds"), Top: 1, Names: []*regexp.Regexp{regexp.MustCompile("^app$")}})
 	want := `
 # HELP zombiewatch_close_wait_sockets TCP sockets in CLOSE_WAIT: the peer closed and the process never did.
 # TYPE zombiewatch_close_wait_sockets gauge

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/zombiewatch/zombiewatch/internal/control"
+	"github.com/zombiewatch/zombiewatch/internal/fixture"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
@@ -23,13 +24,7 @@ var fixtures = []string{"zombies-threads", "vanished", "no-children", "fds", "co
 // user names and time zone.
 func fixtureReport(t *testing.T, tree string) *Report {
 	t.Helper()
-	time.Local = time.UTC
-	fs, err := proc.New(filepath.Join("..", "..", "testdata", "proc", tree))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs.Now = func() time.Time { return time.Unix(1764140000+10000, 0) }
-	fs.LookupUser = func(uid int) string { return map[int]string{0: "root", 1000: "alice"}[uid] }
+	fs := fixture.Open(t, tree)
 	s, err := fs.Snapshot(100, proc.Options{FDTypes: true, ZombieOwners: true})
 	if err != nil {
 		t.Fatal(err)
@@ -140,14 +135,7 @@ func TestAge(t *testing.T) {
 func TestHostGolden(t *testing.T) {
 	for _, tree := range []string{"zombies-threads", "container-init", "fds"} {
 		t.Run(tree, func(t *testing.T) {
-			time.Local = time.UTC
-			fs, err := proc.New(filepath.Join("..", "..", "testdata", "proc", tree))
-			if err != nil {
-				t.Fatal(err)
-			}
-			fs.Now = func() time.Time { return time.Unix(1764140000+10000, 0) }
-			fs.LookupUser = func(uid int) string { return map[int]string{0: "root", 1000: "alice"}[uid] }
-			h, err := fs.Scan(proc.ScanOptions{Parents: 5, FDUsers: 5, UIDs: 5, FDTypes: true})
+			h, err := fixture.Open(t, tree).Scan(proc.ScanOptions{Parents: 5, FDUsers: 5, UIDs: 5, FDTypes: true})
 			if err != nil {
 				t.Fatal(err)
 			}

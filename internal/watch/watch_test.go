@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/zombiewatch/zombiewatch/internal/fixture"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
@@ -33,10 +34,10 @@ func newGrowing(t *testing.T) *growing {
 	t.Helper()
 	time.Local = time.UTC
 	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "testdata", "proc", "zombies-threads"))); err != nil {
+	if err := os.CopyFS(dir, os.DirFS(fixture.Dir("zombies-threads"))); err != nil {
 		t.Fatal(err)
 	}
-	g := &growing{t: t, dir: dir, now: time.Unix(1764140000+10000, 0), next: 400}
+	g := &growing{t: t, dir: dir, now: fixture.Now, next: 400}
 	fs, err := proc.New(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ package zombietest
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -24,6 +25,9 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// sleepPath is the sleeper children's program.
+const sleepPath = "/bin/sleep"
 
 const (
 	envMode = "ZOMBIETEST_MODE"
@@ -47,8 +51,9 @@ type Spec struct {
 	// Dups: more descriptors, duplicates of a socket and a pipe in turn
 	// (cheap in bulk: a million fds without a million files).
 	Dups int
-	// Sleep: the children stay alive instead of exiting (they are then
-	// killed and reaped when the helper ends), as unrelated processes.
+	// Sleep: the children are "sleep infinity" (one thread, so one pid
+	// each: a Go child would take several) and stay alive until the
+	// helper ends, which kills and reaps them: unrelated processes.
 	Sleep bool
 }
 
@@ -83,16 +88,13 @@ func (w wrapped) Run() int {
 	return code
 }
 
-// Child does a helper child's part and exits, when this process is one
-// (an exiting or a sleeping child); otherwise it returns at once.
+// Child does a helper child's part (exit with the code asked for) when
+// this process is one; otherwise it returns at once.
 func Child() {
 	switch os.Getenv(envMode) {
 	case "exit":
 		code, _ := strconv.Atoi(os.Getenv(envSpec))
 		os.Exit(code)
-	case "sleep":
-		// A child that stays alive until killed (unrelated load).
-		select {}
 	}
 }
 
@@ -188,9 +190,6 @@ func Hold(spec Spec) int {
 
 	self, _ := os.Executable()
 	env := []string{envMode + "=exit", envSpec + "=" + strconv.Itoa(spec.ExitCode)}
-	if spec.Sleep {
-		env[0] = envMode + "=sleep"
-	}
 	threads := max(spec.Threads, 1)
 	var (
 		mu       sync.Mutex
@@ -206,7 +205,11 @@ func Hold(spec Spec) int {
 			// the kernel would move its children to another thread.
 			runtime.LockOSThread()
 			for j := i; j < spec.Children; j += threads {
-				pid, err := syscall.ForkExec(self, []string{self}, &syscall.ProcAttr{Env: env})
+				path, argv := self, []string{self}
+				if spec.Sleep {
+					path, argv = sleepPath, []string{"sleep", "infinity"}
+				}
+				pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env})
 				mu.Lock()
 				if err != nil {
 					forkErr = err
@@ -221,8 +224,16 @@ func Hold(spec Spec) int {
 	}
 	forked.Wait()
 	if forkErr != nil {
+		// Leave nothing behind: kill what was started, reap it all.
 		fmt.Fprintln(os.Stderr, "zombietest: fork:", forkErr)
-		return 2
+		for _, pid := range children {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		for {
+			if _, err := unix.Wait4(-1, nil, 0, nil); err != nil {
+				return 2
+			}
+		}
 	}
 	for _, pid := range children {
 		if spec.Sleep {
@@ -332,4 +343,23 @@ func openFDs(spec Spec) ([]any, error) {
 		keep = append(keep, os.NewFile(uintptr(fd), "eventfd"))
 	}
 	return keep, nil
+}
+
+// Buffer is a bytes.Buffer that may be written from several goroutines, as
+// a process's stderr is: for logs a test reads while they are written.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
