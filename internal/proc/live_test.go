@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,18 +193,7 @@ func TestLivePermissionDenied(t *testing.T) {
 	}
 	h := zombietest.Start(t, zombietest.Spec{Children: 3})
 	// The reader is this test binary, copied where nobody may run it.
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "proc-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	bin := filepath.Join(dir, "proc.test")
-	copyFile(t, self, bin)
-	os.Chmod(dir, 0o755)
+	bin := zombietest.SelfCopy(t)
 
 	cmd := exec.Command(bin)
 	cmd.Env = []string{"PROC_TEST_READ_AS=1", "PROC_TEST_PID=" + strconv.Itoa(h.PID)}
@@ -263,23 +251,4 @@ func readAs() int {
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
 	return 0
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	src, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -95,6 +95,9 @@ type Options struct {
 	// Cache, for a watcher, remembers zombies between readings (see
 	// ZombieCache); nil reads every child each time.
 	Cache *ZombieCache
+	// NoUIDCount leaves UIDProcesses nil: counting reads every process's
+	// status, which a watcher does only every few samples.
+	NoUIDCount bool
 }
 
 // ZombieCache lets repeated readings skip the children they have seen as
@@ -178,7 +181,7 @@ func (f *FS) Snapshot(pid int, opt Options) (*Snapshot, error) {
 	if err := f.readZombies(s, st, opt, data); err != nil {
 		return nil, err
 	}
-	if s.UID != 0 {
+	if s.UID != 0 && !opt.NoUIDCount {
 		n, err := f.uidTasks(s.UID)
 		if err != nil {
 			return nil, err

@@ -31,9 +31,11 @@ type Sample struct {
 	// count does not grow, the limit is unlimited, or (NPROC) the uid is root.
 	FDLimitIn    *float64 `json:"fd_limit_in_seconds"`
 	NprocLimitIn *float64 `json:"nproc_limit_in_seconds"`
-	// FDTypesFrom is the sample fd_types and tcp_states were read in
-	// (they are read every few samples: see Sampler.KindsEvery).
-	FDTypesFrom int `json:"fd_types_from_sample,omitempty"`
+	// FDTypesFrom and UIDProcessesFrom are the samples fd_types and
+	// tcp_states, and uid_processes, were read in (they are read every
+	// few samples: see Sampler.SlowEvery).
+	FDTypesFrom      int `json:"fd_types_from_sample,omitempty"`
+	UIDProcessesFrom int `json:"uid_processes_from_sample,omitempty"`
 }
 
 // Ended is how a watch ends when its target does: Reason says so for a
@@ -59,17 +61,21 @@ type Sampler struct {
 	Server func(pid int) *control.Status
 	// Window is how many samples the rates and the chart look back over.
 	Window int
-	// KindsEvery: with Opt.FDTypes, the fd kinds (one readlink per fd) are
-	// read on the first sample and every KindsEvery samples after (default
-	// 10); the samples between carry the last ones, FDTypesFrom telling
-	// which sample they come from.
-	KindsEvery int
+	// SlowEvery: the reads that cost more than the rest, the fd kinds (one
+	// readlink per fd, with Opt.FDTypes) and the uid's tasks (every
+	// process's status, for a uid other than 0), are made on the first
+	// sample and every SlowEvery samples after (default 10); the samples
+	// between carry the last values, FDTypesFrom and UIDProcessesFrom
+	// telling which sample they come from.
+	SlowEvery int
 
 	seq     int
 	start   time.Time // the target's start time, to tell pid reuse
 	history []point
 	cache   proc.ZombieCache
 	kinds   *kinds // the last fd kinds read
+	tasks   *int   // the last uid task count read, in sample tasksAt
+	tasksAt int
 }
 
 // kinds are fd kinds and TCP states as read in sample seq.
@@ -88,12 +94,14 @@ func (s *Sampler) Next() (*Sample, error) {
 	// only new children (and all of them every few samples).
 	opt := s.Opt
 	opt.Cache = &s.cache
-	every := s.KindsEvery
+	every := s.SlowEvery
 	if every <= 0 {
 		every = 10
 	}
 	readKinds := s.Opt.FDTypes && (s.kinds == nil || s.seq%every == 0)
 	opt.FDTypes = readKinds
+	readTasks := s.tasks == nil || s.seq%every == 0
+	opt.NoUIDCount = !readTasks
 	snap, err := s.FS.Snapshot(s.PID, opt)
 	var denied *proc.PermissionError
 	switch {
@@ -113,6 +121,17 @@ func (s *Sampler) Next() (*Sample, error) {
 	}
 	s.start = snap.StartTime
 	s.seq++
+	freshTasks := snap.UIDProcesses // nil unless read in this sample
+	if readTasks && freshTasks != nil {
+		s.tasks, s.tasksAt = freshTasks, s.seq
+	}
+	tasksFrom := 0
+	if snap.UIDProcesses == nil && s.tasks != nil {
+		snap.UIDProcesses = s.tasks
+	}
+	if s.tasks != nil {
+		tasksFrom = s.tasksAt
+	}
 	fdTypesFrom := 0
 	if s.Opt.FDTypes {
 		if readKinds && snap.FDTypes != nil {
@@ -127,10 +146,11 @@ func (s *Sampler) Next() (*Sample, error) {
 	if s.Server != nil {
 		srv = s.Server(s.PID)
 	}
-	sample := &Sample{Report: report.New(snap, srv), Seq: s.seq, Time: s.FS.Now(), FDTypesFrom: fdTypesFrom}
+	sample := &Sample{Report: report.New(snap, srv), Seq: s.seq, Time: s.FS.Now(),
+		FDTypesFrom: fdTypesFrom, UIDProcessesFrom: tasksFrom}
 	p := point{t: sample.Time, zombies: snap.Zombies, hasFDs: snap.FDs != nil}
-	if snap.UIDProcesses != nil {
-		p.uidProcesses, p.hasUIDProcesses = *snap.UIDProcesses, true
+	if freshTasks != nil { // a carried count would flatten the rate
+		p.uidProcesses, p.hasUIDProcesses = *freshTasks, true
 	}
 	if snap.FDs != nil {
 		p.fds = *snap.FDs
@@ -165,8 +185,21 @@ func (s *Sampler) rates(sample *Sample) {
 	if rate := float64(last.fds-first.fds) / secs; rate > 0 && last.hasFDs && sample.FDSoftLimit != proc.Unlimited {
 		sample.FDLimitIn = eta(float64(sample.FDSoftLimit)-float64(last.fds), rate)
 	}
-	if rate := float64(last.uidProcesses-first.uidProcesses) / secs; rate > 0 && last.hasUIDProcesses && first.hasUIDProcesses && sample.NprocSoftLimit != proc.Unlimited {
-		sample.NprocLimitIn = eta(float64(sample.NprocSoftLimit)-float64(last.uidProcesses), rate)
+	// The uid's tasks are read every few samples: the rate runs from the
+	// first to the last sample that read them.
+	var tf, tl *point
+	for i := range s.history {
+		if s.history[i].hasUIDProcesses {
+			if tf == nil {
+				tf = &s.history[i]
+			}
+			tl = &s.history[i]
+		}
+	}
+	if tf != nil && tl != tf && sample.NprocSoftLimit != proc.Unlimited {
+		if rate := float64(tl.uidProcesses-tf.uidProcesses) / tl.t.Sub(tf.t).Seconds(); rate > 0 {
+			sample.NprocLimitIn = eta(float64(sample.NprocSoftLimit)-float64(tl.uidProcesses), rate)
+		}
 	}
 }
 

@@ -84,7 +84,7 @@ func (g *growing) grow() {
 // samples (never while one is read), and hands each sample to emit.
 func runK(t *testing.T, g *growing, k int, emit func(*Sample) error) error {
 	t.Helper()
-	s := &Sampler{FS: g.fs, PID: 100, Opt: proc.Options{FDTypes: true}, Window: 3}
+	s := &Sampler{FS: g.fs, PID: 100, Opt: proc.Options{FDTypes: true}, Window: 3, SlowEvery: 1}
 	ticks := make(chan time.Time)
 	taken := make(chan struct{}, 1)
 	errc := make(chan error, 1)
@@ -256,5 +256,28 @@ func TestWatchDoesNotGrow(t *testing.T) {
 	}
 	if heap > heap1k+512<<10 {
 		t.Errorf("heap grew from %d KiB to %d KiB between 1,000 and 10,000 samples", heap1k>>10, heap>>10)
+	}
+}
+
+// TestWatchSlowReadsEveryFewSamples: the fd kinds and the uid's tasks are
+// read on the first sample and every SlowEvery after; between, the last
+// values are carried and say which sample they come from.
+func TestWatchSlowReadsEveryFewSamples(t *testing.T) {
+	g := newGrowing(t)
+	s := &Sampler{FS: g.fs, PID: 100, Opt: proc.Options{FDTypes: true}, SlowEvery: 3}
+	type row struct{ Seq, FDTypesFrom, TasksFrom, Tasks, Sockets int }
+	var got []row
+	for range 5 {
+		sample, err := s.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, row{sample.Seq, sample.FDTypesFrom, sample.UIDProcessesFrom, *sample.UIDProcesses, sample.FDTypes["socket"]})
+		g.grow()
+	}
+	// Each grow adds a zombie (a task of uid 1000) and two sockets.
+	want := []row{{1, 1, 1, 8, 0}, {2, 1, 1, 8, 0}, {3, 1, 1, 8, 0}, {4, 4, 4, 11, 6}, {5, 4, 4, 11, 6}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("samples (-want +got):\n%s", diff)
 	}
 }
