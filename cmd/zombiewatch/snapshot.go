@@ -157,7 +157,7 @@ func runHost(c snapshotConfig, fs *proc.FS, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r := report.NewHost(h)
+	r := report.NewHost(h, func(pid int) *control.Status { return serverStatus(c.procRoot, pid) })
 	if c.json {
 		return report.HostJSON(stdout, r, isTerminal(stdout))
 	}

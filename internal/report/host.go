@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/zombiewatch/zombiewatch/internal/control"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
@@ -25,11 +26,17 @@ type ParentReport struct {
 	Diagnosis string `json:"diagnosis"`
 }
 
-// NewHost derives the report of h.
-func NewHost(h *proc.Host) *HostReport {
+// NewHost derives the report of h. server, if not nil, gives a listed
+// parent's bundled-server settings (nil for any other process), as for
+// --pid, so that the diagnosis can name the server's own switch.
+func NewHost(h *proc.Host, server func(pid int) *control.Status) *HostReport {
 	r := &HostReport{Host: h, Parents: []ParentReport{}}
 	for _, p := range h.Parents {
-		pr := ParentReport{Parent: p, Diagnosis: Diagnose(p.Snapshot(), nil)}
+		var srv *control.Status
+		if server != nil {
+			srv = server(p.PID)
+		}
+		pr := ParentReport{Parent: p, Diagnosis: Diagnose(p.Snapshot(), srv)}
 		switch {
 		case p.NamespaceInit || p.PID == 1:
 			pr.Role = "container init"

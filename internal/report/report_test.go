@@ -139,7 +139,7 @@ func TestHostGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := NewHost(h)
+			r := NewHost(h, nil)
 			var table, js bytes.Buffer
 			if err := HostTable(&table, r); err != nil {
 				t.Fatal(err)
