@@ -102,7 +102,7 @@ type Options struct {
 
 // ZombieCache lets repeated readings skip the children they have seen as
 // zombies: a zombie does not change until it is reaped, so only new
-// children need their stat read. Every Refresh readings (default 10) all
+// children need their stat read. Every Refresh readings (default 30) all
 // are read again, which bounds the one thing the cache could miss: a
 // zombie reaped and its pid reused by a new child of the same parent in
 // between, which needs the whole pid space to wrap.
@@ -116,7 +116,7 @@ type ZombieCache struct {
 func (c *ZombieCache) full() bool {
 	refresh := c.Refresh
 	if refresh <= 0 {
-		refresh = 10
+		refresh = 30
 	}
 	return c.readings%refresh == 0
 }
@@ -404,15 +404,21 @@ func (f *FS) readFDs(s *Snapshot, p procfsProc, opt Options) error {
 	if !opt.FDTypes {
 		return nil
 	}
-	kinds, sockets, err := f.fdKinds(s.PID)
+	s.FDTypes, s.TCPStates, err = f.FDKinds(s.PID)
+	return err
+}
+
+// FDKinds counts pid's descriptors by kind, one readlink each, and its TCP
+// sockets by state. Another user's process gives a *PermissionError.
+func (f *FS) FDKinds(pid int) (kinds, tcpStates map[string]int, err error) {
+	kinds, sockets, err := f.fdKinds(pid)
 	if err != nil {
-		return classify(s.PID, f.pidPath(s.PID, "fd"), err)
+		return nil, nil, classify(pid, f.pidPath(pid, "fd"), err)
 	}
-	s.FDTypes = kinds
-	if s.TCPStates, err = f.tcpSocketStates(s.PID, sockets); err != nil {
-		return classify(s.PID, f.pidPath(s.PID, "net", "tcp"), err)
+	if tcpStates, err = f.tcpSocketStates(pid, sockets); err != nil {
+		return nil, nil, classify(pid, f.pidPath(pid, "net", "tcp"), err)
 	}
-	return nil
+	return kinds, tcpStates, nil
 }
 
 // uidTasks counts the processes and threads whose real uid is uid, as

@@ -61,12 +61,13 @@ type Sampler struct {
 	Server func(pid int) *control.Status
 	// Window is how many samples the rates and the chart look back over.
 	Window int
-	// SlowEvery: the reads that cost more than the rest, the fd kinds (one
-	// readlink per fd, with Opt.FDTypes) and the uid's tasks (every
-	// process's status, for a uid other than 0), are made on the first
-	// sample and every SlowEvery samples after (default 10); the samples
-	// between carry the last values, FDTypesFrom and UIDProcessesFrom
-	// telling which sample they come from.
+	// SlowEvery: the reads that cost more than the rest are made on the
+	// first sample and every SlowEvery samples after (default 30): the
+	// uid's tasks (every process's status, for a uid other than 0), and the
+	// fd kinds (one readlink per fd, with Opt.FDTypes), which are also read
+	// whenever the fd count has changed since. Samples between carry the
+	// last values; FDTypesFrom and UIDProcessesFrom say which sample they
+	// come from.
 	SlowEvery int
 
 	seq     int
@@ -78,9 +79,10 @@ type Sampler struct {
 	tasksAt int
 }
 
-// kinds are fd kinds and TCP states as read in sample seq.
+// kinds are fd kinds and TCP states as read in sample seq, when the
+// process had fds descriptors.
 type kinds struct {
-	seq          int
+	seq, fds     int
 	fdTypes, tcp map[string]int
 }
 
@@ -96,10 +98,9 @@ func (s *Sampler) Next() (*Sample, error) {
 	opt.Cache = &s.cache
 	every := s.SlowEvery
 	if every <= 0 {
-		every = 10
+		every = 30
 	}
-	readKinds := s.Opt.FDTypes && (s.kinds == nil || s.seq%every == 0)
-	opt.FDTypes = readKinds
+	opt.FDTypes = false // read below, when they may have changed
 	readTasks := s.tasks == nil || s.seq%every == 0
 	opt.NoUIDCount = !readTasks
 	snap, err := s.FS.Snapshot(s.PID, opt)
@@ -133,9 +134,17 @@ func (s *Sampler) Next() (*Sample, error) {
 		tasksFrom = s.tasksAt
 	}
 	fdTypesFrom := 0
-	if s.Opt.FDTypes {
-		if readKinds && snap.FDTypes != nil {
-			s.kinds = &kinds{seq: s.seq, fdTypes: snap.FDTypes, tcp: snap.TCPStates}
+	if s.Opt.FDTypes && snap.FDs != nil {
+		if s.kinds == nil || s.kinds.fds != *snap.FDs || (s.seq-1)%every == 0 {
+			types, tcp, err := s.FS.FDKinds(s.PID)
+			switch {
+			case err == nil:
+				s.kinds = &kinds{seq: s.seq, fds: *snap.FDs, fdTypes: types, tcp: tcp}
+			case errors.As(err, &denied):
+				snap.Denied = append(snap.Denied, err.Error())
+			case !errors.Is(err, proc.ErrNoProcess):
+				return nil, err
+			}
 		}
 		if s.kinds != nil {
 			snap.FDTypes, snap.TCPStates, fdTypesFrom = s.kinds.fdTypes, s.kinds.tcp, s.kinds.seq

@@ -259,24 +259,32 @@ func TestWatchDoesNotGrow(t *testing.T) {
 	}
 }
 
-// TestWatchSlowReadsEveryFewSamples: the fd kinds and the uid's tasks are
-// read on the first sample and every SlowEvery after; between, the last
-// values are carried and say which sample they come from.
+// TestWatchSlowReadsEveryFewSamples: the uid's tasks are read on the first
+// sample and every SlowEvery after; the fd kinds too, and whenever the fd
+// count changed. Between, the last values are carried and say which
+// sample they come from.
 func TestWatchSlowReadsEveryFewSamples(t *testing.T) {
 	g := newGrowing(t)
 	s := &Sampler{FS: g.fs, PID: 100, Opt: proc.Options{FDTypes: true}, SlowEvery: 3}
 	type row struct{ Seq, FDTypesFrom, TasksFrom, Tasks, Sockets int }
 	var got []row
-	for range 5 {
+	for i := range 7 {
 		sample, err := s.Next()
 		if err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, row{sample.Seq, sample.FDTypesFrom, sample.UIDProcessesFrom, *sample.UIDProcesses, sample.FDTypes["socket"]})
-		g.grow()
+		if i < 4 {
+			g.grow() // a zombie (a task of uid 1000) and two sockets
+		} else {
+			g.now = g.now.Add(time.Second) // nothing changes
+		}
 	}
-	// Each grow adds a zombie (a task of uid 1000) and two sockets.
-	want := []row{{1, 1, 1, 8, 0}, {2, 1, 1, 8, 0}, {3, 1, 1, 8, 0}, {4, 4, 4, 11, 6}, {5, 4, 4, 11, 6}}
+	want := []row{
+		{1, 1, 1, 8, 0}, {2, 2, 1, 8, 2}, {3, 3, 1, 8, 4}, {4, 4, 4, 11, 6}, {5, 5, 4, 11, 8},
+		{6, 5, 4, 11, 8}, // fds unchanged: kinds carried from sample 5
+		{7, 7, 7, 12, 8}, // every 3rd sample: both read again
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("samples (-want +got):\n%s", diff)
 	}
