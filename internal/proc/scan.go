@@ -281,7 +281,7 @@ func (f *FS) parents(recs []rec, top int) []Parent {
 	list = bound(list, top)
 	// Only the listed parents need their signal masks and namespace.
 	for i := range list {
-		data, err := readFile(f.pidPath(list[i].PID, "status"), buf)
+		data, err := readRecord(f.pidFile(list[i].PID, "status"), buf)
 		if err != nil {
 			continue
 		}
