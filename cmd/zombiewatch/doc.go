@@ -25,6 +25,7 @@ it; its open descriptors by kind; and each limit it is close to
 Flags:
 
 	--pid N            the process to read
+	--top K            with no --pid: entries in each list (default 10; 0 for all)
 	--json             print one JSON object (keys in the README)
 	--zombies          list the zombies the way ps auxw shows them
 	--fd-types         count descriptors by kind, one readlink each (default true;
@@ -55,7 +56,8 @@ Subcommands:
 Exit codes: 0 done; 1 runtime error (no such process, permission denied);
 2 usage error; 3 a --max-zombies or --max-fd-ratio threshold was exceeded.
 
-Descriptors of another user's process may be read only as that user, as root,
-or with CAP_SYS_PTRACE; zombiewatch says so rather than print a count.
+Anyone may read a process's fd count; the kinds of another user's descriptors
+only that user, root, or a holder of CAP_SYS_PTRACE. zombiewatch names a read
+it was refused, and its fix, rather than print a zero.
 */
 package main
