@@ -190,3 +190,41 @@ func TestWatchKeysInTmux(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestWatchTargetDiesLive: a watched process that is killed ends the
+// watch within an interval, with its exit status (it is a zombie of this
+// test until cleanup reaps it).
+func TestWatchTargetDiesLive(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	out := &zombietest.Buffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"--pid", fmt.Sprint(cmd.Process.Pid), "--watch", "--interval", "100ms"}, out, os.Stderr)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), fmt.Sprint(cmd.Process.Pid)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no sample of pid %d: %q", cmd.Process.Pid, out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	killed := time.Now()
+	cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("watch ended with %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("watch still running 5 s after its target died")
+	}
+	want := fmt.Sprintf("pid %d exited (killed by SIGKILL) and is a zombie until its parent, pid %d, waits for it", cmd.Process.Pid, os.Getpid())
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("watch output lacks %q:\n%s", want, out.String())
+	}
+	t.Logf("watch ended %s after the kill", time.Since(killed).Round(time.Millisecond))
+}
