@@ -19,26 +19,33 @@ var lessons = []func(context.Context, *run) (Phase, error){
 const burstHold = "hold=300ms"
 
 func reaperOff(ctx context.Context, r *run) (Phase, error) {
-	if err := r.set("reaper=off", "close-conn=on", "hold=0s"); err != nil {
-		return Phase{}, err
-	}
-	before, err := r.settled(ctx)
+	before, snap, err := r.requestsUnder(ctx, "reaper=off", "close-conn=on", "hold=0s")
 	if err != nil {
 		return Phase{}, err
 	}
 	n := r.cfg.Requests
-	if err := r.load(ctx, 1, n); err != nil {
-		return Phase{}, err
-	}
-	snap, err := r.settled(ctx)
-	if err != nil {
-		return Phase{}, err
-	}
 	p := phase("reaper off", n, before, snap)
 	p.PSZombies = r.psCount()
 	p.Summary = fmt.Sprintf("reaper off: %d requests left %d zombies%s", n, snap.Zombies-before.Zombies, psNote(p.PSZombies, snap.Zombies))
 	p.Lesson = "Nobody waits for a finished child, so each stays a zombie (<defunct> in ps) holding its pid and exit status (webserver3d)."
 	return p, nil
+}
+
+// requestsUnder switches the server to settings, then sends r.cfg.Requests
+// requests one after another; it returns the server settled before and
+// after them.
+func (r *run) requestsUnder(ctx context.Context, settings ...string) (before, after *proc.Snapshot, err error) {
+	if err := r.set(settings...); err != nil {
+		return nil, nil, err
+	}
+	if before, err = r.settled(ctx); err != nil {
+		return nil, nil, err
+	}
+	if err := r.load(ctx, 1, r.cfg.Requests); err != nil {
+		return nil, nil, err
+	}
+	after, err = r.settled(ctx)
+	return before, after, err
 }
 
 func reaperWait(ctx context.Context, r *run) (Phase, error) {
@@ -120,21 +127,11 @@ func (r *run) burst(ctx context.Context) (before, after *proc.Snapshot, err erro
 }
 
 func closeConnOff(ctx context.Context, r *run) (Phase, error) {
-	if err := r.set("reaper=loop", "close-conn=off", "hold=0s"); err != nil {
-		return Phase{}, err
-	}
-	before, err := r.settled(ctx)
+	before, snap, err := r.requestsUnder(ctx, "reaper=loop", "close-conn=off", "hold=0s")
 	if err != nil {
 		return Phase{}, err
 	}
 	n := r.cfg.Requests
-	if err := r.load(ctx, 1, n); err != nil {
-		return Phase{}, err
-	}
-	snap, err := r.settled(ctx)
-	if err != nil {
-		return Phase{}, err
-	}
 	p := phase("close-conn off", n, before, snap)
 	p.Summary = fmt.Sprintf("close-conn off: %d requests raised the parent's fds %d -> %d (+%d sockets, %d in CLOSE_WAIT)",
 		n, p.FDsBefore, p.FDs, snap.FDTypes[proc.FDSocket]-before.FDTypes[proc.FDSocket], p.CloseWait)
