@@ -148,11 +148,16 @@ func closeConnOn(ctx context.Context, r *run) (Phase, error) {
 	if err := r.set("reaper=loop", "close-conn=on", "hold=0s"); err != nil {
 		return Phase{}, err
 	}
-	base, err := r.poll(ctx, "the kept copies to close", func(s *proc.Snapshot) bool { return s.TCPStates["CLOSE_WAIT"] == 0 })
-	if err != nil {
+	if _, err := r.poll(ctx, "the kept copies to close", func(s *proc.Snapshot) bool { return s.TCPStates["CLOSE_WAIT"] == 0 }); err != nil {
 		return Phase{}, err
 	}
 	recovered := time.Since(began)
+	// The baseline waits for the server to settle: the control connection
+	// that switched it may still be open for a moment after the answer.
+	base, err := r.settled(ctx)
+	if err != nil {
+		return Phase{}, err
+	}
 	n := r.cfg.Requests
 	if err := r.load(ctx, 1, n); err != nil {
 		return Phase{}, err
