@@ -368,6 +368,15 @@ func TestSIGTERMLeavesNothing(t *testing.T) {
 					t.Errorf("child %d still exists after the server stopped (state %s, ppid %d)", kid, snap.State, snap.PPID)
 				}
 			}
+			// Every child is counted as reaped, and one killed at shutdown
+			// is not reported as a child that died on its own.
+			logs := s.log.String()
+			if !strings.Contains(logs, "msg=stopped spawned=10 reaped=10") {
+				t.Errorf("the last log line does not say spawned=10 reaped=10:\n%s", logs)
+			}
+			if strings.Contains(logs, "child died") {
+				t.Errorf("a child killed at shutdown was logged as dying on its own:\n%s", logs)
+			}
 			t.Logf("stopped in %s", time.Since(start).Round(time.Millisecond))
 		})
 	}

@@ -89,13 +89,23 @@ func (s *Server) noteReaped(pid int, ws unix.WaitStatus) {
 		}
 	}
 	s.mu.Unlock()
-	if ws.Signaled() {
-		// A child is never signalled in normal work: it answers and exits.
+	switch {
+	case ws.Signaled() && ws.Signal() == unix.SIGABRT:
 		s.log.Warn("child died", "pid", pid, "status", waitString(ws),
 			"hint", "SIGABRT at start-up: near RLIMIT_NPROC, its Go runtime could not create a thread")
-		return
+	case ws.Signaled():
+		// A child is never signalled in normal work: it answers and exits.
+		s.log.Warn("child died", "pid", pid, "status", waitString(ws))
+	default:
+		s.log.Debug("reaped", "pid", pid, "status", waitString(ws))
 	}
-	s.log.Debug("reaped", "pid", pid, "status", waitString(ws))
+}
+
+// forget drops a child that will not count towards the latencies.
+func (s *Server) forget(pid int) {
+	s.mu.Lock()
+	delete(s.spawned, pid)
+	s.mu.Unlock()
 }
 
 func waitString(ws unix.WaitStatus) string {

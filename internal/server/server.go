@@ -65,6 +65,11 @@ type Server struct {
 	spare   *os.File // released on EMFILE to accept and shed one connection
 	sigch   chan os.Signal
 
+	// applyMu makes each control request's switch whole (leave the old
+	// reaper, enter the new) and lets shutdown refuse later ones.
+	applyMu  sync.Mutex
+	stopping bool
+
 	mu       sync.Mutex
 	settings control.Settings
 	held     []net.Conn
@@ -151,11 +156,17 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer stop()
 	s.acceptLoop(ctx)
 
+	// From here shutdown alone waits for children: no control request
+	// may switch the reaper, and the reaper goroutine is stopped first so
+	// that every reap is counted before the last log line.
 	s.ctl.Close()
-	s.shutdown()
+	s.applyMu.Lock()
+	s.stopping = true
+	s.applyMu.Unlock()
 	signal.Stop(s.sigch)
 	close(s.sigch)
 	<-reaperDone
+	s.shutdown()
 	return nil
 }
 
@@ -280,11 +291,14 @@ func (s *Server) shutdown() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	killed := map[int]bool{}
 	if hasChildren() {
 		kids := s.children()
 		s.log.Warn("children still running after the grace period: killing them", "count", len(kids))
 		for _, pid := range kids {
-			unix.Kill(pid, unix.SIGKILL)
+			if unix.Kill(pid, unix.SIGKILL) == nil {
+				killed[pid] = true
+			}
 		}
 	}
 	for {
@@ -296,6 +310,12 @@ func (s *Server) shutdown() {
 		if err != nil || pid <= 0 {
 			break
 		}
+		if killed[pid] && ws.Signaled() && ws.Signal() == unix.SIGKILL {
+			s.count(func(st *control.Status) { st.Reaped++ })
+			s.forget(pid)
+			s.log.Debug("reaped", "pid", pid, "status", "killed by SIGKILL at shutdown")
+			continue
+		}
 		s.noteReaped(pid, ws)
 	}
 	s.mu.Lock()
@@ -303,8 +323,9 @@ func (s *Server) shutdown() {
 		c.Close()
 	}
 	s.held = nil
+	spawned, reaped := s.stats.Spawned, s.stats.Reaped
 	s.mu.Unlock()
-	s.log.Info("stopped", "spawned", s.stats.Spawned, "reaped", s.stats.Reaped)
+	s.log.Info("stopped", "spawned", spawned, "reaped", reaped)
 }
 
 // hasChildren tells whether any child, running or zombie, is left.
@@ -370,6 +391,11 @@ func quantileMs(sorted []time.Duration, q float64) float64 {
 // reaps the zombies already there; switching close-conn on closes the
 // copies held so far.
 func (s *Server) Apply(req control.Request) (control.Status, error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if s.stopping {
+		return s.Status(), errors.New("the server is shutting down")
+	}
 	s.mu.Lock()
 	old := s.settings
 	if req.Reaper != nil {
