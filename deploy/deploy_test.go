@@ -40,6 +40,7 @@ func TestDaemonSet(t *testing.T) {
 				Spec struct {
 					HostPID    bool `yaml:"hostPID"`
 					Containers []struct {
+						Command         []string
 						Args            []string
 						SecurityContext struct {
 							RunAsNonRoot             bool `yaml:"runAsNonRoot"`
@@ -76,8 +77,8 @@ func TestDaemonSet(t *testing.T) {
 	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/host/proc" || !c.VolumeMounts[0].ReadOnly {
 		t.Errorf("mounts %+v: want the host's /proc read-only at /host/proc", c.VolumeMounts)
 	}
-	if strings.Join(c.Args, " ") != "serve --listen=:9857 --proc-root=/host/proc" {
-		t.Errorf("args %q", c.Args)
+	if strings.Join(c.Command, " ") != "/zombiewatch-exporter" || strings.Join(c.Args, " ") != "--listen=:9857 --proc-root=/host/proc" {
+		t.Errorf("command %q, args %q: want the exporter on :9857 reading /host/proc", c.Command, c.Args)
 	}
 }
 
@@ -90,8 +91,8 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(data), "ExecStart=/usr/local/bin/zombiewatch serve ") {
-		t.Fatal("the unit does not run zombiewatch serve")
+	if !strings.Contains(string(data), "ExecStart=/usr/local/bin/zombiewatch-exporter ") {
+		t.Fatal("the unit does not run zombiewatch-exporter")
 	}
 	// verify wants ExecStart's binary to exist: point it at this test's.
 	self, err := os.Executable()
@@ -99,7 +100,7 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	unit := filepath.Join(t.TempDir(), "zombiewatch-exporter.service")
-	if err := os.WriteFile(unit, []byte(strings.ReplaceAll(string(data), "/usr/local/bin/zombiewatch", self)), 0o644); err != nil {
+	if err := os.WriteFile(unit, []byte(strings.ReplaceAll(string(data), "/usr/local/bin/zombiewatch-exporter", self)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(analyze, "verify", unit).CombinedOutput(); err != nil || len(out) > 0 {

@@ -49,7 +49,8 @@ Subcommands:
 	ctl     show or switch the reaper, connection closing and hold of a running
 	        bundled server: zombiewatch ctl -h
 	serve   serve Prometheus metrics of the host scan, or write them for
-	        node_exporter's textfile collector: zombiewatch serve -h
+	        node_exporter's textfile collector: runs zombiewatch-exporter
+	        (installed beside zombiewatch, or in $PATH) with the same flags
 	server  run the bundled forking HTTP server (the same as cmd/server):
 	        zombiewatch server -h
 

@@ -36,6 +36,9 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("FIXTURES", fixtures)
 			env.Setenv("TZ", "UTC")
+			// The directory testscript put zombiewatch in, first in $PATH:
+			// scripts set PATH=$CMDS to hide every other program.
+			env.Setenv("CMDS", filepath.SplitList(env.Getenv("PATH"))[0])
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

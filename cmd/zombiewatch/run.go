@@ -36,7 +36,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		case "ctl":
 			return runCtl(ctx, args[1:], stdout)
 		case "serve":
-			return runServe(ctx, args[1:], stdout, stderr)
+			return runServe(args[1:])
 		case "demo":
 			return runDemo(ctx, args[1:], stdout)
 		case "server":

@@ -1,178 +1,43 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/zombiewatch/zombiewatch/internal/cli"
-	"github.com/zombiewatch/zombiewatch/internal/exporter"
-	"github.com/zombiewatch/zombiewatch/internal/proc"
+	"syscall"
 )
 
-const serveHelp = `Usage: zombiewatch serve [--listen ADDR] [--pid N]... [--name REGEX]... [--top K]
-       zombiewatch serve --textfile DIR [--interval 15s | --once]
+// exporterName is the Prometheus exporter's binary. It is separate so that
+// this command does not link client_golang, whose package initialisation
+// alone cost ~1 ms of every run (measured in bench/, README "Performance").
+const exporterName = "zombiewatch-exporter"
 
-Serves Prometheus metrics on http://ADDR/metrics, one scan of /proc per
-scrape: zombiewatch_zombie_children{pid,comm} for each parent holding
-zombies, zombiewatch_open_fds, zombiewatch_fd_soft_limit,
-zombiewatch_fds_by_kind and zombiewatch_close_wait_sockets for the --top
-processes nearest their fd limit and those named by --pid and --name,
-zombiewatch_uid_tasks against zombiewatch_uid_nproc_soft_limit, host totals,
-and zombiewatch_scrape_duration_seconds and zombiewatch_scrape_errors_total.
-
-  --listen ADDR       where to serve (default 127.0.0.1:9857, loopback only;
-                      --listen :9857 serves on every interface)
-  --pid N             a process to export whatever its rank (repeatable)
-  --name REGEX        processes whose comm matches, likewise (repeatable)
-  --top K             processes nearest their fd limit to export (default 10)
-  --max-parents N     parents holding zombies to export, most first (default 100)
-  --textfile DIR      write DIR/zombiewatch.prom for node_exporter's textfile
-                      collector every --interval (default 15s), or --once
-  --proc-root DIR     read another /proc
-
-Run it as root or with CAP_SYS_PTRACE to read every process's fd kinds;
-refused reads count in zombiewatch_scrape_errors_total{kind="permission"}.
-`
-
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var (
-		listen, textfile, procRoot string
-		pids, names                listFlag
-		top, maxParents            int
-		interval                   time.Duration
-		once                       bool
-	)
-	fs := flag.NewFlagSet("zombiewatch serve", flag.ContinueOnError)
-	fs.StringVar(&listen, "listen", "127.0.0.1:9857", "")
-	fs.Var(&pids, "pid", "")
-	fs.Var(&names, "name", "")
-	fs.IntVar(&top, "top", 10, "")
-	fs.IntVar(&maxParents, "max-parents", 100, "")
-	fs.StringVar(&textfile, "textfile", "", "")
-	fs.DurationVar(&interval, "interval", 15*time.Second, "")
-	fs.BoolVar(&once, "once", false, "")
-	fs.StringVar(&procRoot, "proc-root", "/proc", "")
-	if err := cli.Parse(fs, args, stdout, serveHelp); err != nil {
-		return err
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	cfg := exporter.Config{Top: top, MaxParents: maxParents}
-	for _, p := range pids {
-		n, err := strconv.Atoi(p)
-		if err != nil || n <= 0 {
-			return cli.Usagef("serve: --pid %q: want a process id above 0", p)
-		}
-		cfg.PIDs = append(cfg.PIDs, n)
-	}
-	for _, n := range names {
-		re, err := regexp.Compile(n)
-		if err != nil {
-			return cli.Usagef("serve: --name %q: %v", n, err)
-		}
-		cfg.Names = append(cfg.Names, re)
-	}
-	switch {
-	case fs.NArg() > 0:
-		return cli.Usagef("serve: unexpected argument %q", fs.Arg(0))
-	case top < 0 || maxParents < 0:
-		return cli.Usagef("serve: --top and --max-parents want 0 or more")
-	case (set["interval"] || once) && textfile == "":
-		return cli.Usagef("serve: --interval and --once go with --textfile")
-	case textfile != "" && interval < time.Second:
-		return cli.Usagef("serve: --interval %s: want 1s or more", interval)
-	}
-	if _, _, err := net.SplitHostPort(listen); err != nil {
-		return cli.Usagef("serve: --listen %q: want HOST:PORT, such as 127.0.0.1:9857", listen)
-	}
-	pfs, err := proc.New(procRoot)
+// runServe replaces this process with zombiewatch-exporter and its flags,
+// found beside this binary or else in $PATH, the way git runs git-*
+// commands. It returns only when the exporter cannot be run.
+func runServe(args []string) error {
+	path, err := findExporter()
 	if err != nil {
 		return err
 	}
-	cfg.FS = pfs
-	col := exporter.New(cfg)
-	if textfile != "" {
-		return writeTextfiles(ctx, col, textfile, interval, once, stderr)
-	}
-	reg, err := exporter.Registry(col, true)
-	if err != nil {
-		return err
-	}
-	return serveHTTP(ctx, reg, listen, stderr)
+	err = syscall.Exec(path, append([]string{path}, args...), os.Environ())
+	return fmt.Errorf("serve: run %s: %w", path, err)
 }
 
-func serveHTTP(ctx context.Context, reg *prometheus.Registry, listen string, stderr io.Writer) error {
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), Registry: reg, Timeout: 30 * time.Second,
-	}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		fmt.Fprintf(w, "<html><body><h1>zombiewatch</h1><p><a href=\"/metrics\">metrics</a></p></body></html>\n")
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	log.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
-	go func() {
-		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(shut)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	return nil
-}
-
-// writeTextfiles writes DIR/zombiewatch.prom now and every interval, each
-// time to a temporary file renamed into place, so node_exporter never
-// reads half a file.
-func writeTextfiles(ctx context.Context, col *exporter.Collector, dir string, interval time.Duration, once bool, stderr io.Writer) error {
-	reg, err := exporter.Registry(col, false)
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(dir, "zombiewatch.prom")
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if err := prometheus.WriteToTextfile(path, reg); err != nil {
-			return fmt.Errorf("serve: write %s: %w", path, err)
-		}
-		if once {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+func findExporter() (string, error) {
+	self, err := os.Executable()
+	if err == nil {
+		beside := filepath.Join(filepath.Dir(self), exporterName)
+		if _, err := os.Stat(beside); err == nil {
+			return beside, nil
 		}
 	}
+	if path, err := exec.LookPath(exporterName); err == nil {
+		return filepath.Abs(path)
+	}
+	return "", errors.New("serve: " + exporterName + " is neither beside this binary nor in $PATH: " +
+		"install it (go install github.com/zombiewatch/zombiewatch/cmd/" + exporterName + "@latest) " +
+		"or, in a checkout, run go run ./cmd/" + exporterName)
 }

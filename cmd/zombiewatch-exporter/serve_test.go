@@ -23,7 +23,7 @@ import (
 	"github.com/zombiewatch/zombiewatch/internal/zombietest"
 )
 
-// startServe runs "zombiewatch serve" in this process on a free loopback
+// startServe runs the exporter in this process on a free loopback
 // port and returns its metrics URL; cleanup stops it.
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
@@ -31,7 +31,7 @@ func startServe(t *testing.T, args ...string) string {
 	logs := &zombietest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), io.Discard, logs)
+		done <- run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), io.Discard, logs)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -82,13 +82,19 @@ func TestServeLive(t *testing.T) {
 	c := zombietest.Start(t, zombietest.Spec{CloseWait: 6})
 	u := startServe(t, "--pid", strconv.Itoa(c.PID), "--top", "2")
 	text := get(t, http.DefaultClient, u)
+	// The helpers are this test binary re-executed: they share its comm.
+	self, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	comm := strings.TrimSpace(string(self))
 	for _, want := range []struct {
 		name, labels string
 		v            float64
 	}{
-		{"zombiewatch_zombie_children", fmt.Sprintf(`comm="zombiewatch.tes",pid="%d"`, a.PID), 4},
-		{"zombiewatch_zombie_children", fmt.Sprintf(`comm="zombiewatch.tes",pid="%d"`, b.PID), 11},
-		{"zombiewatch_close_wait_sockets", fmt.Sprintf(`comm="zombiewatch.tes",pid="%d"`, c.PID), 6},
+		{"zombiewatch_zombie_children", fmt.Sprintf(`comm=%q,pid="%d"`, comm, a.PID), 4},
+		{"zombiewatch_zombie_children", fmt.Sprintf(`comm=%q,pid="%d"`, comm, b.PID), 11},
+		{"zombiewatch_close_wait_sockets", fmt.Sprintf(`comm=%q,pid="%d"`, comm, c.PID), 6},
 		{"zombiewatch_watched_process_up", fmt.Sprintf(`pid="%d"`, c.PID), 1},
 	} {
 		if got, ok := metric(text, want.name, want.labels); !ok || got != want.v {
@@ -138,8 +144,8 @@ func TestServeTextfile(t *testing.T) {
 	fixtures, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "proc", "zombies-threads"))
 	dir := t.TempDir()
 	var stderr bytes.Buffer
-	if err := run(context.Background(), []string{"serve", "--proc-root", fixtures, "--textfile", dir, "--once"}, io.Discard, &stderr); err != nil {
-		t.Fatalf("serve --textfile --once: %v %s", err, stderr.String())
+	if err := run(context.Background(), []string{"--proc-root", fixtures, "--textfile", dir, "--once"}, io.Discard, &stderr); err != nil {
+		t.Fatalf("--textfile --once: %v %s", err, stderr.String())
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "zombiewatch.prom"))
 	if err != nil {

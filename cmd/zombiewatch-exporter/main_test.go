@@ -1,0 +1,9 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/zombiewatch/zombiewatch/internal/zombietest"
+)
+
+func TestMain(m *testing.M) { zombietest.Main(m) }
