@@ -252,3 +252,20 @@ func readAs() int {
 	json.NewEncoder(os.Stdout).Encode(out)
 	return 0
 }
+
+// TestLiveBootTime: the btime line read by hand agrees with procfs's
+// parse of the whole /proc/stat.
+func TestLiveBootTime(t *testing.T) {
+	fs := liveFS(t)
+	got, err := fs.bootTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := fs.fs.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Unix(int64(st.BootTime), 0); !got.Equal(want) {
+		t.Errorf("boot time %v, procfs says %v", got, want)
+	}
+}

@@ -126,3 +126,13 @@ func TestFDKind(t *testing.T) {
 		}
 	}
 }
+
+func TestBtime(t *testing.T) {
+	stat := "cpu  10 0 20 300 0 0 0 0 0 0\ncpu0 10 0 20 300 0 0 0 0 0 0\nintr 5 1 2\nctxt 99\nbtime 1764140000\nprocesses 812\n"
+	if got, err := btime([]byte(stat)); err != nil || got != 1764140000 {
+		t.Errorf("btime = %d, %v; want 1764140000", got, err)
+	}
+	if _, err := btime([]byte("cpu  1 2 3\nctxt 99\n")); err == nil {
+		t.Error("btime of a stat without a btime line: no error")
+	}
+}
