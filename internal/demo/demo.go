@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err != nil {
 			stopSampling()
 			<-samplerDone
-			if ctx.Err() != nil {
+			if ended(ctx) {
 				return nil, fmt.Errorf("interrupted in phase %d: the server and its children were stopped", n)
 			}
 			return nil, fmt.Errorf("phase %d: %w", n, err)
@@ -221,12 +221,26 @@ func (r *run) set(args ...string) error {
 	return err
 }
 
+// ended tells whether ctx is cancelled or past its deadline. A dial
+// bounded by ctx's deadline can fail with a timeout a moment before ctx's
+// own timer marks it done.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
 // load sends n requests from clients concurrent clients and checks that
 // every one got 200.
 func (r *run) load(ctx context.Context, clients, n int) error {
 	res := load.Run(ctx, load.Config{Addr: r.addr, Clients: clients, Conns: n / clients, Timeout: 10 * time.Second})
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if ended(ctx) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return context.DeadlineExceeded
 	}
 	if res.OK() != res.Conns {
 		return fmt.Errorf("load: %v", res)
