@@ -78,8 +78,8 @@ func (s *Server) reapAll() {
 func (s *Server) noteReaped(pid int, ws unix.WaitStatus) {
 	s.mu.Lock()
 	s.stats.Reaped++
-	if start, ok := s.spawned[pid]; ok {
-		delete(s.spawned, pid)
+	killed := s.killed[pid] && ws.Signaled() && ws.Signal() == unix.SIGKILL
+	if start, ok := s.spawned[pid]; ok && !killed {
 		lat := time.Since(start)
 		if len(s.reapLat) < latRing {
 			s.reapLat = append(s.reapLat, lat)
@@ -88,8 +88,11 @@ func (s *Server) noteReaped(pid int, ws unix.WaitStatus) {
 			s.latNext = (s.latNext + 1) % latRing
 		}
 	}
+	delete(s.spawned, pid)
 	s.mu.Unlock()
 	switch {
+	case killed:
+		s.log.Debug("reaped", "pid", pid, "status", "killed by SIGKILL at shutdown")
 	case ws.Signaled() && ws.Signal() == unix.SIGABRT:
 		s.log.Warn("child died", "pid", pid, "status", waitString(ws),
 			"hint", "SIGABRT at start-up: near RLIMIT_NPROC, its Go runtime could not create a thread")
@@ -99,13 +102,6 @@ func (s *Server) noteReaped(pid int, ws unix.WaitStatus) {
 	default:
 		s.log.Debug("reaped", "pid", pid, "status", waitString(ws))
 	}
-}
-
-// forget drops a child that will not count towards the latencies.
-func (s *Server) forget(pid int) {
-	s.mu.Lock()
-	delete(s.spawned, pid)
-	s.mu.Unlock()
 }
 
 func waitString(ws unix.WaitStatus) string {

@@ -74,6 +74,7 @@ type Server struct {
 	settings control.Settings
 	held     []net.Conn
 	spawned  map[int]time.Time // children not yet waited for, by pid
+	killed   map[int]bool      // children shutdown killed: no latency, no warning
 	reapLat  []time.Duration   // ring of recent spawn-to-reaped latencies
 	latNext  int
 	stats    control.Status
@@ -291,15 +292,17 @@ func (s *Server) shutdown() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	killed := map[int]bool{}
 	if hasChildren() {
 		kids := s.children()
 		s.log.Warn("children still running after the grace period: killing them", "count", len(kids))
+		s.mu.Lock()
+		s.killed = make(map[int]bool, len(kids))
 		for _, pid := range kids {
 			if unix.Kill(pid, unix.SIGKILL) == nil {
-				killed[pid] = true
+				s.killed[pid] = true
 			}
 		}
+		s.mu.Unlock()
 	}
 	for {
 		var ws unix.WaitStatus
@@ -309,12 +312,6 @@ func (s *Server) shutdown() {
 		}
 		if err != nil || pid <= 0 {
 			break
-		}
-		if killed[pid] && ws.Signaled() && ws.Signal() == unix.SIGKILL {
-			s.count(func(st *control.Status) { st.Reaped++ })
-			s.forget(pid)
-			s.log.Debug("reaped", "pid", pid, "status", "killed by SIGKILL at shutdown")
-			continue
 		}
 		s.noteReaped(pid, ws)
 	}
