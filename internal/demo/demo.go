@@ -236,12 +236,6 @@ func ended(ctx context.Context) bool {
 // every one got 200.
 func (r *run) load(ctx context.Context, clients, n int) error {
 	res := load.Run(ctx, load.Config{Addr: r.addr, Clients: clients, Conns: n / clients, Timeout: 10 * time.Second})
-	if ended(ctx) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return context.DeadlineExceeded
-	}
 	if res.OK() != res.Conns {
 		return fmt.Errorf("load: %v", res)
 	}

@@ -96,11 +96,10 @@ func (f *FS) bootTime() (time.Time, error) {
 		// on big hosts, for a value read once per run.
 		path := f.path("stat")
 		data, err := readFile(path, make([]byte, 0, 4096))
-		if err != nil {
-			f.bootErr = fmt.Errorf("read %s: %w", path, err)
-			return
+		var secs int64
+		if err == nil {
+			secs, err = btime(data)
 		}
-		secs, err := btime(data)
 		if err != nil {
 			f.bootErr = fmt.Errorf("read %s: %w", path, err)
 			return
