@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/cli"
@@ -19,14 +17,9 @@ import (
 //go:embed doc.go
 var docSource string
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(cli.ExitCode("client", err, os.Stderr))
-}
+func main() { os.Exit(cli.Main("client", run)) }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Writer) error {
 	var cfg load.Config
 	var asJSON bool
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
@@ -36,8 +29,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "")
 	fs.BoolVar(&cfg.KeepOpen, "keep-open", false, "")
 	fs.BoolVar(&asJSON, "json", false, "")
+	showVersion := cli.VersionFlag(fs)
 	if err := cli.Parse(fs, args, stdout, cli.Manual(docSource)); err != nil {
 		return err
+	}
+	if *showVersion {
+		return cli.PrintVersion(stdout, "client")
 	}
 	switch {
 	case fs.NArg() > 0:

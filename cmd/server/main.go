@@ -2,17 +2,15 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/zombiewatch/zombiewatch/internal/cli"
 	"github.com/zombiewatch/zombiewatch/internal/server"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := server.Main(ctx, nil, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(cli.ExitCode("server", err, os.Stderr))
+func main() { os.Exit(cli.Main("server", run)) }
+
+func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Writer) error {
+	return server.Main(ctx, nil, args, stdout, stderr)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/zombiewatch/zombiewatch/internal/control"
 	"github.com/zombiewatch/zombiewatch/internal/load"
+	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 	"github.com/zombiewatch/zombiewatch/internal/zombietest"
 )
@@ -120,13 +121,13 @@ func (s *testServer) set(t *testing.T, args ...string) *control.Status {
 	return st
 }
 
-func (s *testServer) snapshot(t *testing.T) *proc.Snapshot {
+func (s *testServer) snapshot(t *testing.T) *model.Process {
 	t.Helper()
 	fs, err := proc.New("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := fs.Snapshot(s.pid, proc.Options{FDTypes: true})
+	snap, err := model.NewReader(fs, model.TCPStates(fs)).Process(context.Background(), s.pid, model.Options{FDTypes: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,10 +137,10 @@ func (s *testServer) snapshot(t *testing.T) *proc.Snapshot {
 // settled waits until every child has finished (alive children: 0) and
 // the fd count holds still (a control connection just answered may not
 // be closed yet), and returns the snapshot then.
-func (s *testServer) settled(t *testing.T) *proc.Snapshot {
+func (s *testServer) settled(t *testing.T) *model.Process {
 	t.Helper()
 	last := -1
-	return waitFor(t, 10*time.Second, "every child to finish and fds to settle", func() (*proc.Snapshot, bool) {
+	return waitFor(t, 10*time.Second, "every child to finish and fds to settle", func() (*model.Process, bool) {
 		snap := s.snapshot(t)
 		stable := *snap.FDs == last
 		last = *snap.FDs
@@ -280,7 +281,7 @@ func Test300SimultaneousConnections(t *testing.T) {
 	if res.OK() != 300 {
 		t.Fatalf("300 simultaneous connections: %v", res)
 	}
-	snap := waitFor(t, 5*time.Second, "every child reaped", func() (*proc.Snapshot, bool) {
+	snap := waitFor(t, 5*time.Second, "every child reaped", func() (*model.Process, bool) {
 		snap := s.snapshot(t)
 		return snap, snap.Children == 0
 	})
@@ -340,15 +341,16 @@ func TestSIGTERMLeavesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			r := model.NewReader(fs)
 			kids := waitFor(t, 5*time.Second, "10 children holding", func() ([]int, bool) {
-				kids, _ := fs.Children(s.pid)
+				kids, _, _ := fs.Children(s.pid, nil)
 				return kids, len(kids) == 10
 			})
 			// A pid may be reused once its process is gone: identity is the
 			// pid and its start time.
 			started := map[int]time.Time{}
 			for _, kid := range kids {
-				if snap, err := fs.Snapshot(kid, proc.Options{}); err == nil {
+				if snap, err := r.Process(context.Background(), kid, model.Options{}); err == nil {
 					started[kid] = snap.StartTime
 				}
 			}
@@ -364,7 +366,7 @@ func TestSIGTERMLeavesNothing(t *testing.T) {
 				t.Fatal("server still running 10s after SIGTERM")
 			}
 			for kid, start := range started {
-				if snap, err := fs.Snapshot(kid, proc.Options{}); err == nil && snap.StartTime.Equal(start) {
+				if snap, err := r.Process(context.Background(), kid, model.Options{}); err == nil && snap.StartTime.Equal(start) {
 					t.Errorf("child %d still exists after the server stopped (state %s, ppid %d)", kid, snap.State, snap.PPID)
 				}
 			}

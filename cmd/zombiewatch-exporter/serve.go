@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -18,37 +19,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/zombiewatch/zombiewatch/internal/bundled"
 	"github.com/zombiewatch/zombiewatch/internal/cli"
 	"github.com/zombiewatch/zombiewatch/internal/exporter"
+	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
-
-const help = `Usage: zombiewatch-exporter [--listen ADDR] [--pid N]... [--name REGEX]... [--top K]
-       zombiewatch-exporter --textfile DIR [--interval 15s | --once]
-
-(zombiewatch serve runs this binary with the same flags.)
-
-Serves Prometheus metrics on http://ADDR/metrics, one scan of /proc per
-scrape: zombiewatch_zombie_children{pid,comm} for each parent holding
-zombies, zombiewatch_open_fds, zombiewatch_fd_soft_limit,
-zombiewatch_fds_by_kind and zombiewatch_close_wait_sockets for the --top
-processes nearest their fd limit and those named by --pid and --name,
-zombiewatch_uid_tasks against zombiewatch_uid_nproc_soft_limit, host totals,
-and zombiewatch_scrape_duration_seconds and zombiewatch_scrape_errors_total.
-
-  --listen ADDR       where to serve (default 127.0.0.1:9857, loopback only;
-                      --listen :9857 serves on every interface)
-  --pid N             a process to export whatever its rank (repeatable)
-  --name REGEX        processes whose comm matches, likewise (repeatable)
-  --top K             processes nearest their fd limit to export (default 10)
-  --max-parents N     parents holding zombies to export, most first (default 100)
-  --textfile DIR      write DIR/zombiewatch.prom for node_exporter's textfile
-                      collector every --interval (default 15s), or --once
-  --proc-root DIR     read another /proc
-
-Run it as root or with CAP_SYS_PTRACE to read every process's fd kinds;
-refused reads count in zombiewatch_scrape_errors_total{kind="permission"}.
-`
 
 type listFlag []string
 
@@ -56,7 +32,7 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // run is zombiewatch-exporter: it parses args and serves or writes metrics.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Writer) error {
 	var (
 		listen, textfile, procRoot string
 		pids, names                listFlag
@@ -74,8 +50,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&interval, "interval", 15*time.Second, "")
 	fs.BoolVar(&once, "once", false, "")
 	fs.StringVar(&procRoot, "proc-root", "/proc", "")
-	if err := cli.Parse(fs, args, stdout, help); err != nil {
+	showVersion := cli.VersionFlag(fs)
+	if err := cli.Parse(fs, args, stdout, cli.Manual(docSource)); err != nil {
 		return err
+	}
+	if *showVersion {
+		return cli.PrintVersion(stdout, "zombiewatch-exporter")
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -111,7 +91,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg.FS = pfs
+	// The sources each listed process is enriched with, by name: their
+	// success and duration are exported as zombiewatch_source_*.
+	cfg.Reader = model.NewReader(pfs, model.TCPStates(pfs), bundled.Source(pfs))
 	col := exporter.New(cfg)
 	if textfile != "" {
 		return writeTextfiles(ctx, col, textfile, interval, once, stderr)

@@ -31,7 +31,7 @@ func startServe(t *testing.T, args ...string) string {
 	logs := &zombietest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), io.Discard, logs)
+		done <- run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), nil, io.Discard, logs)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -144,7 +144,7 @@ func TestServeTextfile(t *testing.T) {
 	fixtures, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "proc", "zombies-threads"))
 	dir := t.TempDir()
 	var stderr bytes.Buffer
-	if err := run(context.Background(), []string{"--proc-root", fixtures, "--textfile", dir, "--once"}, io.Discard, &stderr); err != nil {
+	if err := run(context.Background(), []string{"--proc-root", fixtures, "--textfile", dir, "--once"}, nil, io.Discard, &stderr); err != nil {
 		t.Fatalf("--textfile --once: %v %s", err, stderr.String())
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "zombiewatch.prom"))

@@ -18,7 +18,7 @@ func BenchmarkPIDJSON(b *testing.B) {
 		b.Run("args="+join(args), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := run(context.Background(), append([]string{"--pid", pid, "--json"}, args...), io.Discard, io.Discard); err != nil {
+				if err := run(context.Background(), append([]string{"--pid", pid, "--json"}, args...), nil, io.Discard, io.Discard); err != nil {
 					b.Fatal(err)
 				}
 			}

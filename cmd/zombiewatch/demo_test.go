@@ -58,7 +58,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	out, plot := filepath.Join(dir, "run.jsonl"), filepath.Join(dir, "run.svg")
 	var stdout bytes.Buffer
 	start := time.Now()
-	err := run(context.Background(), []string{"demo", "--requests", "12", "--burst", "60", "--out", out, "--plot", plot}, &stdout, os.Stderr)
+	err := run(context.Background(), []string{"demo", "--requests", "12", "--burst", "60", "--out", out, "--plot", plot}, nil, &stdout, os.Stderr)
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, stdout.String())
 	}
@@ -131,7 +131,7 @@ func TestDemoInterrupted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	var stdout bytes.Buffer
-	err := run(ctx, []string{"demo", "--burst", "300", "--requests", "200"}, &stdout, os.Stderr)
+	err := run(ctx, []string{"demo", "--burst", "300", "--requests", "200"}, nil, &stdout, os.Stderr)
 	if err == nil || !strings.Contains(err.Error(), "interrupted in phase") {
 		t.Fatalf("demo cancelled midway: %v; want it to say it was interrupted", err)
 	}

@@ -60,5 +60,44 @@ Exit codes: 0 done; 1 runtime error (no such process, permission denied);
 Anyone may read a process's fd count; the kinds of another user's descriptors
 only that user, root, or a holder of CAP_SYS_PTRACE. zombiewatch names a read
 it was refused, and its fix, rather than print a zero.
+
+# ctl
+
+Usage: zombiewatch ctl --pid PID [reaper=off|wait|loop|ignore] [close-conn=on|off] [hold=DURATION] [--json]
+
+Shows, or switches, the reaper and the connection closing of a running
+bundled server (cmd/server) and prints its settings after the change.
+Only the server's own uid or root may switch it.
+
+	reaper=off      nobody waits: each finished child stays a zombie
+	reaper=wait     one wait per SIGCHLD: bursts leave zombies (signals coalesce)
+	reaper=loop     waitpid(-1, WNOHANG) until none is left: no zombies
+	reaper=ignore   SIGCHLD ignored: the kernel reaps
+	close-conn=off  the parent keeps its copy of each connection (fds leak)
+	close-conn=on   the parent closes its copy (and the copies kept so far)
+	hold=300ms      each new child stays this long after answering
+
+# demo
+
+Usage: zombiewatch demo [--phase N] [--requests N] [--burst N] [--out FILE] [--plot FILE]
+
+Starts the bundled server on a free loopback port as a child of this
+process, drives load at it and walks through the lessons of a forking
+server, switching the server live and measuring each step:
+
+ 1. reaper off: every finished child stays a zombie (cross-checked with ps)
+ 2. reaper wait: children that exit together leave zombies, signals coalesce
+ 3. reaper loop: back to 0 zombies, and a burst leaves none
+ 4. close-conn off: the parent's fds grow by one socket per request (CLOSE_WAIT)
+ 5. close-conn on: the copies are closed and the fds stay flat
+
+It ends with a table of the phases and a chart, and stops the server and
+every child it started, also on Ctrl-C.
+
+	--phase N       run lesson N (1-5) alone
+	--requests N    requests in phases 1, 4 and 5 (default 30)
+	--burst N       simultaneous connections in phases 2 and 3 (default 100)
+	--out FILE      write the run as JSON lines: each sample, then each phase
+	--plot FILE     write the run as an SVG picture
 */
 package main

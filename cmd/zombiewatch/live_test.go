@@ -25,7 +25,7 @@ func TestLiveAgreesWithPS(t *testing.T) {
 	pid := strconv.Itoa(h.PID)
 
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"--pid", pid, "--json"}, &out, &errOut); err != nil {
+	if err := run(context.Background(), []string{"--pid", pid, "--json"}, nil, &out, &errOut); err != nil {
 		t.Fatalf("zombiewatch --pid %s --json: %v %s", pid, err, errOut.String())
 	}
 	var got struct {
@@ -76,7 +76,7 @@ func TestLiveAgreesWithPS(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := run(context.Background(), []string{"--pid", pid, "--zombies"}, &out, &errOut); err != nil {
+	if err := run(context.Background(), []string{"--pid", pid, "--zombies"}, nil, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	if lines := strings.Count(out.String(), "<defunct>\n"); lines != 12 {

@@ -2,19 +2,38 @@ package main
 
 import (
 	"context"
+	_ "embed"
+	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/zombiewatch/zombiewatch/internal/cli"
+	"github.com/zombiewatch/zombiewatch/internal/server"
 )
 
 func main() { os.Exit(zombiewatch()) }
 
 // zombiewatch runs the command with the process's arguments and streams
 // and returns its exit code.
-func zombiewatch() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return cli.ExitCode("zombiewatch", run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
+func zombiewatch() int { return cli.Main("zombiewatch", run) }
+
+//go:embed doc.go
+var docSource string
+
+func manual() string { return cli.Manual(docSource) }
+
+// run is zombiewatch: it parses args and runs one subcommand.
+func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "ctl":
+			return runCtl(args[1:], stdout)
+		case "serve":
+			return runServe(args[1:])
+		case "demo":
+			return runDemo(ctx, args[1:], stdout)
+		case "server":
+			return server.Main(ctx, args[:1], args[1:], stdout, stderr)
+		}
+	}
+	return runSnapshot(ctx, args, stdin, stdout, stderr)
 }

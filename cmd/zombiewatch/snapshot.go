@@ -6,12 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
+	"golang.org/x/term"
+
+	"github.com/zombiewatch/zombiewatch/internal/bundled"
 	"github.com/zombiewatch/zombiewatch/internal/cli"
-	"github.com/zombiewatch/zombiewatch/internal/control"
+	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
-	"github.com/zombiewatch/zombiewatch/internal/report"
+	"github.com/zombiewatch/zombiewatch/internal/render"
 )
 
 // snapshotConfig is the root command's flags, validated.
@@ -31,8 +35,8 @@ type snapshotConfig struct {
 
 func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error) {
 	var c snapshotConfig
-	var showVersion bool
 	fs := flag.NewFlagSet("zombiewatch", flag.ContinueOnError)
+	showVersion := cli.VersionFlag(fs)
 	fs.IntVar(&c.pid, "pid", 0, "")
 	fs.BoolVar(&c.json, "json", false, "")
 	fs.BoolVar(&c.zombies, "zombies", false, "")
@@ -44,16 +48,14 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 	fs.DurationVar(&c.interval, "interval", time.Second, "")
 	fs.IntVar(&c.count, "count", 0, "")
 	fs.IntVar(&c.top, "top", 10, "")
-	fs.BoolVar(&showVersion, "version", false, "")
-	if err := cli.Parse(fs, args, stdout, manual()); err != nil {
+	if err := cli.Parse(fs, args, stdout, cli.Head(manual())); err != nil {
 		return c, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch {
-	case showVersion:
-		fmt.Fprintln(stdout, "zombiewatch", versionString())
-		return c, cli.ErrHelp
+	case *showVersion:
+		return c, cli.PrintVersion(stdout, "zombiewatch")
 	case fs.NArg() > 0:
 		return c, cli.Usagef("unexpected argument %q", fs.Arg(0))
 	case !set["pid"] && (c.watch || c.zombies || set["max-zombies"] || set["max-fd-ratio"]):
@@ -86,7 +88,7 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 	return c, nil
 }
 
-func runSnapshot(ctx context.Context, args []string, stdout io.Writer) error {
+func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) error {
 	c, err := parseSnapshotFlags(args, stdout)
 	if err != nil {
 		return err
@@ -95,71 +97,80 @@ func runSnapshot(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if c.watch {
-		return runWatch(ctx, c, fs, stdout)
+	// The optional sources of every reading, by name: TCP states of the
+	// socket fds, and a bundled server's switches (live /proc only).
+	r := model.NewReader(fs, model.TCPStates(fs), bundled.Source(fs))
+	switch {
+	case c.watch:
+		return runWatch(ctx, c, r, stdin, stdout, stderr)
+	case c.pid == 0:
+		return runHost(ctx, c, r, stdout)
 	}
-	if c.pid == 0 {
-		return runHost(c, fs, stdout)
-	}
-	snap, err := fs.Snapshot(c.pid, proc.Options{FDTypes: c.fdTypes, ZombieOwners: c.zombies})
-	var denied *proc.PermissionError
+	p, err := r.Process(ctx, c.pid, model.Options{FDTypes: c.fdTypes, ZombieOwners: c.zombies})
+	var denied *model.PermissionError
 	if err != nil && !errors.As(err, &denied) {
 		return err
 	}
-	r := report.New(snap, serverStatus(c.procRoot, c.pid))
 	switch {
 	case c.json:
-		err = report.JSON(stdout, r, isTerminal(stdout))
+		err = render.JSON(stdout, p, isTerminal(stdout))
 	case c.zombies:
-		err = report.Zombies(stdout, r)
+		err = render.Zombies(stdout, p)
 	default:
-		err = report.Table(stdout, r)
+		err = render.Table(stdout, p)
 	}
 	if err != nil {
 		return err
+	}
+	if terr := checkThresholds(c, p); terr != nil {
+		return terr // a crossed threshold is what a script asked about: it wins over a refused read
 	}
 	if denied != nil {
 		return denied
 	}
-	return checkThresholds(c, r)
+	return nil
 }
 
 // checkThresholds turns a crossed --max-zombies or --max-fd-ratio into exit 3.
-func checkThresholds(c snapshotConfig, r *report.Report) error {
-	if c.maxZombies >= 0 && r.Zombies > c.maxZombies {
-		return &cli.ThresholdError{Msg: fmt.Sprintf("pid %d: %d zombie children, above --max-zombies %d", r.PID, r.Zombies, c.maxZombies)}
+func checkThresholds(c snapshotConfig, p *model.Process) error {
+	if c.maxZombies >= 0 && p.Zombies > c.maxZombies {
+		return &cli.ThresholdError{Msg: fmt.Sprintf("pid %d: %d zombie children, above --max-zombies %d", p.PID, p.Zombies, c.maxZombies)}
 	}
-	if c.maxFDRatio > 0 && r.FDRatio > c.maxFDRatio {
+	if c.maxFDRatio > 0 && p.FDRatio > c.maxFDRatio {
 		return &cli.ThresholdError{Msg: fmt.Sprintf("pid %d: %d open fds, %.1f%% of the soft limit %s, above --max-fd-ratio %g",
-			r.PID, *r.FDs, r.FDRatio*100, r.FDSoftLimit, c.maxFDRatio)}
+			p.PID, *p.FDs, p.FDRatio*100, p.FDSoftLimit, c.maxFDRatio)}
 	}
 	return nil
 }
 
-// serverStatus asks pid's control socket for its settings, if it is a
-// bundled server on this host's /proc: any other process has no socket,
-// and the connect fails at once.
-func serverStatus(procRoot string, pid int) *control.Status {
-	if procRoot != "/proc" {
-		return nil
-	}
-	st, err := control.Call(pid, control.Request{}, 500*time.Millisecond)
-	if err != nil {
-		return nil
-	}
-	return st
-}
-
 // runHost scans every process: who holds zombies, who is nearest its fd
 // limit, and each uid's tasks against RLIMIT_NPROC.
-func runHost(c snapshotConfig, fs *proc.FS, stdout io.Writer) error {
-	h, err := fs.Scan(proc.ScanOptions{Parents: c.top, FDUsers: c.top, UIDs: c.top, FDTypes: c.fdTypes})
+func runHost(ctx context.Context, c snapshotConfig, r *model.Reader, stdout io.Writer) error {
+	h, err := r.Host(ctx, model.HostOptions{Parents: c.top, FDUsers: c.top, UIDs: c.top, FDTypes: c.fdTypes})
 	if err != nil {
 		return err
 	}
-	r := report.NewHost(h, func(pid int) *control.Status { return serverStatus(c.procRoot, pid) })
 	if c.json {
-		return report.HostJSON(stdout, r, isTerminal(stdout))
+		err = render.HostJSON(stdout, h, isTerminal(stdout))
+	} else {
+		err = render.HostTable(stdout, h)
 	}
-	return report.HostTable(stdout, r)
+	if err == nil && len(h.Denied) > 0 {
+		err = fmt.Errorf("%d %s refused: %s", len(h.Denied), plural(len(h.Denied), "read was", "reads were"), h.Denied[0])
+	}
+	return err
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// isTerminal tells whether w is a terminal (colour, indentation and redraw
+// are for people, not for pipes and files).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -71,7 +71,7 @@ func TestWatchLive(t *testing.T) {
 		}
 	}()
 	var out bytes.Buffer
-	err := run(ctx, []string{"--pid", fmt.Sprint(pid), "--watch", "--interval", "250ms", "--count", "8", "--json", "--fd-types=false"}, &out, os.Stderr)
+	err := run(ctx, []string{"--pid", fmt.Sprint(pid), "--watch", "--interval", "250ms", "--count", "8", "--json", "--fd-types=false"}, nil, &out, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestWatchKeysInTmux(t *testing.T) {
 		t.Errorf("status row does not show reaper=wait:\n%s", text)
 	}
 	tmux("send-keys", "-t", "w", "c")
-	screen("c close-conn (now off)", "close-conn=false")
+	screen("c close-conn (now off)", "close-conn=off, ")
 	if st, err := control.Call(pid, control.Request{}, time.Second); err != nil || st.Reaper != control.ReaperWait || st.CloseConn {
 		t.Errorf("server after r and c: %+v, %v; want reaper=wait close-conn=off", st, err)
 	}
@@ -203,7 +203,7 @@ func TestWatchTargetDiesLive(t *testing.T) {
 	out := &zombietest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(context.Background(), []string{"--pid", fmt.Sprint(cmd.Process.Pid), "--watch", "--interval", "100ms"}, out, os.Stderr)
+		done <- run(context.Background(), []string{"--pid", fmt.Sprint(cmd.Process.Pid), "--watch", "--interval", "100ms"}, nil, out, os.Stderr)
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(out.String(), fmt.Sprint(cmd.Process.Pid)) {

@@ -12,11 +12,16 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
 	"strings"
+	"syscall"
 )
 
 // Exit codes.
@@ -46,6 +51,13 @@ func (e *ThresholdError) Error() string { return e.Msg }
 // ErrHelp: help or the version was asked for and printed; exit 0.
 var ErrHelp = errors.New("help")
 
+// ExitError ends a command with Code and no message: a child of the
+// bundled server that has served its connection, a watch ended by Ctrl-C
+// (130, as a shell reports SIGINT).
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit %d", e.Code) }
+
 // ExitCode prints err for prog as the rules say and returns the exit code.
 func ExitCode(prog string, err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, ErrHelp) {
@@ -53,7 +65,10 @@ func ExitCode(prog string, err error, stderr io.Writer) int {
 	}
 	var usage *UsageError
 	var threshold *ThresholdError
+	var exit *ExitError
 	switch {
+	case errors.As(err, &exit):
+		return exit.Code
 	case errors.As(err, &usage):
 		fmt.Fprintf(stderr, "%s: %v (see %s -h)\n", prog, err, prog)
 		return ExitUsage
@@ -86,4 +101,54 @@ func Manual(docSource string) string {
 	_, text, _ := strings.Cut(docSource, "/*\n")
 	text, _, _ = strings.Cut(text, "*/")
 	return text
+}
+
+// Section is the part of a manual under the heading "# name" (Go doc
+// comment syntax), up to the next heading: a subcommand's -h.
+func Section(manual, name string) string {
+	_, text, ok := strings.Cut(manual, "\n# "+name+"\n")
+	if !ok {
+		return manual
+	}
+	text, _, _ = strings.Cut(text, "\n# ")
+	return strings.TrimLeft(text, "\n")
+}
+
+// Head is a manual up to its first section: the command's own -h.
+func Head(manual string) string {
+	text, _, _ := strings.Cut(manual, "\n# ")
+	return text
+}
+
+// version is set with -ldflags "-X github.com/zombiewatch/zombiewatch/internal/cli.version=v1.2.3";
+// otherwise it comes from the module's build information.
+var version = ""
+
+// Version is the project's version, the same for every binary.
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// VersionFlag adds --version to fs; Versioned reports it.
+func VersionFlag(fs *flag.FlagSet) *bool { return fs.Bool("version", false, "") }
+
+// PrintVersion prints "prog VERSION" and returns ErrHelp (exit 0).
+func PrintVersion(stdout io.Writer, prog string) error {
+	fmt.Fprintln(stdout, prog, Version())
+	return ErrHelp
+}
+
+// Main is every binary's main: run gets a context cancelled by SIGINT or
+// SIGTERM and the process's streams; its error becomes the message and the
+// exit code (returned) the rules say.
+func Main(prog string, run func(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) error) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return ExitCode(prog, run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr), os.Stderr)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/zombiewatch/zombiewatch/internal/control"
 	"github.com/zombiewatch/zombiewatch/internal/load"
+	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
@@ -75,7 +76,7 @@ type Result struct {
 // run is one demo in progress.
 type run struct {
 	cfg   Config
-	fs    *proc.FS
+	zw    *model.Reader
 	pid   int
 	addr  string
 	start time.Time
@@ -103,7 +104,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the server: %w", err)
 	}
-	r := &run{cfg: cfg, fs: fs, pid: cmd.Process.Pid, start: time.Now()}
+	zw := model.NewReader(fs)
+	zw.Sources = []model.Source{model.TCPStates(fs)}
+	r := &run{cfg: cfg, zw: zw, pid: cmd.Process.Pid, start: time.Now()}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	defer r.stop(cmd, exited)
@@ -208,8 +211,8 @@ func (r *run) sample(ctx context.Context) {
 	}
 }
 
-func (r *run) snapshot(kinds bool) (*proc.Snapshot, error) {
-	return r.fs.Snapshot(r.pid, proc.Options{FDTypes: kinds})
+func (r *run) snapshot(kinds bool) (*model.Process, error) {
+	return r.zw.Process(context.Background(), r.pid, model.Options{FDTypes: kinds})
 }
 
 func (r *run) set(args ...string) error {
@@ -243,7 +246,7 @@ func (r *run) load(ctx context.Context, clients, n int) error {
 }
 
 // poll reads the server every 10 ms until done says so, or 10 s pass.
-func (r *run) poll(ctx context.Context, what string, done func(*proc.Snapshot) bool) (*proc.Snapshot, error) {
+func (r *run) poll(ctx context.Context, what string, done func(*model.Process) bool) (*model.Process, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		snap, err := r.snapshot(true)
@@ -266,10 +269,10 @@ func (r *run) poll(ctx context.Context, what string, done func(*proc.Snapshot) b
 
 // settled waits until every child has finished and the zombie count and
 // fds have held still for 300 ms (a reaper may still be working).
-func (r *run) settled(ctx context.Context) (*proc.Snapshot, error) {
-	var last *proc.Snapshot
+func (r *run) settled(ctx context.Context) (*model.Process, error) {
+	var last *model.Process
 	var since time.Time
-	return r.poll(ctx, "the server to settle", func(s *proc.Snapshot) bool {
+	return r.poll(ctx, "the server to settle", func(s *model.Process) bool {
 		if last == nil || s.Zombies != last.Zombies || *s.FDs != *last.FDs || s.Children != s.Zombies {
 			last, since = s, time.Now()
 			return false

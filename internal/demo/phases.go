@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
@@ -34,7 +35,7 @@ func reaperOff(ctx context.Context, r *run) (Phase, error) {
 // requestsUnder switches the server to settings, then sends r.cfg.Requests
 // requests one after another; it returns the server settled before and
 // after them.
-func (r *run) requestsUnder(ctx context.Context, settings ...string) (before, after *proc.Snapshot, err error) {
+func (r *run) requestsUnder(ctx context.Context, settings ...string) (before, after *model.Process, err error) {
 	if err := r.set(settings...); err != nil {
 		return nil, nil, err
 	}
@@ -93,7 +94,7 @@ func (r *run) switchAndBurst(ctx context.Context, mode string) (p Phase, reaped,
 	if err := r.set("reaper="+mode, "close-conn=on"); err != nil {
 		return p, 0, 0, err
 	}
-	if _, err := r.poll(ctx, "the zombies to be reaped", func(s *proc.Snapshot) bool { return s.Zombies == 0 }); err != nil {
+	if _, err := r.poll(ctx, "the zombies to be reaped", func(s *model.Process) bool { return s.Zombies == 0 }); err != nil {
 		return p, 0, 0, err
 	}
 	recovered := time.Since(began)
@@ -109,7 +110,7 @@ func (r *run) switchAndBurst(ctx context.Context, mode string) (p Phase, reaped,
 
 // burst makes r.cfg.Burst simultaneous requests whose children exit
 // together, and returns the server before and after it settled.
-func (r *run) burst(ctx context.Context) (before, after *proc.Snapshot, err error) {
+func (r *run) burst(ctx context.Context) (before, after *model.Process, err error) {
 	if before, err = r.settled(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -148,7 +149,7 @@ func closeConnOn(ctx context.Context, r *run) (Phase, error) {
 	if err := r.set("reaper=loop", "close-conn=on", "hold=0s"); err != nil {
 		return Phase{}, err
 	}
-	if _, err := r.poll(ctx, "the kept copies to close", func(s *proc.Snapshot) bool { return s.TCPStates["CLOSE_WAIT"] == 0 }); err != nil {
+	if _, err := r.poll(ctx, "the kept copies to close", func(s *model.Process) bool { return s.TCPStates["CLOSE_WAIT"] == 0 }); err != nil {
 		return Phase{}, err
 	}
 	recovered := time.Since(began)
@@ -174,7 +175,7 @@ func closeConnOn(ctx context.Context, r *run) (Phase, error) {
 	return p, nil
 }
 
-func phase(name string, requests int, before, after *proc.Snapshot) Phase {
+func phase(name string, requests int, before, after *model.Process) Phase {
 	return Phase{
 		Name: name, Requests: requests, Zombies: after.Zombies,
 		FDsBefore: *before.FDs, FDs: *after.FDs, CloseWait: after.TCPStates["CLOSE_WAIT"],

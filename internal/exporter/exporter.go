@@ -3,28 +3,36 @@
 // processes nearest their fd limit and the ones asked for, each uid's tasks
 // against RLIMIT_NPROC, and the scrape's own cost and errors.
 //
-// Each scrape is one proc.Scan, so the numbers are the CLI's. Label
-// cardinality is bounded: only parents that hold zombies (at most
-// MaxParents), the Top fd users, and the processes named by PIDs and Names.
+// Each scrape is one host reading of internal/model, so the numbers are the
+// CLI's. Label cardinality is bounded: only parents that hold zombies (at
+// most MaxParents), the Top fd users, the processes named by PIDs and
+// Names, and the fixed sets of causes and sources. Label values from /proc
+// are made valid UTF-8 (client_golang refuses a scrape holding one that is
+// not), so a process cannot black out the exporter by its name.
 package exporter
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/zombiewatch/zombiewatch/internal/diagnose"
+	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
 // Config chooses what is exported.
 type Config struct {
-	FS         *proc.FS
+	Reader     *model.Reader    // with the sources the exporter reports on
 	PIDs       []int            // processes to export whatever their rank
 	Names      []*regexp.Regexp // comm patterns of processes to export likewise
 	Top        int              // fd users exported by rank
@@ -60,7 +68,32 @@ var (
 	descWatchedUp = prometheus.NewDesc("zombiewatch_watched_process_up",
 		"1 if a process asked for with --pid exists, 0 if not.", []string{"pid"}, nil)
 	descDuration = prometheus.NewDesc("zombiewatch_scrape_duration_seconds", "How long the scan of /proc took.", nil, nil)
+	descByCause  = prometheus.NewDesc("zombiewatch_zombie_children_by_cause",
+		"Zombie children of the exported parents, by the diagnosis's cause (a fixed set: none, no_reaper, coalesced_wait, init_not_reaping, ...).", []string{"cause"}, nil)
+	descSourceOK = prometheus.NewDesc("zombiewatch_source_success",
+		"1 if the source (tcp, server, ...) answered for every listed process in the last scrape, 0 if it failed for one.", []string{"source"}, nil)
+	descSourceDuration = prometheus.NewDesc("zombiewatch_source_duration_seconds",
+		"Time the source took over the last scrape.", []string{"source"}, nil)
 )
+
+// Label makes a label value of a string from /proc: invalid UTF-8 bytes
+// become '?', as ps shows them.
+func Label(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n <= 1 {
+			b.WriteByte('?')
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
 
 // Collector is the prometheus.Collector for one host.
 type Collector struct {
@@ -69,39 +102,43 @@ type Collector struct {
 	mu     sync.Mutex // one scan at a time
 }
 
-// New makes the collector. Register it, and Errors, with a registry.
+// New makes the collector. Register it with a registry; it sends its own
+// error counter, so the count is part of the scrape that increments it.
 func New(cfg Config) *Collector {
-	return &Collector{
+	c := &Collector{
 		cfg: cfg,
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zombiewatch_scrape_errors_total",
 			Help: "Reads that failed during scrapes, by kind: permission (a refused read; fix: run as root or with CAP_SYS_PTRACE), no_process (a --pid that is gone), scan (the scan failed).",
 		}, []string{"kind"}),
 	}
+	for _, kind := range []string{"permission", "no_process", "scan"} {
+		c.errors.WithLabelValues(kind) // present at 0 from the first scrape
+	}
+	return c
 }
-
-// Errors is the error counter, to be registered beside the collector.
-func (c *Collector) Errors() *prometheus.CounterVec { return c.errors }
 
 // Describe sends every descriptor.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descZombieChildren, descOldestZombie, descAdopted, descZombies, descProcesses,
 		descThreads, descOpenFDs, descFDSoft, descFDKind, descCloseWait, descUIDTasks, descUIDZombies, descUIDNproc,
-		descWatchedUp, descDuration} {
+		descWatchedUp, descDuration, descByCause, descSourceOK, descSourceDuration} {
 		ch <- d
 	}
+	c.errors.Describe(ch)
 }
 
 // Collect scans /proc once and sends the metrics.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.errors.Collect(ch)
 	start := time.Now()
 	watched := map[int]bool{}
 	for _, pid := range c.cfg.PIDs {
 		watched[pid] = false
 	}
-	h, err := c.cfg.FS.Scan(proc.ScanOptions{Parents: c.cfg.MaxParents, FDUsers: c.cfg.Top, FDTypes: true, Include: c.include})
+	h, err := c.cfg.Reader.Host(context.Background(), model.HostOptions{Parents: c.cfg.MaxParents, FDUsers: c.cfg.Top, FDTypes: true, Include: c.include})
 	if err != nil {
 		c.errors.WithLabelValues("scan").Inc()
 		ch <- prometheus.MustNewConstMetric(descDuration, prometheus.GaugeValue, time.Since(start).Seconds())
@@ -114,20 +151,35 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descProcesses, float64(h.Processes))
 	gauge(descThreads, float64(h.Threads))
 
+	byCause := map[diagnose.Cause]int{}
 	for _, p := range h.Parents {
-		pid := strconv.Itoa(p.PID)
-		gauge(descZombieChildren, float64(p.Zombies), pid, p.Comm)
-		gauge(descOldestZombie, p.OldestAgeSeconds, pid, p.Comm)
-		gauge(descAdopted, float64(p.AdoptedZombies), pid, p.Comm)
+		pid, comm := strconv.Itoa(p.PID), Label(p.Comm)
+		gauge(descZombieChildren, float64(p.Zombies), pid, comm)
+		gauge(descOldestZombie, p.OldestAge().Seconds(), pid, comm)
+		gauge(descAdopted, float64(p.AdoptedZombies), pid, comm)
+		byCause[p.Cause] += p.Zombies
+	}
+	for _, cause := range diagnose.Causes {
+		if n, ok := byCause[cause]; ok {
+			gauge(descByCause, float64(n), string(cause))
+		}
+	}
+	for _, s := range h.Sources {
+		ok := 1.0
+		if s.Err != nil {
+			ok = 0
+		}
+		gauge(descSourceOK, ok, s.Name)
+		gauge(descSourceDuration, s.Duration.Seconds(), s.Name)
 	}
 	for _, u := range h.FDUsers {
-		pid := strconv.Itoa(u.PID)
+		pid, comm := strconv.Itoa(u.PID), Label(u.Comm)
 		if _, ok := watched[u.PID]; ok {
 			watched[u.PID] = true
 		}
-		gauge(descOpenFDs, float64(u.FDs), pid, u.Comm)
+		gauge(descOpenFDs, float64(*u.FDs), pid, comm)
 		if u.FDSoftLimit != proc.Unlimited {
-			gauge(descFDSoft, float64(u.FDSoftLimit), pid, u.Comm)
+			gauge(descFDSoft, float64(u.FDSoftLimit), pid, comm)
 		}
 		kinds := slices.Sorted(func(yield func(string) bool) {
 			for k := range u.FDTypes {
@@ -137,18 +189,19 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		})
 		for _, k := range kinds {
-			gauge(descFDKind, float64(u.FDTypes[k]), pid, u.Comm, k)
+			gauge(descFDKind, float64(u.FDTypes[k]), pid, comm, k)
 		}
-		if u.FDTypes != nil {
-			gauge(descCloseWait, float64(u.TCPStates["CLOSE_WAIT"]), pid, u.Comm)
+		if u.TCPStates != nil { // null when the kinds or the tables were not read: no series, never a 0
+			gauge(descCloseWait, float64(u.TCPStates["CLOSE_WAIT"]), pid, comm)
 		}
 	}
 	for _, u := range h.UIDs {
 		uid := strconv.Itoa(u.UID)
-		gauge(descUIDTasks, float64(u.Tasks), uid, u.User)
-		gauge(descUIDZombies, float64(u.Zombies), uid, u.User)
+		user := Label(u.User)
+		gauge(descUIDTasks, float64(u.Tasks), uid, user)
+		gauge(descUIDZombies, float64(u.Zombies), uid, user)
 		if u.NprocSoftLimit != proc.Unlimited {
-			gauge(descUIDNproc, float64(u.NprocSoftLimit), uid, u.User)
+			gauge(descUIDNproc, float64(u.NprocSoftLimit), uid, user)
 		}
 	}
 	for pid, up := range watched {
@@ -183,7 +236,7 @@ func (c *Collector) include(pid int, comm string) bool {
 // textfile for node_exporter leaves self out: node_exporter has its own.
 func Registry(c *Collector, self bool) (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
-	cols := []prometheus.Collector{c, c.Errors()}
+	cols := []prometheus.Collector{c}
 	if self {
 		cols = append(cols, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	}

@@ -1,6 +1,8 @@
 package exporter
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -8,10 +10,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/zombiewatch/zombiewatch/internal/fixture"
+	"github.com/zombiewatch/zombiewatch/internal/model"
+	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
 func TestMetricsOnFixture(t *testing.T) {
-	c := New(Config{FS: fixture.Open(t, "zombies-threads"), Top: 1, MaxParents: 10, PIDs: []int{203, 4242}})
+	c := New(Config{Reader: fixture.Open(t, "zombies-threads"), Top: 1, MaxParents: 10, PIDs: []int{203, 4242}})
 	want := `
 # HELP zombiewatch_zombie_children Zombie children a parent holds, by parent (only parents holding zombies).
 # TYPE zombiewatch_zombie_children gauge
@@ -43,13 +47,13 @@ zombiewatch_watched_process_up{pid="4242"} 0
 		t.Error(err)
 	}
 	// The missing --pid is an error series, not a silent absence.
-	if got := testutil.ToFloat64(c.Errors().WithLabelValues("no_process")); got != 1 {
+	if got := testutil.ToFloat64(c.errors.WithLabelValues("no_process")); got != 1 {
 		t.Errorf("scrape errors {kind=no_process} = %v after one scrape, want 1", got)
 	}
 }
 
 func TestMetricsBySocketKind(t *testing.T) {
-	c := New(Config{FS: fixture.Open(t, "fds"), Top: 1, Names: []*regexp.Regexp{regexp.MustCompile("^app$")}})
+	c := New(Config{Reader: fixture.Open(t, "fds"), Top: 1, Names: []*regexp.Regexp{regexp.MustCompile("^app$")}})
 	want := `
 # HELP zombiewatch_close_wait_sockets TCP sockets in CLOSE_WAIT: the peer closed and the process never did.
 # TYPE zombiewatch_close_wait_sockets gauge
@@ -66,5 +70,56 @@ zombiewatch_fd_soft_limit{comm="app",pid="100"} 20
 	}
 	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %+v", err, problems)
+	}
+}
+
+// TestInvalidUTF8Name: a process named with bytes that are not UTF-8 is
+// still exported, its name with '?' for each bad byte, and the scrape
+// holds every other series (client_golang refuses the whole scrape on one
+// invalid label value).
+func TestInvalidUTF8Name(t *testing.T) {
+	if got := Label("a\xff\xfeb"); got != "a??b" {
+		t.Errorf("Label = %q, want a??b", got)
+	}
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(fixture.Dir("zombies-threads"))); err != nil {
+		t.Fatal(err)
+	}
+	status := filepath.Join(dir, "100", "status")
+	data, err := os.ReadFile(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(status, []byte(strings.Replace(string(data), "Name:\tserver", "Name:\t\xff\xfe", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := proc.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(Config{Reader: model.NewReader(fs), MaxParents: 10})
+	reg, err := Registry(c, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather with a non-UTF-8 comm: %v", err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() != "zombiewatch_zombie_children" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "comm" && l.GetValue() == "??" {
+					found = m.GetGauge().GetValue() == 3
+				}
+			}
+		}
+	}
+	if !found {
+		t.Errorf("pid 100 named \\xff\\xfe: no zombiewatch_zombie_children{comm=\"??\"} 3 in the scrape")
 	}
 }

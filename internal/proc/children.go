@@ -6,20 +6,20 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 )
 
-// errNoChildrenFile: the kernel lacks CONFIG_PROC_CHILDREN.
-var errNoChildrenFile = errors.New("no task/TID/children file")
+// ErrNoChildrenFile: the kernel lacks CONFIG_PROC_CHILDREN (or the tree has
+// no task/TID/children): callers fall back to ChildrenByPPID.
+var ErrNoChildrenFile = errors.New("no task/TID/children file")
 
-// childPIDs lists pid's children: the union of every thread's
+// Children lists pid's children: the union of every thread's
 // task/TID/children, since a child belongs to the thread that forked it and
 // a Go or threaded parent spreads them over several threads. A thread that
 // exits between listing and reading is skipped; the kernel moves its
 // children to a sibling thread, so the same child may be read twice and the
 // union is deduplicated. The list is sorted.
-func (f *FS) childPIDs(pid int, buf []byte) ([]int, []byte, error) {
-	dir, err := os.Open(f.pidPath(pid, "task"))
+func (f *FS) Children(pid int, buf []byte) ([]int, []byte, error) {
+	dir, err := os.Open(f.PIDPath(pid, "task"))
 	if err != nil {
 		return nil, buf, err
 	}
@@ -30,22 +30,26 @@ func (f *FS) childPIDs(pid int, buf []byte) ([]int, []byte, error) {
 	}
 	var kids []int
 	for _, tid := range tids {
-		data, err := readFile(f.pidPath(pid, "task", tid, "children"), buf)
+		if _, ok := ParsePID(tid); !ok {
+			continue
+		}
+		path := f.PIDPath(pid, "task", tid, "children")
+		data, err := readFile(path, buf)
 		if err != nil {
-			if !isGone(err) {
+			if !IsGone(err) {
 				return nil, buf, err
 			}
 			// Gone: the thread exited, or the file never existed.
-			if _, serr := os.Stat(f.pidPath(pid, "task", tid)); serr == nil {
-				return nil, buf, errNoChildrenFile
+			if _, serr := os.Stat(f.PIDPath(pid, "task", tid)); serr == nil {
+				return nil, buf, ErrNoChildrenFile
 			}
 			continue
 		}
 		buf = data
 		for field := range bytes.FieldsSeq(data) {
-			kid, err := atoi(field)
-			if err != nil {
-				return nil, buf, fmt.Errorf("%s: malformed pid %q", f.pidPath(pid, "task", tid, "children"), field)
+			kid, ok := ParsePID(string(field))
+			if !ok {
+				return nil, buf, &ParseError{Path: path, Err: fmt.Errorf("malformed pid %q", truncate(field))}
 			}
 			kids = append(kids, kid)
 		}
@@ -54,31 +58,38 @@ func (f *FS) childPIDs(pid int, buf []byte) ([]int, []byte, error) {
 	return slices.Compact(kids), buf, nil
 }
 
-// ppidIndex maps each ppid to its children by reading every process's stat:
-// the fallback where task/TID/children does not exist. Built once per
-// snapshot, only when needed.
-func (f *FS) ppidIndex(buf []byte) (map[int][]int, error) {
-	pids, err := f.pids()
+// ChildrenByPPID maps each ppid to its children by reading every process's
+// stat: the fallback where task/TID/children does not exist. A pid whose
+// stat does not parse is skipped and counted.
+func (f *FS) ChildrenByPPID() (idx map[int][]int, skipped int, err error) {
+	pids, err := f.PIDs()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	idx := make(map[int][]int)
+	idx = make(map[int][]int)
+	buf := make([]byte, 0, 1024)
 	for _, pid := range pids {
-		var s stat
-		s, buf, err = f.readStat(pid, buf)
+		var s Stat
+		s, buf, err = f.ReadStat(pid, buf)
 		if err != nil {
-			if isGone(err) {
+			var perr *ParseError
+			switch {
+			case IsGone(err):
+				continue
+			case errors.As(err, &perr):
+				skipped++
 				continue
 			}
-			return nil, err
+			return nil, skipped, err
 		}
 		idx[s.PPID] = append(idx[s.PPID], pid)
 	}
-	return idx, nil
+	return idx, skipped, nil
 }
 
-// pids lists the numeric entries of the root, unsorted.
-func (f *FS) pids() ([]int, error) {
+// PIDs lists the pid entries of the root, unsorted. Names that are not a
+// canonical pid ("0100", "self") are not processes.
+func (f *FS) PIDs() ([]int, error) {
 	dir, err := os.Open(f.root)
 	if err != nil {
 		return nil, err
@@ -90,26 +101,12 @@ func (f *FS) pids() ([]int, error) {
 	}
 	pids := make([]int, 0, len(names))
 	for _, name := range names {
-		if name[0] < '0' || name[0] > '9' {
+		if name[0] < '1' || name[0] > '9' {
 			continue
 		}
-		if pid, err := strconv.Atoi(name); err == nil {
+		if pid, ok := ParsePID(name); ok {
 			pids = append(pids, pid)
 		}
 	}
 	return pids, nil
-}
-
-// Children lists pid's children (every thread's), sorted; without
-// CONFIG_PROC_CHILDREN it scans every process's ppid.
-func (f *FS) Children(pid int) ([]int, error) {
-	kids, buf, err := f.childPIDs(pid, nil)
-	if errors.Is(err, errNoChildrenFile) {
-		idx, err := f.ppidIndex(buf)
-		return idx[pid], err
-	}
-	if err != nil {
-		return nil, classify(pid, f.pidPath(pid, "task"), err)
-	}
-	return kids, nil
 }

@@ -2,9 +2,9 @@ package proc
 
 import (
 	"bytes"
+	"io/fs"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -31,7 +31,7 @@ func fdKind(target string) string {
 		return FDPipe
 	case strings.HasPrefix(target, "anon_inode:"):
 		name := strings.Trim(target[len("anon_inode:"):], "[]")
-		if name == "" {
+		if name == "" || len(name) > 32 || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r > '~' }) {
 			name = "unknown"
 		}
 		return "anon_inode:" + name
@@ -44,58 +44,99 @@ func fdKind(target string) string {
 	}
 }
 
-// fdKinds counts pid's descriptors by kind and collects its socket inodes
+// FDCount counts pid's open descriptors. On a real procfs it is one stat
+// of the fd directory (Linux >= 6.2 gives the count as its size, and any
+// user may stat it); elsewhere, or where the size is 0, a listing. The
+// O(1) count includes descriptor slots reserved by threads blocked in
+// accept (a slot is taken before the connection arrives), which ls and
+// lsof do not list; those slots do count toward EMFILE.
+func (f *FS) FDCount(pid int) (n int, listed bool, err error) {
+	path := f.PIDFile(pid, "fd")
+	if f.real {
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			return 0, false, &fs.PathError{Op: "stat", Path: path, Err: err}
+		}
+		if st.Size > 0 {
+			return int(st.Size), false, nil
+		}
+	}
+	names, err := listDir(path)
+	return len(names), true, err
+}
+
+func listDir(path string) ([]string, error) {
+	dir, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	return dir.Readdirnames(-1)
+}
+
+// FDSummary is pid's descriptors by kind.
+type FDSummary struct {
+	Listed  int            // entries in the fd directory
+	Kinds   map[string]int // by kind, of the links read
+	Sockets map[uint64]bool
+	// Refused counts readlinks the kernel refused (EACCES/EPERM: another
+	// user's process without ptrace access): the kinds are then partial.
+	Refused int
+}
+
+// FDKinds counts pid's descriptors by kind and collects its socket inodes
 // (for the TCP states). It lists the fd directory once and reads each link
 // with readlinkat into a reused buffer, one reader per CPU: procfs's
 // FileDescriptorTargets builds a path and a string per descriptor, and
 // with 15,000 fds that was most of a reading. A descriptor closed between
-// the listing and its readlink is skipped.
-func (f *FS) fdKinds(pid int) (map[string]int, map[uint64]bool, error) {
-	path := f.pidPath(pid, "fd")
+// the listing and its readlink is skipped; a refused readlink is counted,
+// never taken for "no kinds".
+func (f *FS) FDKinds(pid int) (FDSummary, error) {
+	path := f.PIDFile(pid, "fd")
 	dir, err := os.Open(path)
 	if err != nil {
-		return nil, nil, err
+		return FDSummary{}, err
 	}
 	defer dir.Close()
 	names, err := dir.Readdirnames(-1)
 	if err != nil {
-		return nil, nil, err
+		return FDSummary{}, err
 	}
 	dirfd := int(dir.Fd())
-	type part struct {
-		kinds   map[string]int
-		sockets map[uint64]bool
-	}
-	parts := make([]part, runtime.GOMAXPROCS(0))
+	parts := make([]FDSummary, runtime.GOMAXPROCS(0))
 	var next atomic.Int32
-	parallel(len(names), func(lo, hi int) {
-		p := part{kinds: map[string]int{}, sockets: map[uint64]bool{}}
+	Parallel(len(names), func(lo, hi int) {
+		p := FDSummary{Kinds: map[string]int{}, Sockets: map[uint64]bool{}}
 		buf := make([]byte, 256)
 		for _, name := range names[lo:hi] {
 			n, err := unix.Readlinkat(dirfd, name, buf)
 			if err != nil {
+				if err == unix.EACCES || err == unix.EPERM {
+					p.Refused++
+				}
 				continue
 			}
 			target := buf[:n]
 			if ino, ok := bytes.CutPrefix(target, []byte("socket:[")); ok {
-				if v, err := strconv.ParseUint(string(bytes.TrimSuffix(ino, []byte("]"))), 10, 64); err == nil {
-					p.sockets[v] = true
+				if v, err := parseUint(bytes.TrimSuffix(ino, []byte("]"))); err == nil {
+					p.Sockets[v] = true
 				}
-				p.kinds[FDSocket]++
+				p.Kinds[FDSocket]++
 				continue
 			}
-			p.kinds[fdKind(string(target))]++
+			p.Kinds[fdKind(string(target))]++
 		}
 		parts[next.Add(1)-1] = p
 	})
-	kinds, sockets := map[string]int{}, map[uint64]bool{}
+	sum := FDSummary{Listed: len(names), Kinds: map[string]int{}, Sockets: map[uint64]bool{}}
 	for _, p := range parts {
-		for k, n := range p.kinds {
-			kinds[k] += n
+		for k, n := range p.Kinds {
+			sum.Kinds[k] += n
 		}
-		for ino := range p.sockets {
-			sockets[ino] = true
+		for ino := range p.Sockets {
+			sum.Sockets[ino] = true
 		}
+		sum.Refused += p.Refused
 	}
-	return kinds, sockets, nil
+	return sum, nil
 }

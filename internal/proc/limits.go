@@ -8,6 +8,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Limit is one resource limit. Unlimited (RLIM_INFINITY) marshals to JSON
@@ -44,17 +46,15 @@ func (l *Limit) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// limits is the pair of rows of /proc/PID/limits zombiewatch reports.
-// procfs's Limits returns soft limits only; unix.Prlimit gives the hard ones
-// only for processes we may ptrace and never for a fixture, so both columns
-// are read from the file, which any user may read.
-type limits struct {
+// Limits are the rows of /proc/PID/limits zombiewatch reports.
+type Limits struct {
 	NofileSoft, NofileHard Limit
 	NprocSoft, NprocHard   Limit
 }
 
-func parseLimits(data []byte) (limits, error) {
-	var l limits
+// ParseLimits parses a limits file.
+func ParseLimits(data []byte) (Limits, error) {
+	var l Limits
 	found := 0
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
@@ -92,6 +92,30 @@ func parseLimit(s string) (Limit, error) {
 	if s == "unlimited" {
 		return Unlimited, nil
 	}
-	v, err := strconv.ParseUint(s, 10, 64)
+	v, err := parseUint([]byte(s))
 	return Limit(v), err
+}
+
+// ReadLimits gives pid's RLIMIT_NOFILE and RLIMIT_NPROC, soft and hard:
+// with two prlimit calls on the live /proc where permitted (no text to
+// format and parse), from the limits file otherwise (any user may read
+// it; procfs's Limits has the soft column only). One function for every
+// view, so that --pid and the host scan cannot disagree.
+func (f *FS) ReadLimits(pid int, buf []byte) (Limits, []byte, error) {
+	if f.live {
+		var a, b unix.Rlimit
+		if unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &a) == nil && unix.Prlimit(pid, unix.RLIMIT_NPROC, nil, &b) == nil {
+			return Limits{NofileSoft: Limit(a.Cur), NofileHard: Limit(a.Max), NprocSoft: Limit(b.Cur), NprocHard: Limit(b.Max)}, buf, nil
+		}
+	}
+	path := f.PIDFile(pid, "limits")
+	data, err := readRecord(path, buf)
+	if err != nil {
+		return Limits{}, buf, err
+	}
+	l, err := ParseLimits(data)
+	if err != nil {
+		return l, data, &ParseError{Path: path, Err: err}
+	}
+	return l, data, nil
 }

@@ -21,22 +21,22 @@ func statFields(pid, comm, state string, exit string) string {
 func TestParseStat(t *testing.T) {
 	for _, tc := range []struct {
 		name, line string
-		want       stat
+		want       Stat
 	}{
 		{"plain", statFields("42", "server", "S", "0"),
-			stat{PID: 42, Comm: "server", State: 'S', PPID: 77, Threads: 4, StartTime: 123456}},
+			Stat{PID: 42, Comm: "server", State: 'S', PPID: 77, Threads: 4, StartTime: 123456}},
 		{"comm with parentheses and spaces", statFields("42", "z) Z (x", "Z", "1792"),
-			stat{PID: 42, Comm: "z) Z (x", State: 'Z', PPID: 77, Threads: 4, StartTime: 123456, ExitCode: 1792}},
+			Stat{PID: 42, Comm: "z) Z (x", State: 'Z', PPID: 77, Threads: 4, StartTime: 123456, ExitCode: 1792}},
 		{"comm ending in a parenthesis", statFields("7", ") )", "Z", "9"),
-			stat{PID: 7, Comm: ") )", State: 'Z', PPID: 77, Threads: 4, StartTime: 123456, ExitCode: 9}},
+			Stat{PID: 7, Comm: ") )", State: 'Z', PPID: 77, Threads: 4, StartTime: 123456, ExitCode: 9}},
 		{"empty comm", statFields("7", "", "R", "0"),
-			stat{PID: 7, Comm: "", State: 'R', PPID: 77, Threads: 4, StartTime: 123456}},
+			Stat{PID: 7, Comm: "", State: 'R', PPID: 77, Threads: 4, StartTime: 123456}},
 		// Before Linux 3.5 the line stops at field 44: no exit code.
 		{"old kernel", "9 (a) Z 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 555 0 0",
-			stat{PID: 9, Comm: "a", State: 'Z', PPID: 1, Threads: 1, StartTime: 555}},
+			Stat{PID: 9, Comm: "a", State: 'Z', PPID: 1, Threads: 1, StartTime: 555}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseStat([]byte(tc.line))
+			got, err := ParseStat([]byte(tc.line))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,8 +57,8 @@ func TestParseStatMalformed(t *testing.T) {
 		"42 (server) S 1 2 3",             // stops before the start time
 		statFields("42", "a", "S", "12x"), // bad exit code
 	} {
-		if s, err := parseStat([]byte(line)); err == nil {
-			t.Errorf("parseStat(%q) = %+v, want an error", line, s)
+		if s, err := ParseStat([]byte(line)); err == nil {
+			t.Errorf("ParseStat(%q) = %+v, want an error", line, s)
 		}
 	}
 }
@@ -67,22 +67,22 @@ func TestParseStatus(t *testing.T) {
 	data := "Name:\tx\nState:\tS (sleeping)\nPPid:\t77\nUid:\t1000\t0\t0\t0\nNSpid:\t4711\t1\nThreads:\t5\n" +
 		"SigPnd:\t0000000000000000\nShdPnd:\t0000000000010000\nSigBlk:\t0000000000010000\n" +
 		"SigIgn:\t0000000000000000\nSigCgt:\t0000000000014002\n"
-	got, err := parseStatus([]byte(data))
+	got, err := ParseStatus([]byte(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := status{Name: "x", State: 'S', PPID: 77, UID: 1000, NSInit: true, Threads: 5, ShdPnd: 0x10000, SigBlk: 0x10000, SigCgt: 0x14002}
+	want := Status{Name: "x", State: 'S', PPID: 77, UID: 1000, NSpid: []int{4711, 1}, Threads: 5, ShdPnd: 0x10000, SigBlk: 0x10000, SigCgt: 0x14002}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("parseStatus mismatch (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(Sigchld{Disposition: SigchldCaught, Blocked: true, Pending: true}, got.sigchld()); diff != "" {
+	if diff := cmp.Diff(Sigchld{Disposition: SigchldCaught, Blocked: true, Pending: true}, got.Sigchld()); diff != "" {
 		t.Errorf("sigchld mismatch (-want +got):\n%s", diff)
 	}
 	// SIG_IGN wins over a stale handler bit: the kernel checks it first.
-	if d := (status{SigIgn: sigchldBit, SigCgt: sigchldBit}).sigchld().Disposition; d != SigchldIgnored {
+	if d := (Status{SigIgn: sigchldBit, SigCgt: sigchldBit}).Sigchld().Disposition; d != SigchldIgnored {
 		t.Errorf("ignored and caught: disposition %q, want ignored", d)
 	}
-	if _, err := parseStatus([]byte("Name:\tx\nSigCgt:\tzz\n")); err == nil {
+	if _, err := ParseStatus([]byte("Name:\tx\nSigCgt:\tzz\n")); err == nil {
 		t.Error("parseStatus accepted a malformed SigCgt")
 	}
 }
@@ -91,15 +91,15 @@ func TestParseLimits(t *testing.T) {
 	data := "Limit                     Soft Limit           Hard Limit           Units     \n" +
 		"Max processes             unlimited            unlimited            processes \n" +
 		"Max open files            1024                 524288               files     \n"
-	got, err := parseLimits([]byte(data))
+	got, err := ParseLimits([]byte(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := limits{NofileSoft: 1024, NofileHard: 524288, NprocSoft: Unlimited, NprocHard: Unlimited}
+	want := Limits{NofileSoft: 1024, NofileHard: 524288, NprocSoft: Unlimited, NprocHard: Unlimited}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("parseLimits mismatch (-want +got):\n%s", diff)
 	}
-	if _, err := parseLimits([]byte("Limit  Soft\nMax open files 1024 x files\n")); err == nil {
+	if _, err := ParseLimits([]byte("Limit  Soft\nMax open files 1024 x files\n")); err == nil {
 		t.Error("parseLimits accepted a file without the processes row")
 	}
 }

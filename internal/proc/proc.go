@@ -1,12 +1,19 @@
-// Package proc owns every read of a /proc tree that zombiewatch makes: one
-// process's identity, its children and zombies, its descriptors, its limits
-// and its SIGCHLD disposition.
+// Package proc reads the kernel's files under a /proc tree and nothing else:
+// one file per kernel file (stat, status, limits, task/TID/children, the fd
+// directory, net/tcp), each returning a typed record. It knows no JSON, no
+// ranking and no English: the model above it (internal/model) gives the
+// records meaning.
 //
 // The tree's root is a value (New("/proc"), New("testdata/proc/zombies")), so
 // the same code runs on the real /proc and on fixture trees. Reads go through
-// github.com/prometheus/procfs where it has the data; the few files it does not
+// github.com/prometheus/procfs where it has the data; the files it does not
 // parse fully (stat field 52, the signal masks in status, hard limits) are
 // parsed here, each with a comment saying why.
+//
+// Everything in a /proc tree is input a process controls (its name, its
+// command line) or, under --proc-root, a tree anyone may have written: the
+// parsers take only canonical numbers, bound what they read, and name the
+// file they could not parse.
 package proc
 
 import (
@@ -14,7 +21,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -24,30 +33,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrNoProcess reports that the target pid does not exist (or exited while
-// it was being read). Test for it with errors.Is.
-var ErrNoProcess = errors.New("no such process")
-
-// ErrPIDReused reports that the pid was taken by another process while it
-// was being read or watched: its start time changed.
-var ErrPIDReused = errors.New("pid reused by another process")
-
-// PermissionError is a read the kernel refused. Hint says what would fix it.
-type PermissionError struct {
-	Path string
-	Hint string
-	Err  error
-}
-
-func (e *PermissionError) Error() string {
-	return fmt.Sprintf("read %s: permission denied (%s)", e.Path, e.Hint)
-}
-
-func (e *PermissionError) Unwrap() error { return e.Err }
-
-// ptraceHint is what lets a reader see another user's fd directory.
-const ptraceHint = "run as the process's user, as root, or with CAP_SYS_PTRACE"
-
 // FS is one /proc tree.
 type FS struct {
 	root string
@@ -55,18 +40,13 @@ type FS struct {
 	// real: root is a mounted procfs, where stat of an fd directory gives
 	// the fd count (a copied tree's directories give their block size).
 	real bool
-
-	// Now is the clock used for ages; tests set it for stable output.
-	Now func() time.Time
-	// LookupUser names a uid ("" if unknown); tests set it so output does
-	// not depend on the host's /etc/passwd.
-	LookupUser func(uid int) string
+	// live: root is this host's own /proc as this process sees it, so a
+	// pid in it is a pid this process can signal, prlimit or connect to.
+	live bool
 
 	bootOnce sync.Once
 	boot     time.Time
 	bootErr  error
-
-	users sync.Map // uid → user name, looked up once
 }
 
 // userHZ is the unit of stat's start time. It is 100 on every Linux
@@ -81,15 +61,32 @@ func New(root string) (*FS, error) {
 	}
 	var sfs unix.Statfs_t
 	real := unix.Statfs(root, &sfs) == nil && sfs.Type == unix.PROC_SUPER_MAGIC
-	return &FS{root: root, fs: pfs, real: real, Now: time.Now, LookupUser: lookupUser}, nil
+	return &FS{root: root, fs: pfs, real: real, live: real && isSelf(root)}, nil
+}
+
+// isSelf tells whether root/self names this process: then root is the
+// procfs of this process's own pid namespace, whatever its path (the
+// DaemonSet's /host/proc with hostPID is live; a container's /proc seen
+// from the host is not).
+func isSelf(root string) bool {
+	target, err := os.Readlink(filepath.Join(root, "self"))
+	return err == nil && target == strconv.Itoa(os.Getpid())
 }
 
 // Root is the tree's root directory.
 func (f *FS) Root() string { return f.root }
 
-// bootTime reads btime from <root>/stat once per FS: procfs's
+// Live tells whether the tree is this host's own /proc as this process sees
+// it: the one seam that says whether pids in it may be probed, signalled or
+// prlimit-ed. Decided once, in New.
+func (f *FS) Live() bool { return f.live }
+
+// Real tells whether the tree is a mounted procfs (not a copied tree).
+func (f *FS) Real() bool { return f.real }
+
+// BootTime reads btime from <root>/stat once per FS: procfs's
 // ProcStat.StartTime re-reads /proc/stat on every call.
-func (f *FS) bootTime() (time.Time, error) {
+func (f *FS) BootTime() (time.Time, error) {
 	f.bootOnce.Do(func() {
 		// Only the btime line: procfs's Stat parses every CPU's line and
 		// the interrupt counters as well, 4x the cost on 2 CPUs and more
@@ -113,17 +110,28 @@ func (f *FS) bootTime() (time.Time, error) {
 func btime(stat []byte) (int64, error) {
 	for line := range bytes.Lines(stat) {
 		if rest, ok := bytes.CutPrefix(line, []byte("btime ")); ok {
-			return strconv.ParseInt(string(bytes.TrimSpace(rest)), 10, 64)
+			n, err := parseUint(bytes.TrimSpace(rest))
+			if err != nil || n > 1<<40 {
+				return 0, fmt.Errorf("malformed btime %q", truncate(rest))
+			}
+			return int64(n), nil
 		}
 	}
 	return 0, errors.New("no btime line")
 }
 
-// startTime converts stat's start time (clock ticks since boot) to a time.
-func (f *FS) startTime(ticks uint64) (time.Time, error) {
-	boot, err := f.bootTime()
+// maxTicks bounds a start time: 100 years of clock ticks. More is a
+// hostile or broken tree, not a process.
+const maxTicks = 100 * 365 * 24 * 3600 * userHZ
+
+// StartTime converts stat's start time (clock ticks since boot) to a time.
+func (f *FS) StartTime(ticks uint64) (time.Time, error) {
+	boot, err := f.BootTime()
 	if err != nil {
 		return time.Time{}, err
+	}
+	if ticks > maxTicks {
+		return time.Time{}, fmt.Errorf("start time %d ticks: more than 100 years after boot", ticks)
 	}
 	return boot.Add(time.Duration(ticks) * (time.Second / userHZ)), nil
 }
@@ -132,34 +140,26 @@ func (f *FS) path(elem ...string) string {
 	return filepath.Join(append([]string{f.root}, elem...)...)
 }
 
-// pidFile is root/PID/name in one allocation, for the per-process hot
+// PIDFile is root/PID/name in one allocation, for the per-process hot
 // paths (filepath.Join cleans and allocates more).
-func (f *FS) pidFile(pid int, name string) string {
+func (f *FS) PIDFile(pid int, name string) string {
 	return f.root + "/" + strconv.Itoa(pid) + "/" + name
 }
 
-func (f *FS) pidPath(pid int, elem ...string) string {
+// PIDPath is root/PID/elem...
+func (f *FS) PIDPath(pid int, elem ...string) string {
 	return f.path(append([]string{strconv.Itoa(pid)}, elem...)...)
 }
 
-// isGone tells whether err means the process (or thread) is no longer there.
+// IsGone tells whether err means the process (or thread) is no longer there.
 // Between listing and reading, processes exit: that is normal.
-func isGone(err error) bool {
+func IsGone(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
 }
 
-// classify turns a failed read of the target's file into the error the
-// caller should see: ErrNoProcess, a PermissionError, or the error itself.
-func classify(pid int, path string, err error) error {
-	switch {
-	case isGone(err):
-		return fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
-	case errors.Is(err, fs.ErrPermission):
-		return &PermissionError{Path: path, Hint: ptraceHint, Err: err}
-	default:
-		return err
-	}
-}
+// maxFileSize bounds any /proc file read whole: the largest real one read
+// here (a busy net/tcp) is far smaller; a larger one is a hostile tree.
+const maxFileSize = 64 << 20
 
 // readFile reads a small /proc file whole into buf's storage. It uses
 // open, read and close directly: os.Open adds an fstat and allocations per
@@ -204,21 +204,117 @@ func readProc(path string, buf []byte, record bool) ([]byte, error) {
 			return buf[:n], nil
 		}
 		if n == len(buf) {
+			if n >= maxFileSize {
+				return nil, &fs.PathError{Op: "read", Path: path, Err: errors.New("file larger than 64 MiB")}
+			}
 			buf = append(buf, make([]byte, len(buf))...)
 			buf = buf[:cap(buf)]
 		}
 	}
 }
 
-// procfsProc is the part of procfs.Proc the descriptor count uses.
-type procfsProc interface {
-	FileDescriptorsLen() (int, error)
+// Parallel calls work on contiguous parts of [0, n), one per CPU, and
+// waits for them all. The reads it runs are independent and almost all
+// kernel time: measured on 2 cores, one reader per CPU halves a pass.
+func Parallel(n int, work func(lo, hi int)) {
+	workers := min(runtime.GOMAXPROCS(0), max(n/64, 1))
+	if workers == 1 {
+		work(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := n*w/workers, n*(w+1)/workers
+		wg.Go(func() { work(lo, hi) })
+	}
+	wg.Wait()
 }
 
-// signalName names a signal the way kill -l does ("SIGKILL").
-func signalName(sig syscall.Signal) string {
-	if name := unix.SignalName(sig); name != "" {
-		return name
+// Owner is the uid owning pid's /proc directory (its effective uid, as ps's
+// USER column shows): one stat.
+func (f *FS) Owner(pid int) (int, error) {
+	var st unix.Stat_t
+	path := f.PIDPath(pid)
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
-	return "signal " + strconv.Itoa(int(sig))
+	return int(st.Uid), nil
+}
+
+// maxCmdline bounds a command line (the kernel's own bound is ARG_MAX).
+const maxCmdline = 128 << 10
+
+// Cmdline reads pid's command line, NUL-separated arguments as the process
+// left them (it may rewrite its own). A kernel thread has none.
+func (f *FS) Cmdline(pid int) ([]string, error) {
+	path := f.PIDFile(pid, "cmdline")
+	data, err := readFile(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxCmdline {
+		data = data[:maxCmdline]
+	}
+	data = bytes.TrimRight(data, "\x00")
+	if len(data) == 0 {
+		return nil, nil
+	}
+	var args []string
+	for arg := range bytes.SplitSeq(data, []byte{0}) {
+		args = append(args, string(arg))
+	}
+	return args, nil
+}
+
+// Proc is one process of the tree, procfs-style: each method reads one
+// kernel file of it. It keeps one buffer for the single-record files, so
+// it is for one goroutine at a time.
+type Proc struct {
+	PID int
+	fs  *FS
+	buf []byte
+}
+
+// Proc is the handle of pid.
+func (f *FS) Proc(pid int) *Proc { return &Proc{PID: pid, fs: f, buf: make([]byte, 0, 2048)} }
+
+// Path is root/PID/elem...
+func (p *Proc) Path(elem ...string) string { return p.fs.PIDPath(p.PID, elem...) }
+
+// Stat reads /proc/PID/stat.
+func (p *Proc) Stat() (s Stat, err error) {
+	s, p.buf, err = p.fs.ReadStat(p.PID, p.buf)
+	return s, err
+}
+
+// Status reads /proc/PID/status.
+func (p *Proc) Status() (s Status, err error) {
+	s, p.buf, err = p.fs.ReadStatus(p.PID, p.buf)
+	return s, err
+}
+
+// Limits reads RLIMIT_NOFILE and RLIMIT_NPROC (see FS.ReadLimits).
+func (p *Proc) Limits() (l Limits, err error) {
+	l, p.buf, err = p.fs.ReadLimits(p.PID, p.buf)
+	return l, err
+}
+
+// Children lists the children of every thread (see FS.Children).
+func (p *Proc) Children() (kids []int, err error) {
+	kids, p.buf, err = p.fs.Children(p.PID, p.buf)
+	return kids, err
+}
+
+// Cmdline reads /proc/PID/cmdline.
+func (p *Proc) Cmdline() ([]string, error) { return p.fs.Cmdline(p.PID) }
+
+// FDCount counts the open descriptors (see FS.FDCount).
+func (p *Proc) FDCount() (int, bool, error) { return p.fs.FDCount(p.PID) }
+
+// FDKinds reads every descriptor's link (see FS.FDKinds).
+func (p *Proc) FDKinds() (FDSummary, error) { return p.fs.FDKinds(p.PID) }
+
+// TCPStates counts the TCP sockets among inodes by state (see FS.TCPStates).
+func (p *Proc) TCPStates(inodes map[uint64]bool) (map[string]int, error) {
+	return p.fs.TCPStates(p.PID, inodes)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
-	"strings"
 )
 
 // sigchldBit is SIGCHLD (signal 17) in the masks of /proc/PID/status.
@@ -24,15 +23,16 @@ const (
 	SigchldIgnored Disposition = "ignored"
 )
 
-// status is the part of /proc/PID/status that zombiewatch uses. procfs's
+// Status is the part of /proc/PID/status that zombiewatch uses. procfs's
 // ProcStatus has the uids but not the signal masks, so status is parsed here
 // in one pass.
-type status struct {
+type Status struct {
 	Name    string // the comm (status escapes unprintable bytes)
 	State   byte
+	Tgid    int // the process a thread id belongs to
 	PPID    int
-	UID     int  // real uid: the one RLIMIT_NPROC counts against
-	NSInit  bool // pid 1 of its own pid namespace (a container's init)
+	UID     int   // real uid: the one RLIMIT_NPROC counts against
+	NSpid   []int // the pid in each pid namespace, outermost first
 	Threads int
 	SigPnd  uint64
 	ShdPnd  uint64
@@ -41,8 +41,15 @@ type status struct {
 	SigCgt  uint64
 }
 
-func parseStatus(data []byte) (status, error) {
-	var s status
+// NSInit tells whether the process is pid 1 of a pid namespace nested in
+// the reader's (a container's init seen from the host).
+func (s Status) NSInit() bool {
+	return len(s.NSpid) > 1 && s.NSpid[len(s.NSpid)-1] == 1
+}
+
+// ParseStatus parses a status file.
+func ParseStatus(data []byte) (Status, error) {
+	var s Status
 	var seen int
 	for line := range bytes.SplitSeq(data, []byte("\n")) {
 		k, v, ok := bytes.Cut(line, []byte(":"))
@@ -58,35 +65,43 @@ func parseStatus(data []byte) (status, error) {
 			if len(v) > 0 {
 				s.State = v[0]
 			}
+		case "Tgid":
+			s.Tgid, err = atoi(v)
 		case "PPid":
 			s.PPID, err = atoi(v)
 		case "Uid":
-			f := strings.Fields(string(v))
-			if len(f) == 0 {
-				return s, fmt.Errorf("malformed status Uid %q", v)
+			first := v
+			if i := bytes.IndexAny(v, " \t"); i >= 0 {
+				first = v[:i]
 			}
-			s.UID, err = strconv.Atoi(f[0])
+			s.UID, err = atoi(first)
 			seen++
 		case "NSpid":
-			f := strings.Fields(string(v))
-			s.NSInit = len(f) > 1 && f[len(f)-1] == "1"
+			s.NSpid = s.NSpid[:0]
+			for f := range bytes.FieldsSeq(v) {
+				var n int
+				if n, err = atoi(f); err != nil {
+					break
+				}
+				s.NSpid = append(s.NSpid, n)
+			}
 		case "Threads":
-			s.Threads, err = strconv.Atoi(string(v))
+			s.Threads, err = atoi(v)
 		case "SigPnd":
-			s.SigPnd, err = strconv.ParseUint(string(v), 16, 64)
+			s.SigPnd, err = parseMask(v)
 		case "ShdPnd":
-			s.ShdPnd, err = strconv.ParseUint(string(v), 16, 64)
+			s.ShdPnd, err = parseMask(v)
 		case "SigBlk":
-			s.SigBlk, err = strconv.ParseUint(string(v), 16, 64)
+			s.SigBlk, err = parseMask(v)
 		case "SigIgn":
-			s.SigIgn, err = strconv.ParseUint(string(v), 16, 64)
+			s.SigIgn, err = parseMask(v)
 			seen++
 		case "SigCgt":
-			s.SigCgt, err = strconv.ParseUint(string(v), 16, 64)
+			s.SigCgt, err = parseMask(v)
 			seen++
 		}
 		if err != nil {
-			return s, fmt.Errorf("malformed status %s %q", k, v)
+			return s, fmt.Errorf("malformed status %s %q", k, truncate(v))
 		}
 	}
 	if seen < 3 {
@@ -95,17 +110,39 @@ func parseStatus(data []byte) (status, error) {
 	return s, nil
 }
 
-// Sigchld is the process's SIGCHLD disposition as status shows it.
-type Sigchld struct {
-	Disposition Disposition `json:"disposition"`
-	// Blocked: SIGCHLD is in the (main thread's) blocked mask, so a handler
-	// does not run until it is unblocked (or the process reads a signalfd).
-	Blocked bool `json:"blocked"`
-	// Pending: a SIGCHLD has arrived and not been handled yet.
-	Pending bool `json:"pending"`
+func parseMask(v []byte) (uint64, error) {
+	if len(v) == 0 || len(v) > 16 {
+		return 0, errNotCanonical
+	}
+	return strconv.ParseUint(string(v), 16, 64)
 }
 
-func (s status) sigchld() Sigchld {
+// ReadStatus reads and parses /proc/PID/status into buf's storage.
+func (f *FS) ReadStatus(pid int, buf []byte) (Status, []byte, error) {
+	path := f.PIDFile(pid, "status")
+	data, err := readRecord(path, buf)
+	if err != nil {
+		return Status{}, buf, err
+	}
+	s, err := ParseStatus(data)
+	if err != nil {
+		return s, data, &ParseError{Path: path, Err: err}
+	}
+	return s, data, nil
+}
+
+// Sigchld is the process's SIGCHLD disposition as status shows it.
+type Sigchld struct {
+	Disposition Disposition
+	// Blocked: SIGCHLD is in the (main thread's) blocked mask, so a handler
+	// does not run until it is unblocked (or the process reads a signalfd).
+	Blocked bool
+	// Pending: a SIGCHLD has arrived and not been handled yet.
+	Pending bool
+}
+
+// Sigchld reads the SIGCHLD bits of the masks.
+func (s Status) Sigchld() Sigchld {
 	d := SigchldDefault
 	switch {
 	case s.SigIgn&sigchldBit != 0:

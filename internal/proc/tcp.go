@@ -15,15 +15,15 @@ var tcpStates = map[uint64]string{
 	6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
 }
 
-// tcpSocketStates counts pid's TCP sockets by state, matching the inodes of
-// its socket fds in <root>/PID/net/tcp and tcp6 (the tables of pid's own
+// TCPStates counts pid's TCP sockets by state, matching the inodes of its
+// socket fds in <root>/PID/net/tcp and tcp6 (the tables of pid's own
 // network namespace). CLOSE_WAIT is the classic leak: the peer closed and
 // this process never did.
 //
 // procfs marks NetTCP deprecated in favour of netlink sock_diag, but netlink
 // answers for the reader's namespace only and cannot read a fixture tree or
 // another --proc-root; the files can.
-func (f *FS) tcpSocketStates(pid int, inodes map[uint64]bool) (map[string]int, error) {
+func (f *FS) TCPStates(pid int, inodes map[uint64]bool) (map[string]int, error) {
 	states := make(map[string]int)
 	if len(inodes) == 0 {
 		return states, nil
@@ -33,13 +33,13 @@ func (f *FS) tcpSocketStates(pid int, inodes map[uint64]bool) (map[string]int, e
 		return nil, err
 	}
 	//lint:ignore SA1019 netlink cannot read a fixture tree or another proc root (see above)
-	for _, read := range []func() (procfs.NetTCP, error){pfs.NetTCP, pfs.NetTCP6} {
+	for name, read := range map[string]func() (procfs.NetTCP, error){"tcp": pfs.NetTCP, "tcp6": pfs.NetTCP6} {
 		lines, err := read()
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // no IPv6, or a fixture without it
 			}
-			return nil, err
+			return nil, &ParseError{Path: f.PIDPath(pid, "net", name), Err: err}
 		}
 		for _, l := range lines {
 			if inodes[l.Inode] {

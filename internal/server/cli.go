@@ -6,17 +6,17 @@ import (
 	"flag"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/cli"
 	"github.com/zombiewatch/zombiewatch/internal/control"
 )
 
-// Manual is the server's -h text.
+// docSource is this package's doc.go, whose comment is the server's
+// manual: printed by server -h and zombiewatch server -h alike.
 //
-//go:embed manual.txt
-var Manual string
+//go:embed doc.go
+var docSource string
 
 // Main is the server's command line: it parses args, then runs a parent
 // until ctx is done or, with the internal -child flag, serves the one
@@ -43,8 +43,12 @@ func Main(ctx context.Context, prefix, args []string, stdout, stderr io.Writer) 
 	fs.Uint64Var(&cfg.NProc, "nproc", 0, "")
 	fs.StringVar(&logLevel, "log-level", "info", "")
 	fs.BoolVar(&child, "child", false, "") // internal: serve one connection on fd 3
-	if err := cli.Parse(fs, args, stdout, Manual); err != nil {
+	showVersion := cli.VersionFlag(fs)
+	if err := cli.Parse(fs, args, stdout, cli.Manual(docSource)); err != nil {
 		return err
+	}
+	if *showVersion {
+		return cli.PrintVersion(stdout, "server")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -66,7 +70,7 @@ func Main(ctx context.Context, prefix, args []string, stdout, stderr io.Writer) 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	if child {
-		os.Exit(ServeChild(cfg.Child, log))
+		return &cli.ExitError{Code: ServeChild(cfg.Child, log)}
 	}
 	cfg.Log = log
 	cfg.ChildPrefix = prefix

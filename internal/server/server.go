@@ -338,7 +338,7 @@ func (s *Server) children() []int {
 	if err != nil {
 		return nil
 	}
-	kids, err := fs.Children(os.Getpid())
+	kids, _, err := fs.Children(os.Getpid(), nil)
 	if err != nil {
 		s.log.Warn("cannot list children", "err", err)
 	}

@@ -11,15 +11,14 @@ import (
 	"math"
 	"time"
 
-	"github.com/zombiewatch/zombiewatch/internal/control"
+	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
-	"github.com/zombiewatch/zombiewatch/internal/report"
 )
 
 // Sample is one reading. Its JSON keys are the one-shot --json keys plus
 // the watch keys below.
 type Sample struct {
-	*report.Report
+	*model.Process
 	Seq           int       `json:"sample"`
 	Time          time.Time `json:"time"`
 	ZombiesDelta  int       `json:"zombies_delta"`
@@ -54,11 +53,9 @@ type point struct {
 
 // Sampler takes samples of one process.
 type Sampler struct {
-	FS  *proc.FS
-	PID int
-	Opt proc.Options
-	// Server reads a bundled server's settings; nil for none.
-	Server func(pid int) *control.Status
+	Reader *model.Reader
+	PID    int
+	Opt    model.Options
 	// Window is how many samples the rates and the chart look back over.
 	Window int
 	// SlowEvery: the reads that cost more than the rest are made on the
@@ -73,10 +70,21 @@ type Sampler struct {
 	seq     int
 	start   time.Time // the target's start time, to tell pid reuse
 	history []point
-	cache   proc.ZombieCache
+	cache   model.ZombieCache
 	kinds   *kinds // the last fd kinds read
 	tasks   *int   // the last uid task count read, in sample tasksAt
 	tasksAt int
+	lastFDs *int // the fd count of the last sample
+}
+
+// kindsDue tells whether this sample reads the fd kinds: on the first, when
+// the fd count has changed since the last, and every few samples.
+func (s *Sampler) kindsDue(every int) bool {
+	if s.kinds == nil || s.seq%every == 0 || s.lastFDs == nil {
+		return true
+	}
+	n, _, err := s.Reader.FS.FDCount(s.PID)
+	return err != nil || n != s.kinds.fds
 }
 
 // kinds are fd kinds and TCP states as read in sample seq, when the
@@ -90,8 +98,8 @@ type kinds struct {
 const DefaultWindow = 60
 
 // Next takes one sample. When the target has exited it returns *Ended;
-// when its pid names another process, an error wrapping proc.ErrPIDReused.
-func (s *Sampler) Next() (*Sample, error) {
+// when its pid names another process, an error wrapping model.ErrPIDReused.
+func (s *Sampler) Next(ctx context.Context) (*Sample, error) {
 	// A watcher reads the same zombies again and again: the cache reads
 	// only new children (and all of them every few samples).
 	opt := s.Opt
@@ -100,22 +108,23 @@ func (s *Sampler) Next() (*Sample, error) {
 	if every <= 0 {
 		every = 30
 	}
-	opt.FDTypes = false // read below, when they may have changed
+	s.cache.Full = s.seq%every == 0
+	opt.FDTypes = s.Opt.FDTypes && s.kindsDue(every)
 	readTasks := s.tasks == nil || s.seq%every == 0
 	opt.NoUIDCount = !readTasks
-	snap, err := s.FS.Snapshot(s.PID, opt)
-	var denied *proc.PermissionError
+	snap, err := s.Reader.Process(ctx, s.PID, opt)
+	var denied *model.PermissionError
 	switch {
-	case errors.Is(err, proc.ErrNoProcess) && s.seq == 0:
+	case errors.Is(err, model.ErrNoProcess) && s.seq == 0:
 		return nil, err // it was never there: the same error as one reading
-	case errors.Is(err, proc.ErrNoProcess):
+	case errors.Is(err, model.ErrNoProcess):
 		return nil, &Ended{Reason: fmt.Sprintf("pid %d is gone: it exited and was reaped", s.PID)}
 	case err != nil && !errors.As(err, &denied):
 		return nil, err
 	}
 	if s.seq > 0 && !snap.StartTime.Equal(s.start) {
 		return nil, fmt.Errorf("pid %d now names another process (%s, started %s): stopped following it: %w",
-			s.PID, snap.Comm, snap.StartTime.Local().Format("15:04:05"), proc.ErrPIDReused)
+			s.PID, snap.Comm, snap.StartTime.Format("15:04:05"), model.ErrPIDReused)
 	}
 	if snap.State == "Z" {
 		return nil, &Ended{Reason: fmt.Sprintf("pid %d exited (%s) and is a zombie until its parent, pid %d, waits for it", s.PID, snap.Exit, snap.PPID)}
@@ -129,33 +138,24 @@ func (s *Sampler) Next() (*Sample, error) {
 	tasksFrom := 0
 	if snap.UIDProcesses == nil && s.tasks != nil {
 		snap.UIDProcesses = s.tasks
+		snap.NprocRatio = model.Ratio(*s.tasks, snap.NprocSoftLimit)
 	}
 	if s.tasks != nil {
 		tasksFrom = s.tasksAt
 	}
 	fdTypesFrom := 0
 	if s.Opt.FDTypes && snap.FDs != nil {
-		if s.kinds == nil || s.kinds.fds != *snap.FDs || (s.seq-1)%every == 0 {
-			types, tcp, err := s.FS.FDKinds(s.PID)
-			switch {
-			case err == nil:
-				s.kinds = &kinds{seq: s.seq, fds: *snap.FDs, fdTypes: types, tcp: tcp}
-			case errors.As(err, &denied):
-				snap.Denied = append(snap.Denied, err.Error())
-			case !errors.Is(err, proc.ErrNoProcess):
-				return nil, err
-			}
+		if snap.FDTypes != nil { // read in this sample
+			s.kinds = &kinds{seq: s.seq, fds: *snap.FDs, fdTypes: snap.FDTypes, tcp: snap.TCPStates}
 		}
 		if s.kinds != nil {
 			snap.FDTypes, snap.TCPStates, fdTypesFrom = s.kinds.fdTypes, s.kinds.tcp, s.kinds.seq
 		}
+		snap.Diagnose() // with the carried kinds
 	}
+	s.lastFDs = snap.FDs
 
-	var srv *control.Status
-	if s.Server != nil {
-		srv = s.Server(s.PID)
-	}
-	sample := &Sample{Report: report.New(snap, srv), Seq: s.seq, Time: s.FS.Now(),
+	sample := &Sample{Process: snap, Seq: s.seq, Time: s.Reader.Now(),
 		FDTypesFrom: fdTypesFrom, UIDProcessesFrom: tasksFrom}
 	p := point{t: sample.Time, zombies: snap.Zombies, hasFDs: snap.FDs != nil}
 	if freshTasks != nil { // a carried count would flatten the rate
@@ -228,14 +228,13 @@ func (s *Sampler) History() (zombies, fds []float64) {
 	return zombies, fds
 }
 
-// Run samples once at once and then at every tick, handing each sample to
-// emit, until ctx ends, count samples were taken (0: no bound), the target
-// ends (*Ended) or an error. Keys, when not nil, are handled between ticks:
-// handle returns true to take a fresh sample at once.
-func (s *Sampler) Run(ctx context.Context, ticks <-chan time.Time, count int, emit func(*Sample) error,
-	keys <-chan byte, handle func(byte) (resample bool, quit bool)) error {
+// Run samples once at once and then at every trigger (a ticker's tick, a
+// key that asks for a fresh sample, and later a kernel event), handing each
+// sample to emit, until ctx ends, the trigger channel closes, count samples
+// were taken (0: no bound), the target ends (*Ended) or an error.
+func Run[T any](ctx context.Context, s *Sampler, triggers <-chan T, count int, emit func(*Sample) error) error {
 	take := func() error {
-		sample, err := s.Next()
+		sample, err := s.Next(ctx)
 		if err != nil {
 			return err
 		}
@@ -248,19 +247,12 @@ func (s *Sampler) Run(ctx context.Context, ticks <-chan time.Time, count int, em
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-ticks:
-			if err := take(); err != nil {
-				return err
-			}
-		case k := <-keys:
-			resample, quit := handle(k)
-			if quit {
+		case _, ok := <-triggers:
+			if !ok {
 				return nil
 			}
-			if resample {
-				if err := take(); err != nil {
-					return err
-				}
+			if err := take(); err != nil {
+				return err
 			}
 		}
 	}

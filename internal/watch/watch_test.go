@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/zombiewatch/zombiewatch/internal/fixture"
+	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
@@ -26,13 +27,12 @@ type growing struct {
 	t    *testing.T
 	dir  string
 	now  time.Time
-	fs   *proc.FS
+	fs   *model.Reader
 	next int // next zombie pid
 }
 
 func newGrowing(t *testing.T) *growing {
 	t.Helper()
-	time.Local = time.UTC
 	dir := t.TempDir()
 	if err := os.CopyFS(dir, os.DirFS(fixture.Dir("zombies-threads"))); err != nil {
 		t.Fatal(err)
@@ -42,9 +42,10 @@ func newGrowing(t *testing.T) *growing {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs.Now = func() time.Time { return g.now }
-	fs.LookupUser = func(uid int) string { return "alice" }
-	g.fs = fs
+	r := model.NewReader(fs, model.TCPStates(fs))
+	r.Now = func() time.Time { return g.now }
+	r.Users = &model.Users{Lookup: func(uid int) string { return "alice" }}
+	g.fs = r
 	return g
 }
 
@@ -84,15 +85,15 @@ func (g *growing) grow() {
 // samples (never while one is read), and hands each sample to emit.
 func runK(t *testing.T, g *growing, k int, emit func(*Sample) error) error {
 	t.Helper()
-	s := &Sampler{FS: g.fs, PID: 100, Opt: proc.Options{FDTypes: true}, Window: 3, SlowEvery: 1}
+	s := &Sampler{Reader: g.fs, PID: 100, Opt: model.Options{FDTypes: true}, Window: 3, SlowEvery: 1}
 	ticks := make(chan time.Time)
 	taken := make(chan struct{}, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- s.Run(context.Background(), ticks, k, func(sample *Sample) error {
+		errc <- Run(context.Background(), s, ticks, k, func(sample *Sample) error {
 			defer func() { taken <- struct{}{} }()
 			return emit(sample)
-		}, nil, nil)
+		})
 	}()
 	for i := range k {
 		select {
@@ -185,20 +186,20 @@ func TestWatchTargetEnds(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGrowing(t)
-			s := &Sampler{FS: g.fs, PID: 100}
-			if _, err := s.Next(); err != nil {
+			s := &Sampler{Reader: g.fs, PID: 100}
+			if _, err := s.Next(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			tc.change(g)
-			_, err := s.Next()
+			_, err := s.Next(context.Background())
 			var ended *Ended
 			switch {
 			case err == nil:
 				t.Fatal("second sample succeeded; want the end told")
 			case !strings.Contains(err.Error(), tc.want):
 				t.Errorf("error %q, want %q", err, tc.want)
-			case tc.reuse != errors.Is(err, proc.ErrPIDReused):
-				t.Errorf("error %v: ErrPIDReused %v, want %v", err, errors.Is(err, proc.ErrPIDReused), tc.reuse)
+			case tc.reuse != errors.Is(err, model.ErrPIDReused):
+				t.Errorf("error %v: ErrPIDReused %v, want %v", err, errors.Is(err, model.ErrPIDReused), tc.reuse)
 			case !tc.reuse && !errors.As(err, &ended):
 				t.Errorf("error %v: want *Ended", err)
 			}
@@ -227,7 +228,7 @@ func golden(t *testing.T, name string, got []byte) {
 // 1,000 samples left them (the history and the caches are bounded).
 func TestWatchDoesNotGrow(t *testing.T) {
 	g := newGrowing(t)
-	s := &Sampler{FS: g.fs, PID: 100, Opt: proc.Options{FDTypes: true}}
+	s := &Sampler{Reader: g.fs, PID: 100, Opt: model.Options{FDTypes: true}}
 	measure := func() (heap uint64, fds int) {
 		runtime.GC()
 		var m runtime.MemStats
@@ -242,7 +243,7 @@ func TestWatchDoesNotGrow(t *testing.T) {
 	var fds1k int
 	for i := 1; i <= 10000; i++ {
 		g.now = g.now.Add(time.Second)
-		if _, err := s.Next(); err != nil {
+		if _, err := s.Next(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		if i == 1000 {
@@ -265,11 +266,11 @@ func TestWatchDoesNotGrow(t *testing.T) {
 // sample they come from.
 func TestWatchSlowReadsEveryFewSamples(t *testing.T) {
 	g := newGrowing(t)
-	s := &Sampler{FS: g.fs, PID: 100, Opt: proc.Options{FDTypes: true}, SlowEvery: 3}
+	s := &Sampler{Reader: g.fs, PID: 100, Opt: model.Options{FDTypes: true}, SlowEvery: 3}
 	type row struct{ Seq, FDTypesFrom, TasksFrom, Tasks, Sockets int }
 	var got []row
 	for i := range 7 {
-		sample, err := s.Next()
+		sample, err := s.Next(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,3 +1,4 @@
+/*
 Server is zombiewatch's bundled forking HTTP server: one child process per
 connection, a Go port of the concurrent server in "Let's Build A Web Server,
 Part 3". Its reaper and whether the parent closes its copy of each
@@ -37,3 +38,6 @@ waits up to --grace for its children, kills the rest and reaps every one:
 it leaves no zombie and no orphan.
 
 Exit codes: 0 stopped cleanly; 1 runtime error (address in use); 2 usage error.
+*/
+
+package server

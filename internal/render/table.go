@@ -1,4 +1,4 @@
-package report
+package render
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
 
+	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
@@ -51,15 +52,14 @@ func flushTrimmed(w io.Writer, b *bytes.Buffer) error {
 	return err
 }
 
-// Table writes r as a person reads it: the process line, then one row per
+// Table writes s as a person reads it: the process line, then one row per
 // measure with its limit and use, then the diagnosis.
-func Table(out io.Writer, r *Report) error {
+func Table(out io.Writer, s *model.Process) error {
 	var b bytes.Buffer
 	w := &b
-	s := r.Snapshot
 	head := newTable(w, "PID", "PPID", "USER", "STAT", "THREADS", "STARTED", "COMMAND")
-	if err := head.Append(strconv.Itoa(s.PID), strconv.Itoa(s.PPID), s.User, s.State,
-		strconv.Itoa(s.Threads), s.StartTime.Local().Format("2006-01-02 15:04:05"), command(s)); err != nil {
+	if err := head.Append(strconv.Itoa(s.PID), strconv.Itoa(s.PPID), Printable(s.User), s.State,
+		strconv.Itoa(s.Threads), s.StartTime.Format("2006-01-02 15:04:05"), command(s)); err != nil {
 		return err
 	}
 	if err := head.Render(); err != nil {
@@ -71,13 +71,13 @@ func Table(out io.Writer, r *Report) error {
 	rows := [][]string{
 		{"zombies", strconv.Itoa(s.Zombies), "", "", zombieDetail(s)},
 		{"children", strconv.Itoa(s.Children), "", "", ""},
-		fdRow(r),
-		nprocRow(r),
+		fdRow(s),
+		nprocRow(s),
 		{"SIGCHLD", string(s.Sigchld), "", "", sigchldDetail(s)},
 	}
-	if srv := r.Server; srv != nil {
+	if srv := s.Server; srv != nil {
 		rows = append(rows, []string{"server", "reaper=" + string(srv.Reaper), "", "",
-			fmt.Sprintf("close-conn=%t, %d connection copies held, %d spawned, %d reaped", srv.CloseConn, srv.HeldConns, srv.Spawned, srv.Reaped)})
+			fmt.Sprintf("close-conn=%s, %d connection copies held, %d spawned, %d reaped", OnOff(srv.CloseConn), srv.HeldConns, srv.Spawned, srv.Reaped)})
 	}
 	if err := t.Bulk(rows); err != nil {
 		return err
@@ -85,24 +85,26 @@ func Table(out io.Writer, r *Report) error {
 	if err := t.Render(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\n%s\n", r.Diagnosis)
+	fmt.Fprintf(w, "\n%s\n", Printable(s.Diagnosis))
 	return flushTrimmed(out, &b)
 }
 
-func command(s *proc.Snapshot) string {
+// command is the command line as ps's COMMAND column shows it, made
+// printable; a process without one (a kernel thread, a zombie) in brackets.
+func command(s *model.Process) string {
 	if len(s.Cmdline) == 0 {
-		return "[" + s.Comm + "]"
+		return "[" + Printable(s.Comm) + "]"
 	}
-	return strings.Join(s.Cmdline, " ")
+	return Printable(strings.Join(s.Cmdline, " "))
 }
 
-func zombieDetail(s *proc.Snapshot) string {
+func zombieDetail(s *model.Process) string {
 	var parts []string
 	if s.DescendantZombies > s.Zombies {
 		parts = append(parts, fmt.Sprintf("%d in descendants", s.DescendantZombies-s.Zombies))
 	}
 	if s.AdoptedZombies > 0 {
-		parts = append(parts, fmt.Sprintf("%d adopted %s", s.AdoptedZombies, plural(s.AdoptedZombies, "orphan")))
+		parts = append(parts, fmt.Sprintf("%d adopted %s", s.AdoptedZombies, plural(s.AdoptedZombies, "orphan", "orphans")))
 	}
 	if len(s.ZombieList) > 0 {
 		parts = append(parts, "oldest "+ageOf(s.ZombieList[0].AgeSeconds))
@@ -110,8 +112,7 @@ func zombieDetail(s *proc.Snapshot) string {
 	return strings.Join(parts, ", ")
 }
 
-func fdRow(r *Report) []string {
-	s := r.Snapshot
+func fdRow(s *model.Process) []string {
 	detail := FDKinds(s.FDTypes)
 	if len(s.Denied) > 0 {
 		detail = "kinds: permission denied (run as the process's user, as root, or with CAP_SYS_PTRACE)"
@@ -123,7 +124,7 @@ func fdRow(r *Report) []string {
 		detail = strings.Replace(detail, fmt.Sprintf("socket %d", s.FDTypes[proc.FDSocket]),
 			fmt.Sprintf("socket %d (TCP %s)", s.FDTypes[proc.FDSocket], TCPStates(s.TCPStates)), 1)
 	}
-	return []string{"open fds", strconv.Itoa(*s.FDs), limits(s.FDSoftLimit, s.FDHardLimit), percent(r.FDRatio, s.FDSoftLimit), detail}
+	return []string{"open fds", strconv.Itoa(*s.FDs), limits(s.FDSoftLimit, s.FDHardLimit), percent(s.FDRatio, s.FDSoftLimit), detail}
 }
 
 // FDKinds lists descriptor kinds, most first: "socket 140, pipe 4, ...".
@@ -188,16 +189,15 @@ func percent(ratio float64, soft proc.Limit) string {
 	return strconv.FormatFloat(ratio*100, 'f', 1, 64) + "%"
 }
 
-func nprocRow(r *Report) []string {
-	s := r.Snapshot
+func nprocRow(s *model.Process) []string {
 	if s.UIDProcesses == nil {
 		return []string{"processes", "-", limits(s.NprocSoftLimit, s.NprocHardLimit), "", "uid 0: RLIMIT_NPROC is not enforced for root, so its tasks are not counted"}
 	}
-	return []string{"processes", strconv.Itoa(*s.UIDProcesses), limits(s.NprocSoftLimit, s.NprocHardLimit), percent(r.NprocRatio, s.NprocSoftLimit),
-		fmt.Sprintf("processes+threads of uid %d (%s), zombies included", s.UID, s.User)}
+	return []string{"processes", strconv.Itoa(*s.UIDProcesses), limits(s.NprocSoftLimit, s.NprocHardLimit), percent(s.NprocRatio, s.NprocSoftLimit),
+		fmt.Sprintf("processes+threads of uid %d (%s), zombies included", s.UID, Printable(s.User))}
 }
 
-func sigchldDetail(s *proc.Snapshot) string {
+func sigchldDetail(s *model.Process) string {
 	var d string
 	switch s.Sigchld {
 	case proc.SigchldCaught:
@@ -231,15 +231,15 @@ func Rows(w io.Writer, header []string, rows [][]string) error {
 
 // Zombies lists every zombie the way ps auxw shows them, so the two can be
 // held side by side.
-func Zombies(w io.Writer, r *Report) error {
+func Zombies(w io.Writer, r *model.Process) error {
 	var b bytes.Buffer
 	t := newTable(&b, "USER", "PID", "PPID", "STAT", "AGE", "EXIT", "COMMAND")
 	for _, z := range r.ZombieList {
 		user := "?"
 		if z.UID != nil {
-			user = z.User
+			user = Printable(z.User)
 		}
-		if err := t.Append(user, strconv.Itoa(z.PID), strconv.Itoa(z.PPID), "Z", ageOf(z.AgeSeconds), z.Exit, "["+z.Comm+"] <defunct>"); err != nil {
+		if err := t.Append(user, strconv.Itoa(z.PID), strconv.Itoa(z.PPID), "Z", ageOf(z.AgeSeconds), z.Exit, "["+Printable(z.Comm)+"] <defunct>"); err != nil {
 			return err
 		}
 	}
@@ -247,4 +247,27 @@ func Zombies(w io.Writer, r *Report) error {
 		return err
 	}
 	return flushTrimmed(w, &b)
+}
+
+// OnOff prints a switch as the ctl command takes it.
+func OnOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// ServerLine is a bundled server's settings and counters on one line: the
+// one printer of them (ctl, the table's detail and the watch's keys agree).
+func ServerLine(st *model.Server) string {
+	return fmt.Sprintf("server pid %d on %s: reaper=%s close-conn=%s hold=%s; spawned %d, reaped %d, held conns %d, fork errors %d, accept errors %d; spawn-to-reaped p50 %.1fms p99 %.1fms",
+		st.PID, Printable(st.Addr), st.Reaper, OnOff(st.CloseConn), st.Hold, st.Spawned, st.Reaped, st.HeldConns,
+		st.ForkErrors, st.AcceptErrors, st.ReapP50Ms, st.ReapP99Ms)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -1,0 +1,220 @@
+// Package diagnose says why a process holds zombies and what would fix it,
+// from a narrow Evidence value built by the model. It returns a
+// machine-readable Cause (a small fixed set, used as a JSON key and a
+// bounded Prometheus label) and the sentence a person reads.
+//
+// It imports no reader, no renderer and no control channel: a new cause is
+// a new constant, a case in why, and a test.
+package diagnose
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Cause is why a process holds zombies, in a word a program can match.
+type Cause string
+
+// The causes, most specific first where several could apply.
+const (
+	// None: it holds no zombie children.
+	None Cause = "none"
+	// DescendantsOnly: it holds none itself; processes below it do.
+	DescendantsOnly Cause = "descendants_only"
+	// BundledReaperOff: the bundled server with its reaper switched off.
+	BundledReaperOff Cause = "bundled_server_reaper_off"
+	// BundledCoalescedWait: the bundled server waiting once per SIGCHLD.
+	BundledCoalescedWait Cause = "bundled_server_reaper_wait"
+	// Stopped: the parent is stopped (state T or t) and cannot run.
+	Stopped Cause = "stopped"
+	// IgnoredTooLate: SIGCHLD is ignored now, but these exited before.
+	IgnoredTooLate Cause = "sigchld_ignored_after_exit"
+	// InitNotReaping: PID 1 of a pid namespace that does not reap.
+	InitNotReaping Cause = "init_not_reaping"
+	// SigchldBlocked: a handler exists but SIGCHLD is blocked.
+	SigchldBlocked Cause = "sigchld_blocked"
+	// SubreaperNotReaping: it holds orphans it adopted and does not wait.
+	SubreaperNotReaping Cause = "subreaper_not_reaping"
+	// CoalescedWait: SIGCHLD is caught but not every child is waited for.
+	CoalescedWait Cause = "coalesced_wait"
+	// NoReaper: SIGCHLD not caught and no wait.
+	NoReaper Cause = "no_reaper"
+)
+
+// Causes lists every cause, for tests and for documentation.
+var Causes = []Cause{None, DescendantsOnly, BundledReaperOff, BundledCoalescedWait, Stopped, IgnoredTooLate,
+	InitNotReaping, SigchldBlocked, SubreaperNotReaping, CoalescedWait, NoReaper}
+
+// Disposition is the SIGCHLD disposition: "default", "caught", "ignored".
+type Disposition string
+
+// The dispositions.
+const (
+	Default Disposition = "default"
+	Caught  Disposition = "caught"
+	Ignored Disposition = "ignored"
+)
+
+// ServerReaper is the bundled server's reaper mode, when the process is
+// one ("" otherwise).
+type ServerReaper string
+
+// The bundled server's modes.
+const (
+	ReaperOff    ServerReaper = "off"
+	ReaperWait   ServerReaper = "wait"
+	ReaperLoop   ServerReaper = "loop"
+	ReaperIgnore ServerReaper = "ignore"
+)
+
+// Evidence is what the diagnosis may use: facts, no wording.
+type Evidence struct {
+	PID   int
+	State string // stat's state letter
+	// Zombies: direct children in state Z; AdoptedZombies of them orphans
+	// it adopted; DescendantZombies anywhere below, direct ones included.
+	Zombies, AdoptedZombies, DescendantZombies int
+	// OldestAge: of the oldest direct zombie (or, with none, of any below).
+	OldestAge time.Duration
+	// DescendantHolder: the parent of the oldest zombie below, when it
+	// holds none itself.
+	DescendantHolder int
+	Sigchld          Disposition
+	SigchldBlocked   bool
+	NamespaceInit    bool // PID 1 of its pid namespace
+
+	Server ServerReaper // the bundled server's reaper, or ""
+	// HeldConns: connection copies the bundled server keeps with
+	// close-conn off (0 otherwise).
+	HeldConns int
+
+	// Descriptors and limits; a ratio is 0 when unknown or unlimited.
+	FDs, Sockets, CloseWait int
+	FDRatio                 float64
+	FDSoftLimit             string
+	UID, UIDTasks           int
+	NprocRatio              float64
+	NprocSoftLimit          string
+}
+
+// Result is a diagnosis.
+type Result struct {
+	Cause    Cause
+	Sentence string
+}
+
+// NearLimit is the share of a limit from which the diagnosis warns.
+const NearLimit = 0.8
+
+// Diagnose says in one sentence whether the process holds zombies, why
+// nobody reaps them and what would fix it, then each limit it is close to.
+func Diagnose(e Evidence) Result {
+	var r Result
+	switch {
+	case e.Zombies == 0 && e.DescendantZombies > 0:
+		r.Cause = DescendantsOnly
+		r.Sentence = fmt.Sprintf("pid %d holds no zombies itself; its descendants hold %d (the oldest under pid %d: zombiewatch --pid %d)",
+			e.PID, e.DescendantZombies, e.DescendantHolder, e.DescendantHolder)
+	case e.Zombies == 0:
+		r.Cause = None
+		r.Sentence = fmt.Sprintf("pid %d holds no zombies", e.PID)
+	default:
+		var why string
+		r.Cause, why = cause(e)
+		r.Sentence = fmt.Sprintf("pid %d holds %d %s, the oldest %s old; %s", e.PID, e.Zombies, plural(e.Zombies, "zombie"), Age(e.OldestAge), why)
+	}
+	r.Sentence += connAdvice(e) + limitWarnings(e)
+	return r
+}
+
+// cause explains what keeps the zombies, most specific cause first.
+func cause(e Evidence) (Cause, string) {
+	switch {
+	case e.Server == ReaperOff:
+		return BundledReaperOff, fmt.Sprintf("it is the bundled server with its reaper off, so nobody waits for a finished child: zombiewatch ctl --pid %d reaper=loop", e.PID)
+	case e.Server == ReaperWait:
+		return BundledCoalescedWait, fmt.Sprintf("it is the bundled server waiting once per SIGCHLD, and signals coalesce when children exit together: zombiewatch ctl --pid %d reaper=loop", e.PID)
+	case e.State == "T" || e.State == "t":
+		return Stopped, fmt.Sprintf("it is stopped (state %s) and cannot reap until it runs: kill -CONT %d", e.State, e.PID)
+	case e.Sigchld == Ignored:
+		return IgnoredTooLate, "it ignores SIGCHLD, so the kernel reaps children that exit from now on; these exited before: a wait() collects them"
+	case e.NamespaceInit || e.PID == 1:
+		adopted := ""
+		if e.AdoptedZombies > 0 {
+			adopted = fmt.Sprintf(" (%d of these it adopted)", e.AdoptedZombies)
+		}
+		return InitNotReaping, "it is PID 1 of its pid namespace and inherits every orphan" + adopted +
+			", but does not reap them: run an init that reaps (tini, dumb-init, docker run --init) or make it wait for every child"
+	case e.SigchldBlocked && e.Sigchld == Caught:
+		return SigchldBlocked, "it blocks SIGCHLD, so its handler does not run: unblock it, or read a signalfd and wait for every child"
+	case e.AdoptedZombies == e.Zombies:
+		return SubreaperNotReaping, "they are orphans it adopted as a subreaper, and it does not wait for them: a subreaper must wait for every child"
+	case e.Sigchld == Caught:
+		return CoalescedWait, "it catches SIGCHLD but does not wait for every child (one wait per signal loses children, since signals coalesce; the Go runtime catches SIGCHLD without waiting): loop waitpid(-1, WNOHANG) until it returns 0"
+	default:
+		return NoReaper, "it does not catch SIGCHLD and does not call wait: add a reaper or ignore SIGCHLD"
+	}
+}
+
+// Role names what kind of parent holds orphans: "container init" (PID 1 of
+// its pid namespace), "subreaper or init" (it holds orphans it adopted),
+// or "" for a plain parent.
+func Role(e Evidence) string {
+	switch {
+	case e.NamespaceInit || e.PID == 1:
+		return "container init"
+	case e.AdoptedZombies > 0:
+		return "subreaper or init"
+	}
+	return ""
+}
+
+// connAdvice names the bundled server's switch for the descriptors it
+// keeps on purpose.
+func connAdvice(e Evidence) string {
+	if e.HeldConns == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; it keeps its copy of every connection (%d held, close-conn off), so clients' sockets stay in CLOSE_WAIT: zombiewatch ctl --pid %d close-conn=on",
+		e.HeldConns, e.PID)
+}
+
+// limitWarnings adds a sentence for each limit the process is close to.
+func limitWarnings(e Evidence) string {
+	var w strings.Builder
+	if e.CloseWait > 0 {
+		fmt.Fprintf(&w, "; %d of its %d sockets are in CLOSE_WAIT: the peer closed and this process never did", e.CloseWait, e.Sockets)
+	}
+	if e.FDRatio >= NearLimit {
+		fmt.Fprintf(&w, "; its fds are at %.1f%% of the soft limit (%d of %s): find the leak (zombiewatch --pid %d) or raise the limit (ulimit -n, LimitNOFILE=)",
+			e.FDRatio*100, e.FDs, e.FDSoftLimit, e.PID)
+	}
+	if e.NprocRatio >= NearLimit {
+		fmt.Fprintf(&w, "; uid %d runs %d processes and threads, %.1f%% of RLIMIT_NPROC %s: fork will fail with EAGAIN (zombies count too)",
+			e.UID, e.UIDTasks, e.NprocRatio*100, e.NprocSoftLimit)
+	}
+	return w.String()
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// Age prints a duration the way a person says it: 45s, 3m02s, 2h05m, 3d04h.
+func Age(d time.Duration) string {
+	s := int64(d.Round(time.Second) / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%02ds", s/60, s%60)
+	case s < 86400:
+		return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
+	default:
+		return fmt.Sprintf("%dd%02dh", s/86400, s%86400/3600)
+	}
+}

@@ -1,0 +1,57 @@
+package diagnose
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDiagnose(t *testing.T) {
+	zombies := func(e Evidence) Evidence {
+		e.PID = 812
+		if e.State == "" {
+			e.State = "S"
+		}
+		if e.Zombies == 0 {
+			e.Zombies = 140
+		}
+		e.DescendantZombies = e.Zombies
+		e.OldestAge = 185 * time.Second
+		return e
+	}
+	for _, tc := range []struct {
+		name  string
+		e     Evidence
+		cause Cause
+		want  string
+	}{
+		{"none", Evidence{PID: 5}, None, "pid 5 holds no zombies"},
+		{"descendants only", Evidence{PID: 5, DescendantZombies: 2, DescendantHolder: 7}, DescendantsOnly,
+			"pid 5 holds no zombies itself; its descendants hold 2 (the oldest under pid 7: zombiewatch --pid 7)"},
+		{"default", zombies(Evidence{Sigchld: Default}), NoReaper,
+			"pid 812 holds 140 zombies, the oldest 3m05s old; it does not catch SIGCHLD and does not call wait: add a reaper or ignore SIGCHLD"},
+		{"caught", zombies(Evidence{Sigchld: Caught}), CoalescedWait, "it catches SIGCHLD but does not wait for every child"},
+		{"blocked", zombies(Evidence{Sigchld: Caught, SigchldBlocked: true}), SigchldBlocked, "it blocks SIGCHLD"},
+		{"ignored", zombies(Evidence{Sigchld: Ignored}), IgnoredTooLate, "it ignores SIGCHLD"},
+		{"stopped", zombies(Evidence{State: "T"}), Stopped, "it is stopped (state T) and cannot reap until it runs: kill -CONT 812"},
+		{"container init", zombies(Evidence{NamespaceInit: true, AdoptedZombies: 3}), InitNotReaping,
+			"it is PID 1 of its pid namespace and inherits every orphan (3 of these it adopted)"},
+		{"subreaper", zombies(Evidence{Zombies: 2, AdoptedZombies: 2, Sigchld: Caught}), SubreaperNotReaping, "they are orphans it adopted as a subreaper"},
+		{"one", zombies(Evidence{Zombies: 1}), NoReaper, "pid 812 holds 1 zombie, the oldest"},
+		{"server reaper off", zombies(Evidence{Sigchld: Caught, Server: ReaperOff}), BundledReaperOff,
+			"it is the bundled server with its reaper off, so nobody waits for a finished child: zombiewatch ctl --pid 812 reaper=loop"},
+		{"server reaper wait", zombies(Evidence{Sigchld: Caught, Server: ReaperWait}), BundledCoalescedWait,
+			"waiting once per SIGCHLD, and signals coalesce"},
+		{"close wait", Evidence{PID: 5, FDs: 60, Sockets: 56, CloseWait: 55}, None,
+			"pid 5 holds no zombies; 55 of its 56 sockets are in CLOSE_WAIT"},
+		{"fd limit", Evidence{PID: 5, FDs: 900, FDRatio: 0.9, FDSoftLimit: "1000"}, None,
+			"its fds are at 90.0% of the soft limit (900 of 1000)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Diagnose(tc.e)
+			if !strings.Contains(got.Sentence, tc.want) || got.Cause != tc.cause {
+				t.Errorf("Diagnose = %q (%s), want it to contain %q (%s)", got.Sentence, got.Cause, tc.want, tc.cause)
+			}
+		})
+	}
+}

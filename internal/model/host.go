@@ -1,0 +1,307 @@
+package model
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+)
+
+// Host is one pass over every process: who holds zombies, who is nearest
+// its fd limit, and how many tasks each uid runs against RLIMIT_NPROC.
+// Its lists hold the same Process model as --pid, filled with the cheaper
+// reads the question allows.
+type Host struct {
+	Processes int
+	Threads   int
+	Zombies   int
+	Parents   []*Process // processes holding zombie children, most first
+	FDUsers   []*Process // nearest their soft RLIMIT_NOFILE, nearest first
+	UIDs      []UIDUsage // tasks per uid against RLIMIT_NPROC, nearest first
+	// Denied lists reads the kernel refused, each with its fix.
+	Denied []string
+	// Skipped counts pid directories whose files did not parse.
+	Skipped int
+	// Sources says how each source did over the pass.
+	Sources []SourceResult
+}
+
+// UIDUsage is what RLIMIT_NPROC counts for one uid.
+type UIDUsage struct {
+	UID       int    `json:"uid"`
+	User      string `json:"user"`
+	Processes int    `json:"processes"`
+	Tasks     int    `json:"tasks"` // processes and threads, zombies included
+	Zombies   int    `json:"zombies"`
+	// NprocSoftLimit is the lowest soft RLIMIT_NPROC among the uid's
+	// processes: fork fails in that one first.
+	NprocSoftLimit proc.Limit `json:"nproc_soft_limit"`
+	Ratio          float64    `json:"nproc_ratio"`
+}
+
+// HostOptions bound a scan's output and its costlier reads.
+type HostOptions struct {
+	// Entries in each list (0: no bound).
+	Parents, FDUsers, UIDs int
+	FDTypes                bool // fd kinds (and the sources' facts) of the listed fd users
+	// Include, if set, names processes to list among the fd users
+	// whatever their rank (the exporter's --pid and --name).
+	Include func(pid int, comm string) bool
+}
+
+// rec is what the pass keeps of one process.
+type rec struct {
+	proc.Stat
+	uid     int
+	sigchld proc.Sigchld
+	nsInit  bool
+	fds     int
+	hasFDs  bool
+	limits  proc.Limits
+	skipped bool
+}
+
+// Host reads every process once. Processes that exit during the pass are
+// skipped; reads the kernel refuses are named in Denied.
+func (r *Reader) Host(ctx context.Context, opt HostOptions) (*Host, error) {
+	pids, err := r.FS.PIDs()
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]rec, len(pids))
+	ok := make([]bool, len(pids))
+	errs := make([]error, len(pids))
+	proc.Parallel(len(pids), func(lo, hi int) {
+		buf := make([]byte, 0, 2048)
+		for i := lo; i < hi; i++ {
+			if (i-lo)%256 == 0 && ctx.Err() != nil {
+				errs[i] = ctx.Err()
+				return
+			}
+			recs[i], buf, ok[i], errs[i] = r.readRec(pids[i], buf)
+		}
+	})
+	h := &Host{}
+	kept := recs[:0]
+	for i := range recs {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if recs[i].skipped {
+			h.Skipped++
+		}
+		if !ok[i] {
+			continue
+		}
+		rc := recs[i]
+		kept = append(kept, rc)
+		h.Processes++
+		h.Threads += max(rc.Threads, 1)
+		if rc.State == 'Z' {
+			h.Zombies++
+		}
+	}
+	results := map[string]*SourceResult{}
+	h.Parents = r.parents(ctx, kept, opt.Parents, h, results)
+	h.FDUsers = r.fdUsers(ctx, kept, opt, h, results)
+	h.UIDs = r.uidUsage(kept, opt.UIDs)
+	for _, s := range r.Sources {
+		if res := results[s.Name()]; res != nil {
+			h.Sources = append(h.Sources, *res)
+		} else {
+			h.Sources = append(h.Sources, SourceResult{Name: s.Name()})
+		}
+	}
+	return h, ctx.Err()
+}
+
+// readRec reads what the scan keeps of one process; ok is false when it
+// exited meanwhile or its files did not parse (then skipped is set).
+// status has all it needs of a live process (name, state, ppid, real uid,
+// threads, signal masks); stat, which costs as much again, is read only
+// for a zombie's start time and exit status.
+func (r *Reader) readRec(pid int, buf []byte) (rc rec, _ []byte, ok bool, err error) {
+	status, buf, err := r.FS.ReadStatus(pid, buf)
+	if err != nil {
+		return r.skip(rc, buf, err)
+	}
+	rc.uid, rc.sigchld, rc.nsInit = status.UID, status.Sigchld(), status.NSInit()
+	rc.Stat = proc.Stat{PID: pid, Comm: status.Name, State: status.State, PPID: status.PPID, Threads: status.Threads}
+	if rc.State == 'Z' {
+		if rc.Stat, buf, err = r.FS.ReadStat(pid, buf); err != nil {
+			return r.skip(rc, buf, err)
+		}
+		return rc, buf, true, nil
+	}
+	var fdErr error
+	rc.fds, _, fdErr = r.FS.FDCount(pid)
+	rc.hasFDs = fdErr == nil
+	if rc.limits, buf, err = r.FS.ReadLimits(pid, buf); err != nil {
+		rc.limits = proc.Limits{NofileSoft: proc.Unlimited, NofileHard: proc.Unlimited, NprocSoft: proc.Unlimited, NprocHard: proc.Unlimited}
+	}
+	return rc, buf, true, nil
+}
+
+// skip sorts a failed read: gone and unparsable processes are left out
+// (the latter counted), anything else fails the pass.
+func (r *Reader) skip(rc rec, buf []byte, err error) (rec, []byte, bool, error) {
+	var perr *proc.ParseError
+	switch {
+	case proc.IsGone(err):
+		return rc, buf, false, nil
+	case errors.As(err, &perr):
+		rc.skipped = true
+		return rc, buf, false, nil
+	}
+	return rc, buf, false, err
+}
+
+func (r *Reader) parents(ctx context.Context, recs []rec, top int, h *Host, results map[string]*SourceResult) []*Process {
+	byPID := make(map[int]*rec, len(recs))
+	for i := range recs {
+		byPID[recs[i].PID] = &recs[i]
+	}
+	now := r.Now()
+	held := map[int]*Process{}
+	buf := make([]byte, 0, 2048)
+	for _, z := range recs {
+		if z.State != 'Z' {
+			continue
+		}
+		parent, ok := byPID[z.PPID]
+		if !ok {
+			continue // the parent exited during the pass
+		}
+		p := held[parent.PID]
+		if p == nil {
+			// The parent's start time, from its stat, for the adopted rule.
+			var ps proc.Stat
+			var err error
+			if ps, buf, err = r.FS.ReadStat(parent.PID, buf); err != nil || ps.PPID != parent.PPID {
+				continue // exited since, or reused
+			}
+			p = &Process{PID: parent.PID, PPID: parent.PPID, Comm: parent.Comm, UID: parent.uid,
+				User: r.Users.Name(parent.uid), State: string(parent.State), Threads: parent.Threads,
+				NamespaceInit: parent.nsInit, Sigchld: parent.sigchld.Disposition,
+				SigchldBlocked: parent.sigchld.Blocked, SigchldPending: parent.sigchld.Pending,
+				startTicks: ps.StartTime, ZombieList: []Zombie{}}
+			held[parent.PID] = p
+		}
+		zz, err := r.zombie(z.Stat, now, Options{})
+		if err != nil {
+			continue
+		}
+		zz.Adopted = adopted(z.StartTime, p.startTicks)
+		p.Zombies++
+		p.Children++
+		if zz.Adopted {
+			p.AdoptedZombies++
+		}
+		// The host view keeps the oldest zombie only: its age is the
+		// parent's "oldest" column.
+		if len(p.ZombieList) == 0 || z.StartTime < p.ZombieList[0].raw.StartTime {
+			p.ZombieList = append(p.ZombieList[:0], zz)
+		}
+	}
+	list := make([]*Process, 0, len(held))
+	for _, p := range held {
+		p.DescendantZombies = p.Zombies
+		list = append(list, p)
+	}
+	slices.SortFunc(list, func(a, b *Process) int {
+		return cmp.Or(b.Zombies-a.Zombies, a.PID-b.PID)
+	})
+	list = bound(list, top)
+	for _, p := range list {
+		h.addDenied(r.enrich(ctx, p, results))
+		p.Diagnose()
+	}
+	return list
+}
+
+func (r *Reader) fdUsers(ctx context.Context, recs []rec, opt HostOptions, h *Host, results map[string]*SourceResult) []*Process {
+	var list []*Process
+	for _, rc := range recs {
+		if !rc.hasFDs {
+			continue
+		}
+		n := rc.fds
+		list = append(list, &Process{PID: rc.PID, PPID: rc.PPID, Comm: rc.Comm, UID: rc.uid, State: string(rc.State),
+			Threads: rc.Threads, FDs: &n, FDSoftLimit: rc.limits.NofileSoft, FDHardLimit: rc.limits.NofileHard,
+			NprocSoftLimit: rc.limits.NprocSoft, NprocHardLimit: rc.limits.NprocHard,
+			FDRatio: Ratio(n, rc.limits.NofileSoft), ZombieList: []Zombie{}})
+	}
+	slices.SortFunc(list, func(a, b *Process) int {
+		return cmp.Or(cmp.Compare(b.FDRatio, a.FDRatio), *b.FDs-*a.FDs, a.PID-b.PID)
+	})
+	if top := opt.FDUsers; top > 0 && len(list) > top {
+		kept := list[:top:top] // the top, then whoever Include names
+		for _, u := range list[top:] {
+			if opt.Include != nil && opt.Include(u.PID, u.Comm) {
+				kept = append(kept, u)
+			}
+		}
+		list = kept
+	}
+	for _, p := range list {
+		p.User = r.Users.Name(p.UID)
+		if !opt.FDTypes {
+			continue
+		}
+		err := r.readFDKinds(r.FS.Proc(p.PID), p)
+		if errors.Is(err, ErrNoProcess) {
+			continue // exited
+		}
+		h.addDenied(err)
+		if err == nil {
+			h.addDenied(r.enrich(ctx, p, results))
+		}
+	}
+	return list
+}
+
+// addDenied names a refused read; other errors of a listed process (it
+// exited) leave its facts null.
+func (h *Host) addDenied(err error) {
+	var perm *PermissionError
+	if errors.As(err, &perm) {
+		h.Denied = append(h.Denied, err.Error())
+	}
+}
+
+func (r *Reader) uidUsage(recs []rec, top int) []UIDUsage {
+	by := map[int]*UIDUsage{}
+	for _, rc := range recs {
+		u := by[rc.uid]
+		if u == nil {
+			u = &UIDUsage{UID: rc.uid, NprocSoftLimit: proc.Unlimited}
+			by[rc.uid] = u
+		}
+		u.Processes++
+		u.Tasks += max(rc.Threads, 1)
+		if rc.State == 'Z' {
+			u.Zombies++
+		} else if rc.limits.NprocSoft < u.NprocSoftLimit {
+			u.NprocSoftLimit = rc.limits.NprocSoft
+		}
+	}
+	list := make([]UIDUsage, 0, len(by))
+	for _, u := range by {
+		u.Ratio = Ratio(u.Tasks, u.NprocSoftLimit)
+		u.User = r.Users.Name(u.UID)
+		list = append(list, *u)
+	}
+	slices.SortFunc(list, func(a, b UIDUsage) int {
+		return cmp.Or(cmp.Compare(b.Ratio, a.Ratio), b.Tasks-a.Tasks, a.UID-b.UID)
+	})
+	return bound(list, top)
+}
+
+func bound[T any](list []T, top int) []T {
+	if top > 0 && len(list) > top {
+		return list[:top]
+	}
+	return list
+}

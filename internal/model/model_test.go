@@ -1,0 +1,630 @@
+package model_test
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/zombiewatch/zombiewatch/internal/fixture"
+	"github.com/zombiewatch/zombiewatch/internal/model"
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+	"github.com/zombiewatch/zombiewatch/internal/zombietest"
+)
+
+// Benchmarks: go test ./internal/model -run '^$' -bench . -benchmem
+// ZW_BENCH_PID=N points the live ones at a prepared process (bench/run.sh
+// builds one with 5,000 zombies and 15,000 fds); otherwise they start a
+// helper with 1,000 zombies and 3,000 fds.
+
+func TestMain(m *testing.M) {
+	if os.Getenv("MODEL_TEST_READ_AS") != "" {
+		os.Exit(readAs())
+	}
+	zombietest.Main(m)
+}
+
+func liveReader(t testing.TB) *model.Reader {
+	t.Helper()
+	fs, err := proc.New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return model.NewReader(fs, model.TCPStates(fs))
+}
+
+// psZombies counts the Z-state children of ppid as ps sees them.
+func psZombies(t testing.TB, ppid int) int {
+	t.Helper()
+	out, err := exec.Command("ps", "-o", "stat=", "--ppid", strconv.Itoa(ppid)).Output()
+	var exitErr *exec.ExitError
+	if err != nil && !(errors.As(err, &exitErr) && exitErr.ExitCode() == 1) { // 1: no process matched
+		t.Fatalf("ps --ppid %d: %v", ppid, err)
+	}
+	n := 0
+	for _, line := range strings.Fields(string(out)) {
+		if strings.HasPrefix(line, "Z") {
+			n++
+		}
+	}
+	return n
+}
+
+// lsofTypes counts pid's numbered descriptors by lsof's TYPE column.
+func lsofTypes(t testing.TB, pid int) map[string]int {
+	t.Helper()
+	out, err := exec.Command("lsof", "-n", "-P", "-w", "-p", strconv.Itoa(pid), "-F", "ft").Output()
+	if err != nil {
+		t.Fatalf("lsof -p %d: %v", pid, err)
+	}
+	types := map[string]int{}
+	numbered := false
+	for line := range strings.Lines(string(out)) {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "f"):
+			_, err := strconv.Atoi(line[1:])
+			numbered = err == nil // cwd, rtd, txt, mem are not descriptors
+		case strings.HasPrefix(line, "t") && numbered:
+			types[line[1:]]++
+		}
+	}
+	return types
+}
+
+func requireTool(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Skipf("%s not installed (.ci/run installs it): %v", name, err)
+	}
+}
+
+func TestLiveZombiesAndFDs(t *testing.T) {
+	requireTool(t, "ps")
+	requireTool(t, "lsof")
+	const children = 30
+	h := zombietest.Start(t, zombietest.Spec{
+		Children: children, Threads: 3, ExitCode: 7,
+		Files: 4, Pipes: 3, SocketPairs: 5, Eventfds: 2,
+	})
+	s, err := liveReader(t).Process(context.Background(), h.PID, model.Options{FDTypes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The children really sit on more than one thread's children file.
+	threadsWithChildren := 0
+	tasks, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(h.PID), "task"))
+	for _, task := range tasks {
+		b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(h.PID), "task", task.Name(), "children"))
+		if len(bytes.TrimSpace(b)) > 0 {
+			threadsWithChildren++
+		}
+	}
+	if threadsWithChildren < 2 {
+		t.Fatalf("helper's children sit on %d thread(s); the test needs at least 2", threadsWithChildren)
+	}
+
+	if s.Zombies != children || s.Children != children || s.DescendantZombies != children {
+		t.Errorf("zombies %d, children %d, descendant zombies %d; want %d of each", s.Zombies, s.Children, s.DescendantZombies, children)
+	}
+	if ps := psZombies(t, h.PID); s.Zombies != ps {
+		t.Errorf("zombies %d, ps -o stat= --ppid says %d", s.Zombies, ps)
+	}
+	for _, z := range s.ZombieList {
+		if z.ExitCode != 7 || z.Exit != "exit 7" || z.PPID != h.PID {
+			t.Errorf("zombie %+v: want exit 7 under ppid %d", z, h.PID)
+		}
+		if z.AgeSeconds < 0 || z.AgeSeconds > 60 {
+			t.Errorf("zombie %d age %.2fs: want between 0 and 60", z.PID, z.AgeSeconds)
+		}
+	}
+
+	entries, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(h.PID), "fd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.FDs == nil || *s.FDs != len(entries) {
+		t.Errorf("fds %v, ls /proc/%d/fd lists %d", s.FDs, h.PID, len(entries))
+	}
+	if got := s.FDTypes[proc.FDSocket]; got != 10 {
+		t.Errorf("sockets %d, want the helper's 10", got)
+	}
+	// Each kind agrees with lsof's TYPE column.
+	lsof := lsofTypes(t, h.PID)
+	anon := 0
+	for k, n := range s.FDTypes {
+		if strings.HasPrefix(k, "anon_inode:") {
+			anon += n
+		}
+	}
+	for _, c := range []struct {
+		kind       string
+		ours, lsof int
+	}{
+		{"socket", s.FDTypes[proc.FDSocket], lsof["unix"] + lsof["IPv4"] + lsof["IPv6"] + lsof["sock"]},
+		{"pipe", s.FDTypes[proc.FDPipe], lsof["FIFO"]},
+		{"anon_inode", anon, lsof["a_inode"]},
+		{"file", s.FDTypes[proc.FDFile], lsof["REG"] + lsof["DIR"]},
+		{"device", s.FDTypes[proc.FDDevice], lsof["CHR"]},
+	} {
+		if c.ours != c.lsof {
+			t.Errorf("%s fds: ours %d, lsof %d (lsof types %v, ours %v)", c.kind, c.ours, c.lsof, lsof, s.FDTypes)
+		}
+	}
+	if s.FDTypes["anon_inode:eventfd"] < 2 {
+		t.Errorf("eventfds %d, want at least the helper's 2", s.FDTypes["anon_inode:eventfd"])
+	}
+}
+
+// TestLiveChildrenVanish reads a parent whose children exit and are reaped
+// all the time: every read must succeed and count only real children.
+func TestLiveChildrenVanish(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "while :; do /bin/true & /bin/true & wait; done")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); zombietest.ReapAll() })
+	r := liveReader(t)
+	seen := 0
+	deadline := time.Now().Add(2 * time.Second)
+	for i := 0; i < 300 && time.Now().Before(deadline); i++ {
+		s, err := r.Process(context.Background(), cmd.Process.Pid, model.Options{FDTypes: true})
+		if err != nil {
+			t.Fatalf("read %d of a churning parent: %v", i, err)
+		}
+		if s.Children > 2 || s.Zombies > s.Children {
+			t.Fatalf("read %d: %d children, %d zombies; the shell has at most 2", i, s.Children, s.Zombies)
+		}
+		seen += s.Children
+	}
+	if seen == 0 {
+		t.Error("never saw a child of the churning shell: the test did not exercise the race")
+	}
+}
+
+// TestLivePermissionDenied reads a root-owned process as nobody. The kernel
+// gives anyone the fd count (stat of the fd directory, Linux >= 6.2) but
+// not the listing: the kinds must be refused with the fix named, never
+// shown as zero, and everything else still read.
+func TestLivePermissionDenied(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a reader as nobody")
+	}
+	h := zombietest.Start(t, zombietest.Spec{Children: 3})
+	// The reader is this test binary, copied where nobody may run it.
+	bin := zombietest.SelfCopy(t)
+
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"MODEL_TEST_READ_AS=1", "MODEL_TEST_PID=" + strconv.Itoa(h.PID)}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("reader as nobody: %v, %s", err, out)
+	}
+	var got struct {
+		Zombies int
+		FDs     *int
+		FDTypes map[string]int
+		Denied  []string
+		Err     string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("reader said %q: %v", out, err)
+	}
+	entries, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(h.PID), "fd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.FDs == nil || *got.FDs != len(entries) {
+		t.Errorf("fd count read as nobody %v, ls as root lists %d", got.FDs, len(entries))
+	}
+	if got.FDTypes != nil {
+		t.Errorf("nobody read fd kinds %v of a root process; want none", got.FDTypes)
+	}
+	if !strings.Contains(got.Err, "permission denied") || !strings.Contains(got.Err, "CAP_SYS_PTRACE") {
+		t.Errorf("error %q: want permission denied and the fix", got.Err)
+	}
+	if len(got.Denied) != 1 || got.Denied[0] != got.Err {
+		t.Errorf("denied %q: want the one refused read, %q", got.Denied, got.Err)
+	}
+	if got.Zombies != 3 {
+		t.Errorf("zombies read as nobody %d, want 3", got.Zombies)
+	}
+}
+
+// readAs is the reader TestLivePermissionDenied runs as nobody.
+func readAs() int {
+	pid, _ := strconv.Atoi(os.Getenv("MODEL_TEST_PID"))
+	fs, err := proc.New("/proc")
+	if err != nil {
+		return 2
+	}
+	s, err := model.NewReader(fs, model.TCPStates(fs)).Process(context.Background(), pid, model.Options{FDTypes: true})
+	var perm *model.PermissionError
+	out := map[string]any{"Err": ""}
+	if err != nil {
+		out["Err"] = err.Error()
+	}
+	if s != nil && errors.As(err, &perm) {
+		out["Zombies"], out["FDs"], out["FDTypes"], out["Denied"] = s.Zombies, s.FDs, s.FDTypes, s.Denied
+	}
+	json.NewEncoder(os.Stdout).Encode(out)
+	return 0
+}
+
+// fixtureBoot is btime in every testdata/proc tree, so a zombie started at
+// tick 500000 (5,000 s) is 5,000 s old at fixture.Now.
+var fixtureBoot = fixture.Boot
+
+var openFixture = fixture.Open
+
+func intp(n int) *int { return &n }
+
+func TestProcessFixtures(t *testing.T) {
+	ignore := cmpopts.IgnoreUnexported(model.Zombie{}, model.Process{})
+	for _, tc := range []struct {
+		tree string
+		opt  model.Options
+		want model.Process
+	}{{
+		tree: "zombies-threads", // zombies on two threads, one below a live child
+		opt:  model.Options{FDTypes: true},
+		want: model.Process{
+			PID: 100, PPID: 1, Comm: "server", Cmdline: []string{"./server", "--reaper", "off"},
+			State: "S", Threads: 3, UID: 1000, User: "alice", StartTime: fixtureBoot.Add(1000 * time.Second),
+			Children: 4, Zombies: 3, DescendantZombies: 4,
+			ZombieList: []model.Zombie{
+				{PID: 200, PPID: 100, Comm: "server", ExitCode: 0, Exit: "exit 0", WaitStatus: 0, AgeSeconds: 5000},
+				{PID: 201, PPID: 100, Comm: "server", ExitCode: 7, Exit: "exit 7", WaitStatus: 7 << 8, AgeSeconds: 4900},
+				{PID: 202, PPID: 100, Comm: "sh", ExitCode: 137, Exit: "killed by SIGKILL", WaitStatus: 9, AgeSeconds: 4800},
+				{PID: 300, PPID: 203, Comm: "job", ExitCode: 139, Exit: "killed by SIGSEGV (core dumped)", WaitStatus: 0x8b, AgeSeconds: 4000},
+			},
+			FDs: intp(3), FDTypes: map[string]int{"device": 3}, TCPStates: map[string]int{},
+			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
+			UIDProcesses: intp(8), // 100 with 3 threads, 200, 201, 202, 203, 300
+			Sigchld:      proc.SigchldDefault,
+		},
+	}, {
+		tree: "vanished", // 201 listed but gone, 202 reused by a stranger
+		want: model.Process{
+			PID: 100, PPID: 1, Comm: "daemon", Cmdline: []string{"daemon"},
+			State: "S", Threads: 1, UID: 1000, User: "alice", StartTime: fixtureBoot.Add(1000 * time.Second),
+			Children: 1, Zombies: 1, DescendantZombies: 1,
+			ZombieList:  []model.Zombie{{PID: 200, PPID: 100, Comm: "daemon", Exit: "exit 0", AgeSeconds: 5000}},
+			FDs:         intp(3),
+			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
+			UIDProcesses: intp(3),
+			Sigchld:      proc.SigchldCaught, SigchldBlocked: true, SigchldPending: true,
+		},
+	}, {
+		tree: "no-children",
+		want: model.Process{
+			PID: 100, PPID: 1, Comm: "nginx", Cmdline: []string{"nginx: master process"},
+			State: "S", Threads: 1, UID: 1000, User: "alice", StartTime: fixtureBoot.Add(1000 * time.Second),
+			ZombieList:  []model.Zombie{},
+			FDs:         intp(3),
+			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
+			UIDProcesses: intp(1),
+			Sigchld:      proc.SigchldIgnored,
+		},
+	}, {
+		tree: "fds",
+		opt:  model.Options{FDTypes: true},
+		want: model.Process{
+			PID: 100, PPID: 1, Comm: "app", Cmdline: []string{"app"},
+			State: "S", Threads: 1, UID: 1000, User: "alice", StartTime: fixtureBoot.Add(1000 * time.Second),
+			ZombieList: []model.Zombie{},
+			FDs:        intp(18),
+			FDTypes: map[string]int{
+				"socket": 4, "pipe": 2, "file": 3, "device": 2, "other": 1,
+				"anon_inode:eventfd": 1, "anon_inode:eventpoll": 1, "anon_inode:pidfd": 1,
+				"anon_inode:timerfd": 1, "anon_inode:signalfd": 1, "anon_inode:inotify": 1,
+			},
+			// 1004 is not in net/tcp (a unix socket); 9999 is not this process's.
+			TCPStates:   map[string]int{"LISTEN": 1, "ESTABLISHED": 1, "CLOSE_WAIT": 1},
+			FDSoftLimit: 20, FDHardLimit: 4096, NprocSoftLimit: proc.Unlimited, NprocHardLimit: proc.Unlimited,
+			UIDProcesses: intp(1),
+			Sigchld:      proc.SigchldDefault,
+		},
+	}, {
+		tree: "comm-parens", // comm "z) Z (x", child comm "a (b) c"
+		opt:  model.Options{ZombieOwners: true},
+		want: model.Process{
+			PID: 100, PPID: 1, Comm: "z) Z (x", Cmdline: []string{"/opt/z) Z (x"},
+			State: "S", Threads: 1, UID: 1000, User: "alice", StartTime: fixtureBoot.Add(1000 * time.Second),
+			Children: 1, Zombies: 1, DescendantZombies: 1,
+			ZombieList: []model.Zombie{{PID: 200, PPID: 100, Comm: "a (b) c", ExitCode: 3, Exit: "exit 3", WaitStatus: 3 << 8,
+				AgeSeconds: 5000, UID: intp(fixtureOwner(t, "comm-parens", 200)), User: fixtureUser(t, "comm-parens", 200)}},
+			FDs:         intp(3),
+			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
+			UIDProcesses: intp(2),
+			Sigchld:      proc.SigchldCaught,
+		},
+	}, {
+		tree: "container-init", // NSpid ends in 1; 200 started before its parent
+		want: model.Process{
+			PID: 100, PPID: 1, Comm: "sh", Cmdline: []string{"/bin/sh", "-c", "exec app"},
+			State: "S", Threads: 1, UID: 0, User: "root", StartTime: fixtureBoot.Add(4000 * time.Second),
+			NamespaceInit: true,
+			Children:      2, Zombies: 2, AdoptedZombies: 1, DescendantZombies: 2,
+			ZombieList: []model.Zombie{
+				{PID: 200, PPID: 100, Comm: "app", Exit: "exit 0", AgeSeconds: 7000, Adopted: true},
+				{PID: 201, PPID: 100, Comm: "app", Exit: "exit 0", AgeSeconds: 5500},
+			},
+			FDs:         intp(3),
+			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
+			UIDProcesses: nil, // uid 0: not counted
+			Sigchld:      proc.SigchldDefault,
+		},
+	}, {
+		tree: "no-children-file", // no task/TID/children: ppid scan
+		want: model.Process{
+			PID: 100, PPID: 1, Comm: "server", Cmdline: []string{"server"},
+			State: "S", Threads: 1, UID: 1000, User: "alice", StartTime: fixtureBoot.Add(1000 * time.Second),
+			Children: 2, Zombies: 1, DescendantZombies: 1,
+			ZombieList:  []model.Zombie{{PID: 200, PPID: 100, Comm: "server", Exit: "exit 0", AgeSeconds: 5000}},
+			FDs:         intp(3),
+			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
+			UIDProcesses: intp(4),
+			Sigchld:      proc.SigchldDefault,
+		},
+	}} {
+		t.Run(tc.tree, func(t *testing.T) {
+			got, err := openFixture(t, tc.tree).Process(context.Background(), 100, tc.opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The cause, sentence and ratios are the diagnosis's, tested there.
+			got.Cause, got.Diagnosis, got.FDRatio, got.NprocRatio = "", "", 0, 0
+			if diff := gocmp.Diff(&tc.want, got, ignore); diff != "" {
+				t.Errorf("Snapshot(100) mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// fixtureOwner is the owner of a fixture process directory: a checkout
+// gives it the uid of whoever cloned, as /proc gives a process's.
+func fixtureOwner(t *testing.T, tree string, pid int) int {
+	t.Helper()
+	uid, err := openFixture(t, tree).FS.Owner(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uid
+}
+
+func fixtureUser(t *testing.T, tree string, pid int) string {
+	return openFixture(t, tree).Users.Name(fixtureOwner(t, tree, pid))
+}
+
+func TestProcessMissingPID(t *testing.T) {
+	fs := openFixture(t, "vanished")
+	for _, pid := range []int{201, 4242, 0, -1} {
+		_, err := fs.Process(context.Background(), pid, model.Options{})
+		if !errors.Is(err, model.ErrNoProcess) {
+			t.Errorf("Process(%d) error = %v, want ErrNoProcess", pid, err)
+		}
+	}
+}
+
+func TestScanFixtures(t *testing.T) {
+	for _, tc := range []struct {
+		tree    string
+		parents []parent
+		fdTop   fdUser
+		uid1000 model.UIDUsage
+		total   [3]int // processes, threads, zombies
+	}{{
+		tree: "zombies-threads",
+		parents: []parent{
+			{PID: 100, PPID: 1, Comm: "server", UID: 1000, User: "alice", State: "S", Zombies: 3, OldestAgeSeconds: 5000, Sigchld: proc.SigchldDefault},
+			{PID: 203, PPID: 100, Comm: "worker", UID: 1000, User: "alice", State: "S", Zombies: 1, OldestAgeSeconds: 4000, Sigchld: proc.SigchldDefault},
+		},
+		fdTop:   fdUser{PID: 1, Comm: "init", UID: 0, User: "root", FDs: 3, FDSoftLimit: 1024, FDRatio: 0.0029, FDTypes: map[string]int{"device": 3}, TCPStates: map[string]int{}},
+		uid1000: model.UIDUsage{UID: 1000, User: "alice", Processes: 6, Tasks: 8, Zombies: 4, NprocSoftLimit: 96365, Ratio: 0.0001},
+		total:   [3]int{7, 9, 4},
+	}, {
+		tree: "container-init",
+		parents: []parent{
+			{PID: 100, PPID: 1, Comm: "sh", UID: 0, User: "root", State: "S", Zombies: 2, AdoptedZombies: 1, OldestAgeSeconds: 7000, NamespaceInit: true, Sigchld: proc.SigchldDefault},
+		},
+		fdTop: fdUser{PID: 1, Comm: "init", UID: 0, User: "root", FDs: 3, FDSoftLimit: 1024, FDRatio: 0.0029, FDTypes: map[string]int{"device": 3}, TCPStates: map[string]int{}},
+		total: [3]int{4, 4, 2},
+	}, {
+		tree:    "fds",
+		parents: []parent{},
+		fdTop: fdUser{PID: 100, Comm: "app", UID: 1000, User: "alice", FDs: 18, FDSoftLimit: 20, FDRatio: 0.9,
+			FDTypes: map[string]int{"socket": 4, "pipe": 2, "file": 3, "device": 2, "other": 1,
+				"anon_inode:eventfd": 1, "anon_inode:eventpoll": 1, "anon_inode:pidfd": 1,
+				"anon_inode:timerfd": 1, "anon_inode:signalfd": 1, "anon_inode:inotify": 1},
+			TCPStates: map[string]int{"LISTEN": 1, "ESTABLISHED": 1, "CLOSE_WAIT": 1}},
+		uid1000: model.UIDUsage{UID: 1000, User: "alice", Processes: 1, Tasks: 1, NprocSoftLimit: proc.Unlimited},
+		total:   [3]int{2, 2, 0},
+	}} {
+		t.Run(tc.tree, func(t *testing.T) {
+			h, err := openFixture(t, tc.tree).Host(context.Background(), model.HostOptions{Parents: 5, FDUsers: 5, UIDs: 5, FDTypes: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := [3]int{h.Processes, h.Threads, h.Zombies}; got != tc.total {
+				t.Errorf("processes, threads, zombies = %v, want %v", got, tc.total)
+			}
+			if diff := gocmp.Diff(tc.parents, parents(h)); diff != "" {
+				t.Errorf("parents (-want +got):\n%s", diff)
+			}
+			if diff := gocmp.Diff(tc.fdTop, fdUsers(h)[0]); diff != "" {
+				t.Errorf("first fd user (-want +got):\n%s", diff)
+			}
+			if tc.uid1000.UID != 0 {
+				i := slices.IndexFunc(h.UIDs, func(u model.UIDUsage) bool { return u.UID == 1000 })
+				if i < 0 {
+					t.Fatalf("no uid 1000 in %+v", h.UIDs)
+				}
+				if diff := gocmp.Diff(tc.uid1000, h.UIDs[i]); diff != "" {
+					t.Errorf("uid 1000 (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+func TestScanTop(t *testing.T) {
+	h, err := openFixture(t, "zombies-threads").Host(context.Background(), model.HostOptions{Parents: 1, FDUsers: 1, UIDs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Parents) != 1 || h.Parents[0].PID != 100 || len(h.FDUsers) != 1 || len(h.UIDs) != 1 {
+		t.Errorf("--top 1: %d parents (first %d), %d fd users, %d uids; want 1 of each, pid 100 first",
+			len(h.Parents), h.Parents[0].PID, len(h.FDUsers), len(h.UIDs))
+	}
+}
+
+// TestScanLive: two parents holding different numbers of zombies appear
+// with their counts and names, and a CLOSE_WAIT leak is counted.
+func TestScanLive(t *testing.T) {
+	a := zombietest.Start(t, zombietest.Spec{Children: 5, Threads: 2})
+	b := zombietest.Start(t, zombietest.Spec{Children: 9, Threads: 2})
+	c := zombietest.Start(t, zombietest.Spec{CloseWait: 7, NoFile: 40})
+	h, err := liveReader(t).Host(context.Background(), model.HostOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[int]parent{}
+	for _, p := range parents(h) {
+		held[p.PID] = p
+	}
+	for _, want := range []struct{ pid, zombies int }{{a.PID, 5}, {b.PID, 9}} {
+		p, ok := held[want.pid]
+		if !ok || p.Zombies != want.zombies || p.Comm != "model.test" {
+			t.Errorf("parent %d: %+v (listed %v); want %d zombies under comm model.test", want.pid, p, ok, want.zombies)
+		}
+	}
+	if h.Zombies < 14 {
+		t.Errorf("host zombies %d, want at least the helpers' 14", h.Zombies)
+	}
+
+	// Other packages' tests run at the same time: look for the helper
+	// rather than expect it first, and check the order.
+	all, err := liveReader(t).Host(context.Background(), model.HostOptions{FDTypes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := fdUsers(all)
+	i := slices.IndexFunc(users, func(u fdUser) bool { return u.PID == c.PID })
+	if i < 0 {
+		t.Fatalf("helper %d not among the fd users", c.PID)
+	}
+	if u := users[i]; u.FDSoftLimit != 40 || u.TCPStates["CLOSE_WAIT"] != 7 || u.TCPStates["LISTEN"] != 1 {
+		t.Errorf("helper: %+v; want limit 40, 7 sockets in CLOSE_WAIT and 1 listening", u)
+	}
+	if !slices.IsSortedFunc(users, func(a, b fdUser) int { return cmp.Compare(b.FDRatio, a.FDRatio) }) {
+		t.Errorf("fd users are not nearest-first")
+	}
+}
+
+// parent is what the host view says of a parent holding zombies.
+type parent struct {
+	PID, PPID        int
+	Comm             string
+	UID              int
+	User, State      string
+	Zombies          int
+	AdoptedZombies   int
+	OldestAgeSeconds float64
+	NamespaceInit    bool
+	Sigchld          proc.Disposition
+	SigchldBlocked   bool
+}
+
+func parents(h *model.Host) []parent {
+	list := []parent{}
+	for _, p := range h.Parents {
+		list = append(list, parent{PID: p.PID, PPID: p.PPID, Comm: p.Comm, UID: p.UID, User: p.User, State: p.State,
+			Zombies: p.Zombies, AdoptedZombies: p.AdoptedZombies, OldestAgeSeconds: p.OldestAge().Seconds(),
+			NamespaceInit: p.NamespaceInit, Sigchld: p.Sigchld, SigchldBlocked: p.SigchldBlocked})
+	}
+	return list
+}
+
+// fdUser is what the host view says of a process's descriptors.
+type fdUser struct {
+	PID         int
+	Comm        string
+	UID         int
+	User        string
+	FDs         int
+	FDSoftLimit proc.Limit
+	FDRatio     float64
+	FDTypes     map[string]int
+	TCPStates   map[string]int
+}
+
+func fdUsers(h *model.Host) []fdUser {
+	var list []fdUser
+	for _, u := range h.FDUsers {
+		list = append(list, fdUser{PID: u.PID, Comm: u.Comm, UID: u.UID, User: u.User, FDs: *u.FDs,
+			FDSoftLimit: u.FDSoftLimit, FDRatio: u.FDRatio, FDTypes: u.FDTypes, TCPStates: u.TCPStates})
+	}
+	return list
+}
+
+func benchTarget(b *testing.B) int {
+	if pid, err := strconv.Atoi(os.Getenv("ZW_BENCH_PID")); err == nil {
+		return pid
+	}
+	h := zombietest.Start(b, zombietest.Spec{Children: 1000, Threads: 3, Pipes: 500, SocketPairs: 500, Files: 1000})
+	return h.PID
+}
+
+func BenchmarkProcessFixture(b *testing.B) {
+	r := openFixture(b, "zombies-threads")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Process(context.Background(), 100, model.Options{FDTypes: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkProcessLive(b *testing.B) {
+	pid := benchTarget(b)
+	r := liveReader(b)
+	for _, tc := range []struct {
+		name string
+		opt  model.Options
+	}{{"count", model.Options{}}, {"kinds", model.Options{FDTypes: true}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.Process(context.Background(), pid, tc.opt); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkHostLive(b *testing.B) {
+	r := liveReader(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Host(context.Background(), model.HostOptions{Parents: 10, FDUsers: 10, UIDs: 10}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

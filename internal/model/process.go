@@ -1,0 +1,260 @@
+// Package model builds zombiewatch's one model of a process from the
+// kernel's files (internal/proc): identity, children and zombies,
+// descriptors, limits and SIGCHLD disposition, then what optional sources
+// add (TCP states, the bundled server's switches). The same per-process
+// reads serve --pid, the host scan, the watcher and the exporter, so each
+// fact is read, counted and worded in one place; the diagnosis
+// (internal/diagnose) takes its evidence from here.
+//
+// A Process's JSON form is zombiewatch's --json output; the README
+// documents the keys.
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os/user"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/zombiewatch/zombiewatch/internal/diagnose"
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+)
+
+// ErrNoProcess reports that the target pid does not exist (or exited while
+// it was being read). Test for it with errors.Is.
+var ErrNoProcess = errors.New("no such process")
+
+// ErrPIDReused reports that the pid was taken by another process while it
+// was being read or watched: its start time changed.
+var ErrPIDReused = errors.New("pid reused by another process")
+
+// Process is one reading of one process.
+type Process struct {
+	PID     int      `json:"pid"`
+	PPID    int      `json:"ppid"`
+	Comm    string   `json:"comm"`
+	Cmdline []string `json:"cmdline"`
+	State   string   `json:"state"`
+	// Exit is how the process ended, when it is itself a zombie waiting
+	// for its parent ("exit 0", "killed by SIGKILL").
+	Exit      string    `json:"exit,omitempty"`
+	Threads   int       `json:"threads"`
+	UID       int       `json:"uid"`
+	User      string    `json:"user"`
+	StartTime time.Time `json:"start_time"`
+	// NamespaceInit: pid 1 of its pid namespace (a container's PID 1). Every
+	// orphan in the namespace is reparented to it, and only it can reap them.
+	NamespaceInit bool `json:"namespace_init"`
+
+	Children int `json:"children"` // direct children, zombies included
+	Zombies  int `json:"zombies"`  // direct children in state Z
+	// AdoptedZombies: direct zombie children that started before this
+	// process did, so it cannot have forked them: orphans it adopted.
+	AdoptedZombies    int      `json:"adopted_zombies"`
+	DescendantZombies int      `json:"descendant_zombies"` // zombies anywhere below, direct ones included
+	ZombieList        []Zombie `json:"zombie_list"`        // every zombie below, oldest first
+
+	FDs     *int           `json:"fds"`      // null when the fd directory may not be read
+	FDTypes map[string]int `json:"fd_types"` // null unless asked for
+	// TCPStates counts the TCP sockets among the fds by state
+	// ("CLOSE_WAIT": 398); null unless fd types were asked for.
+	TCPStates map[string]int `json:"tcp_states"`
+
+	FDSoftLimit    proc.Limit `json:"fd_soft_limit"`
+	FDHardLimit    proc.Limit `json:"fd_hard_limit"`
+	NprocSoftLimit proc.Limit `json:"nproc_soft_limit"`
+	NprocHardLimit proc.Limit `json:"nproc_hard_limit"`
+	// UIDProcesses: processes and threads whose real uid is UID, zombies
+	// included: what RLIMIT_NPROC counts. Null for uid 0, for which the
+	// kernel does not enforce the limit: counting means reading every
+	// process's status, a cost that grows with the host.
+	UIDProcesses *int `json:"uid_processes"`
+
+	Sigchld        proc.Disposition `json:"sigchld"`
+	SigchldBlocked bool             `json:"sigchld_blocked"`
+	SigchldPending bool             `json:"sigchld_pending"`
+
+	// Denied lists the reads the kernel refused (another user's fd
+	// directory), each with its fix; what they would have filled is null.
+	Denied []string `json:"denied,omitempty"`
+	// Unread lists other reads that failed (a source whose file did not
+	// parse), each named; what they would have filled is null.
+	Unread []string `json:"unread,omitempty"`
+
+	// Server holds the settings of a bundled server (cmd/server), from the
+	// "server" source; nil for any other process.
+	Server *Server `json:"server,omitempty"`
+	// FDRatio is fds over the soft RLIMIT_NOFILE (0 if unknown or unlimited).
+	FDRatio float64 `json:"fd_ratio"`
+	// NprocRatio is uid_processes over the soft RLIMIT_NPROC.
+	NprocRatio float64        `json:"nproc_ratio"`
+	Cause      diagnose.Cause `json:"cause"`
+	Diagnosis  string         `json:"diagnosis"`
+
+	startTicks uint64          // stat's start time, to tell pid reuse
+	sockets    map[uint64]bool // socket inodes among the fds, for the TCP source
+}
+
+// Zombie is one child in state Z, as wait will see it.
+type Zombie struct {
+	PID  int    `json:"pid"`
+	PPID int    `json:"ppid"`
+	Comm string `json:"comm"`
+	// ExitCode is what a shell's $? would say: the exit status, or 128+N
+	// when signal N killed it. Exit says it in words.
+	ExitCode   int     `json:"exit_code"`
+	Exit       string  `json:"exit"`
+	WaitStatus int     `json:"wait_status"` // stat field 52, raw
+	AgeSeconds float64 `json:"age_seconds"`
+	Adopted    bool    `json:"adopted"`
+	UID        *int    `json:"uid,omitempty"` // only with Options.ZombieOwners
+	User       string  `json:"user,omitempty"`
+
+	start time.Time
+	raw   proc.Stat // as read, for a ZombieCache
+}
+
+// Server is the bundled server's switches and counters, as its control
+// channel reports them.
+type Server struct {
+	Reaper       diagnose.ServerReaper `json:"reaper"`
+	CloseConn    bool                  `json:"close_conn"`
+	Hold         string                `json:"hold"`
+	PID          int                   `json:"pid"`
+	Addr         string                `json:"addr"`
+	Spawned      int64                 `json:"spawned"`
+	Reaped       int64                 `json:"reaped"`
+	Unreaped     int64                 `json:"unreaped"`
+	HeldConns    int                   `json:"held_conns"`
+	ForkErrors   int64                 `json:"fork_errors"`
+	AcceptErrors int64                 `json:"accept_errors"`
+	ReapP50Ms    float64               `json:"reap_p50_ms"`
+	ReapP99Ms    float64               `json:"reap_p99_ms"`
+}
+
+// OldestAge is the age of the oldest zombie the process holds itself (or,
+// holding none, of the oldest below it).
+func (p *Process) OldestAge() time.Duration {
+	if len(p.ZombieList) == 0 {
+		return 0
+	}
+	oldest := p.ZombieList[0]
+	for _, z := range p.ZombieList {
+		if z.PPID == p.PID {
+			oldest = z
+			break
+		}
+	}
+	return seconds(oldest.AgeSeconds)
+}
+
+// Evidence is what the diagnosis may use of p.
+func (p *Process) Evidence() diagnose.Evidence {
+	e := diagnose.Evidence{
+		PID: p.PID, State: p.State, Zombies: p.Zombies, AdoptedZombies: p.AdoptedZombies,
+		DescendantZombies: p.DescendantZombies, OldestAge: p.OldestAge(),
+		Sigchld: diagnose.Disposition(p.Sigchld), SigchldBlocked: p.SigchldBlocked,
+		NamespaceInit: p.NamespaceInit,
+		FDRatio:       p.FDRatio, FDSoftLimit: p.FDSoftLimit.String(),
+		UID: p.UID, NprocRatio: p.NprocRatio, NprocSoftLimit: p.NprocSoftLimit.String(),
+	}
+	if p.Zombies == 0 && len(p.ZombieList) > 0 {
+		e.DescendantHolder = p.ZombieList[0].PPID
+	}
+	if p.Server != nil {
+		e.Server = p.Server.Reaper
+		if !p.Server.CloseConn {
+			e.HeldConns = p.Server.HeldConns
+		}
+	}
+	if p.FDs != nil {
+		e.FDs = *p.FDs
+		e.CloseWait = p.TCPStates["CLOSE_WAIT"]
+		e.Sockets = p.FDTypes[proc.FDSocket]
+	}
+	if p.UIDProcesses != nil {
+		e.UIDTasks = *p.UIDProcesses
+	}
+	return e
+}
+
+// Diagnose fills the cause and the sentence from p's evidence. Sources
+// run first: the bundled server's own switch is the most precise cause.
+func (p *Process) Diagnose() {
+	r := diagnose.Diagnose(p.Evidence())
+	p.Cause, p.Diagnosis = r.Cause, r.Sentence
+}
+
+// Ratio is used over a soft limit, 0 to 1 to four places (0 when the
+// limit is unlimited or 0): the one place ratios are computed.
+func Ratio(used int, limit proc.Limit) float64 {
+	if limit == proc.Unlimited || limit == 0 {
+		return 0
+	}
+	return math.Round(float64(used)/float64(limit)*1e4) / 1e4
+}
+
+// exitWords are "exit 0" to "exit 255", made once rather than per zombie.
+var exitWords = func() (w [256]string) {
+	for i := range w {
+		w[i] = "exit " + strconv.Itoa(i)
+	}
+	return w
+}()
+
+// DescribeExit turns a wait status into $?-style code and words.
+func DescribeExit(ws syscall.WaitStatus) (int, string) {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus(), exitWords[ws.ExitStatus()&0xff]
+	case ws.Signaled():
+		words := "killed by " + signalName(ws.Signal())
+		if ws.CoreDump() {
+			words += " (core dumped)"
+		}
+		return 128 + int(ws.Signal()), words
+	default:
+		return int(ws), fmt.Sprintf("status %#x", int(ws))
+	}
+}
+
+// adopted is the one rule for an adopted orphan: a zombie that started
+// before its parent cannot have been forked by it.
+func adopted(child, parent uint64) bool { return child < parent }
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// Users names uids, each looked up once; an unknown uid is its number, as
+// ps prints it.
+type Users struct {
+	Lookup func(uid int) string // nil: the host's user database
+	names  sync.Map
+}
+
+// Name is uid's user name.
+func (u *Users) Name(uid int) string {
+	if name, ok := u.names.Load(uid); ok {
+		return name.(string)
+	}
+	lookup := u.Lookup
+	if lookup == nil {
+		lookup = lookupUser
+	}
+	name := lookup(uid)
+	if name == "" {
+		name = strconv.Itoa(uid)
+	}
+	u.names.Store(uid, name)
+	return name
+}
+
+func lookupUser(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return ""
+}

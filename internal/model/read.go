@@ -1,0 +1,407 @@
+package model
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+)
+
+// Reader builds Processes from one /proc tree.
+type Reader struct {
+	FS *proc.FS
+	// Now is the clock used for ages; tests set it for stable output.
+	Now func() time.Time
+	// Users names uids; tests set Users.Lookup so output does not depend
+	// on the host's /etc/passwd.
+	Users *Users
+	// Sources enrich each process after it is read (TCP states, the
+	// bundled server's status): listed where the command is wired.
+	Sources []Source
+}
+
+// NewReader reads fs with the real clock and user database.
+func NewReader(fs *proc.FS, sources ...Source) *Reader {
+	return &Reader{FS: fs, Now: time.Now, Users: &Users{}, Sources: sources}
+}
+
+// Options choose the reads that cost more than a few syscalls.
+type Options struct {
+	// FDTypes reads every descriptor's link to count kinds: O(fds).
+	FDTypes bool
+	// ZombieOwners stats each zombie's directory for its owner, as ps's
+	// USER column does: one syscall per zombie.
+	ZombieOwners bool
+	// Cache, for a watcher, remembers zombies between readings (see
+	// ZombieCache); nil reads every child each time.
+	Cache *ZombieCache
+	// NoUIDCount leaves UIDProcesses nil: counting reads every process's
+	// status, which a watcher does only every few samples.
+	NoUIDCount bool
+}
+
+// ZombieCache lets repeated readings skip the children they have seen as
+// zombies: a zombie does not change until it is reaped, so only new
+// children need their stat read. When Full is true (the caller's policy)
+// all are read again, which bounds the one thing the cache could miss: a
+// zombie reaped and its pid reused by a new child of the same parent in
+// between, which needs the whole pid space to wrap.
+type ZombieCache struct {
+	Full    bool
+	zombies map[int]proc.Stat
+}
+
+// Process reads pid once, runs the sources on it and diagnoses it. A
+// missing pid gives ErrNoProcess, a pid reused during the read
+// ErrPIDReused. If only some reads were refused (another user's fd
+// directory), it returns the process, with what was refused null and named
+// in Denied, and a *PermissionError.
+func (r *Reader) Process(ctx context.Context, pid int, opt Options) (*Process, error) {
+	p, denied, err := r.read(ctx, pid, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.enrich(ctx, p, nil); denied == nil {
+		denied = err
+	}
+	p.Diagnose()
+	return p, denied
+}
+
+func (r *Reader) read(ctx context.Context, pid int, opt Options) (*Process, error, error) {
+	if pid <= 0 {
+		return nil, nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
+	}
+	h := r.FS.Proc(pid)
+	st, err := h.Stat()
+	if err != nil {
+		return nil, nil, classify(pid, "identity", h.Path("stat"), err)
+	}
+	p := &Process{PID: pid, PPID: st.PPID, Comm: st.Comm, State: string(st.State),
+		Threads: st.Threads, ZombieList: []Zombie{}, startTicks: st.StartTime}
+	if p.StartTime, err = r.startTime(st.StartTime); err != nil {
+		return nil, nil, err
+	}
+	if st.State == 'Z' {
+		_, p.Exit = DescribeExit(syscall.WaitStatus(st.ExitCode))
+	}
+
+	status, err := h.Status()
+	if err != nil {
+		return nil, nil, classify(pid, "identity", h.Path("status"), err)
+	}
+	p.UID, p.User, p.NamespaceInit = status.UID, r.Users.Name(status.UID), status.NSInit()
+	sc := status.Sigchld()
+	p.Sigchld, p.SigchldBlocked, p.SigchldPending = sc.Disposition, sc.Blocked, sc.Pending
+
+	lim, err := h.Limits()
+	if err != nil {
+		return nil, nil, classify(pid, "limits", h.Path("limits"), err)
+	}
+	p.FDSoftLimit, p.FDHardLimit = lim.NofileSoft, lim.NofileHard
+	p.NprocSoftLimit, p.NprocHardLimit = lim.NprocSoft, lim.NprocHard
+
+	if p.Cmdline, err = h.Cmdline(); err != nil {
+		return nil, nil, classify(pid, "command line", h.Path("cmdline"), err)
+	}
+
+	if err := r.readZombies(ctx, p, opt); err != nil {
+		return nil, nil, err
+	}
+	if p.UID != 0 && !opt.NoUIDCount {
+		n, err := r.uidTasks(ctx, p.UID)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.UIDProcesses = &n
+		p.NprocRatio = Ratio(n, p.NprocSoftLimit)
+	}
+
+	var denied error
+	if err := r.readFDs(h, p, opt); err != nil {
+		var perm *PermissionError
+		if !errors.As(err, &perm) {
+			return nil, nil, err
+		}
+		denied = err
+		p.Denied = append(p.Denied, err.Error())
+	}
+
+	// The reads above took time: if the pid now names another process
+	// (start time changed), everything read may mix two processes.
+	again, err := h.Stat()
+	switch {
+	case err != nil:
+		return nil, nil, classify(pid, "identity", h.Path("stat"), err)
+	case again.StartTime != st.StartTime:
+		return nil, nil, fmt.Errorf("pid %d: %w", pid, ErrPIDReused)
+	}
+	return p, denied, nil
+}
+
+// enrich runs the reader's sources on p. A source that fails leaves its
+// facts out (null) and does not fail the reading: a refusal is named in
+// Denied and returned, any other failure named in Unread. Each source's
+// duration and error are added to results, when not nil.
+func (r *Reader) enrich(ctx context.Context, p *Process, results map[string]*SourceResult) error {
+	var denied error
+	for _, s := range r.Sources {
+		start := time.Now()
+		err := s.Process(ctx, p)
+		if results != nil {
+			res := results[s.Name()]
+			if res == nil {
+				res = &SourceResult{Name: s.Name()}
+				results[s.Name()] = res
+			}
+			res.Duration += time.Since(start)
+			if err != nil {
+				res.Err = err
+			}
+		}
+		var perm *PermissionError
+		switch {
+		case err == nil:
+		case errors.As(err, &perm):
+			p.Denied = append(p.Denied, err.Error())
+			if denied == nil {
+				denied = err
+			}
+		case !errors.Is(err, ErrNoProcess):
+			p.Unread = append(p.Unread, s.Name()+": "+err.Error())
+		}
+	}
+	return denied
+}
+
+func (r *Reader) startTime(ticks uint64) (time.Time, error) {
+	t, err := r.FS.StartTime(ticks)
+	if err != nil {
+		return t, err
+	}
+	return t.In(r.Now().Location()), nil
+}
+
+// readZombies walks the tree below p: direct children and their counts,
+// then every descendant, collecting zombies (a zombie has no children: the
+// kernel reparents them when it exits). Every hop checks that the child
+// still names its parent and started after it, so a pid reused by a
+// stranger on the way is not counted.
+func (r *Reader) readZombies(ctx context.Context, p *Process, opt Options) error {
+	var ppids map[int][]int // built only without CONFIG_PROC_CHILDREN
+	childrenOf := func(pid int) ([]int, error) {
+		if ppids == nil {
+			kids, _, err := r.FS.Children(pid, nil)
+			if !errors.Is(err, proc.ErrNoChildrenFile) {
+				return kids, err
+			}
+			if ppids, _, err = r.FS.ChildrenByPPID(); err != nil {
+				return nil, err
+			}
+		}
+		return ppids[pid], nil
+	}
+
+	now := r.Now()
+	type hop struct {
+		pid   int
+		start uint64
+	}
+	queue := []hop{{p.PID, p.startTicks}}
+	visited := map[int]bool{p.PID: true}
+	for len(queue) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		parent := queue[0]
+		queue = queue[1:]
+		kids, err := childrenOf(parent.pid)
+		if err != nil {
+			if parent.pid != p.PID && proc.IsGone(err) {
+				continue // a descendant exited while we walked
+			}
+			return classify(parent.pid, "children", r.FS.PIDPath(parent.pid, "task"), err)
+		}
+		direct := parent.pid == p.PID
+		if !direct && !r.sameProcess(parent.pid, parent.start) {
+			continue // it exited and its pid now names a stranger, whose children are not ours
+		}
+		p.ZombieList = slices.Grow(p.ZombieList, len(kids))
+		stats, errs := r.readStatsCached(kids, opt.Cache)
+		for i, kid := range kids {
+			ks, err := stats[i], errs[i]
+			if err != nil {
+				if proc.IsGone(err) {
+					continue // exited and reaped since the list was read
+				}
+				return err
+			}
+			if ks.PPID != parent.pid || visited[kid] {
+				continue // reaped, and the pid reused by a stranger; or a cycle in a bad tree
+			}
+			visited[kid] = true
+			if direct {
+				p.Children++
+			}
+			if ks.State != 'Z' {
+				queue = append(queue, hop{kid, ks.StartTime})
+				continue
+			}
+			z, err := r.zombie(ks, now, opt)
+			if err != nil {
+				if proc.IsGone(err) {
+					continue
+				}
+				return err
+			}
+			z.Adopted = adopted(ks.StartTime, parent.start)
+			if direct {
+				p.Zombies++
+				if z.Adopted {
+					p.AdoptedZombies++
+				}
+			}
+			p.ZombieList = append(p.ZombieList, z)
+		}
+	}
+	p.DescendantZombies = len(p.ZombieList)
+	sortZombies(p.ZombieList)
+	if c := opt.Cache; c != nil {
+		c.zombies = make(map[int]proc.Stat, len(p.ZombieList))
+		for _, z := range p.ZombieList {
+			c.zombies[z.PID] = z.raw
+		}
+	}
+	return nil
+}
+
+// sameProcess tells whether pid still names the process that started at
+// start ticks: checked after listing a descendant's children, so a pid
+// reused in between does not lend us a stranger's children.
+func (r *Reader) sameProcess(pid int, start uint64) bool {
+	st, _, err := r.FS.ReadStat(pid, nil)
+	return err == nil && st.StartTime == start
+}
+
+// readStatsCached is ReadStats for the pids the cache has not seen as
+// zombies (all of them on a full reading).
+func (r *Reader) readStatsCached(pids []int, c *ZombieCache) ([]proc.Stat, []error) {
+	if c == nil || c.Full || c.zombies == nil {
+		return r.FS.ReadStats(pids)
+	}
+	var todo []int
+	for _, pid := range pids {
+		if _, ok := c.zombies[pid]; !ok {
+			todo = append(todo, pid)
+		}
+	}
+	read, readErrs := r.FS.ReadStats(todo)
+	stats := make([]proc.Stat, len(pids))
+	errs := make([]error, len(pids))
+	j := 0
+	for i, pid := range pids {
+		if z, ok := c.zombies[pid]; ok {
+			stats[i] = z
+			continue
+		}
+		stats[i], errs[i] = read[j], readErrs[j]
+		j++
+	}
+	return stats, errs
+}
+
+// zombie is one zombie as reported, from its stat.
+func (r *Reader) zombie(ks proc.Stat, now time.Time, opt Options) (Zombie, error) {
+	start, err := r.startTime(ks.StartTime)
+	if err != nil {
+		return Zombie{}, err
+	}
+	z := Zombie{
+		PID: ks.PID, PPID: ks.PPID, Comm: ks.Comm, WaitStatus: ks.ExitCode,
+		AgeSeconds: math.Round(now.Sub(start).Seconds()*100) / 100,
+		start:      start, raw: ks,
+	}
+	z.ExitCode, z.Exit = DescribeExit(syscall.WaitStatus(ks.ExitCode))
+	if opt.ZombieOwners {
+		uid, err := r.FS.Owner(ks.PID)
+		if err != nil {
+			return z, err
+		}
+		z.UID, z.User = &uid, r.Users.Name(uid)
+	}
+	return z, nil
+}
+
+// sortZombies orders zombies oldest first. The key (start, pid) is unique,
+// so an unstable sort gives the one order, without a stable sort's moves.
+func sortZombies(zs []Zombie) {
+	slices.SortFunc(zs, func(a, b Zombie) int {
+		return cmp.Or(cmp.Compare(a.raw.StartTime, b.raw.StartTime), a.PID-b.PID)
+	})
+}
+
+// readFDs counts descriptors and, if asked, their kinds.
+func (r *Reader) readFDs(h *proc.Proc, p *Process, opt Options) error {
+	n, _, err := h.FDCount()
+	if err != nil {
+		return classify(p.PID, "fd count", h.Path("fd"), err)
+	}
+	p.FDs = &n
+	p.FDRatio = Ratio(n, p.FDSoftLimit)
+	if !opt.FDTypes {
+		return nil
+	}
+	return r.readFDKinds(h, p)
+}
+
+// readFDKinds fills FDTypes (and keeps the socket inodes for the TCP
+// source). A refused readlink leaves them null and says so.
+func (r *Reader) readFDKinds(h *proc.Proc, p *Process) error {
+	sum, err := h.FDKinds()
+	if err == nil && sum.Refused > 0 {
+		err = fmt.Errorf("readlink: %w", fs.ErrPermission)
+	}
+	if err != nil {
+		p.FDTypes, p.TCPStates, p.sockets = nil, nil, nil
+		return classify(p.PID, "fd kinds", h.Path("fd"), err)
+	}
+	p.FDTypes, p.sockets = sum.Kinds, sum.Sockets
+	return nil
+}
+
+// uidTasks counts the processes and threads whose real uid is uid, as
+// RLIMIT_NPROC does. It reads every process's status: there is no cheaper
+// per-user count in /proc.
+func (r *Reader) uidTasks(ctx context.Context, uid int) (int, error) {
+	pids, err := r.FS.PIDs()
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 0, 2048)
+	n := 0
+	for i, pid := range pids {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		var st proc.Status
+		st, buf, err = r.FS.ReadStatus(pid, buf)
+		if err != nil {
+			var perr *proc.ParseError
+			if proc.IsGone(err) || errors.As(err, &perr) {
+				continue
+			}
+			return 0, err
+		}
+		if st.UID == uid {
+			n += max(st.Threads, 1)
+		}
+	}
+	return n, nil
+}

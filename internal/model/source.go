@@ -1,0 +1,56 @@
+package model
+
+import (
+	"context"
+	"time"
+
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+)
+
+// Source is an optional enrichment of a Process: facts that cost a read
+// of their own or a conversation (TCP states, the bundled server's
+// switches, and later cgroups and socket peers). Sources are listed where a
+// command is wired, each with a name, never registered by init().
+type Source interface {
+	Name() string
+	// Process adds the source's facts to p; an error leaves them out.
+	Process(ctx context.Context, p *Process) error
+}
+
+// SourceFunc makes a Source of a name and a function.
+func SourceFunc(name string, fn func(ctx context.Context, p *Process) error) Source {
+	return funcSource{name, fn}
+}
+
+type funcSource struct {
+	name string
+	fn   func(ctx context.Context, p *Process) error
+}
+
+func (s funcSource) Name() string                                  { return s.name }
+func (s funcSource) Process(ctx context.Context, p *Process) error { return s.fn(ctx, p) }
+
+// SourceResult is how one source did in one reading: for the exporter's
+// per-source success and duration, as node_exporter reports its collectors.
+type SourceResult struct {
+	Name     string
+	Duration time.Duration
+	Err      error
+}
+
+// TCPStates is the source that counts the TCP sockets among a process's
+// fds by state, from its network namespace's net/tcp and net/tcp6. It
+// needs the fd kinds (Options.FDTypes); without them it adds nothing.
+func TCPStates(fs *proc.FS) Source {
+	return SourceFunc("tcp", func(_ context.Context, p *Process) error {
+		if p.sockets == nil {
+			return nil
+		}
+		states, err := fs.TCPStates(p.PID, p.sockets)
+		if err != nil {
+			return classify(p.PID, "tcp states", fs.PIDPath(p.PID, "net", "tcp"), err)
+		}
+		p.TCPStates = states
+		return nil
+	})
+}

@@ -1,0 +1,147 @@
+package render
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/zombiewatch/zombiewatch/internal/diagnose"
+	"github.com/zombiewatch/zombiewatch/internal/model"
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+)
+
+// hostJSON is the host scan's --json object: the model's Host with each
+// list projected to the keys that answer its question.
+type hostJSON struct {
+	Processes int              `json:"processes"`
+	Threads   int              `json:"threads"`
+	Zombies   int              `json:"zombies"`
+	FDUsers   []fdUserJSON     `json:"fd_users"`
+	UIDs      []model.UIDUsage `json:"uids"`
+	Denied    []string         `json:"denied,omitempty"`
+	Skipped   int              `json:"skipped,omitempty"`
+	Parents   []parentJSON     `json:"parents"`
+}
+
+type parentJSON struct {
+	PID              int              `json:"pid"`
+	PPID             int              `json:"ppid"`
+	Comm             string           `json:"comm"`
+	UID              int              `json:"uid"`
+	User             string           `json:"user"`
+	State            string           `json:"state"`
+	Zombies          int              `json:"zombies"`
+	AdoptedZombies   int              `json:"adopted_zombies"`
+	OldestAgeSeconds float64          `json:"oldest_zombie_age_seconds"`
+	NamespaceInit    bool             `json:"namespace_init"`
+	Sigchld          proc.Disposition `json:"sigchld"`
+	SigchldBlocked   bool             `json:"sigchld_blocked"`
+	// Role: "container init" (PID 1 of its pid namespace), "subreaper or
+	// init" (it holds orphans it adopted), or "" for a plain parent.
+	Role      string         `json:"role"`
+	Cause     diagnose.Cause `json:"cause"`
+	Diagnosis string         `json:"diagnosis"`
+}
+
+type fdUserJSON struct {
+	PID         int            `json:"pid"`
+	Comm        string         `json:"comm"`
+	UID         int            `json:"uid"`
+	User        string         `json:"user"`
+	FDs         int            `json:"fds"`
+	FDSoftLimit proc.Limit     `json:"fd_soft_limit"`
+	FDRatio     float64        `json:"fd_ratio"`
+	FDTypes     map[string]int `json:"fd_types,omitempty"`
+	TCPStates   map[string]int `json:"tcp_states,omitempty"`
+}
+
+func toHostJSON(h *model.Host) hostJSON {
+	j := hostJSON{Processes: h.Processes, Threads: h.Threads, Zombies: h.Zombies, UIDs: h.UIDs,
+		Denied: h.Denied, Skipped: h.Skipped, FDUsers: []fdUserJSON{}, Parents: []parentJSON{}}
+	for _, p := range h.Parents {
+		j.Parents = append(j.Parents, parentJSON{PID: p.PID, PPID: p.PPID, Comm: p.Comm, UID: p.UID, User: p.User,
+			State: p.State, Zombies: p.Zombies, AdoptedZombies: p.AdoptedZombies,
+			OldestAgeSeconds: p.OldestAge().Seconds(), NamespaceInit: p.NamespaceInit,
+			Sigchld: p.Sigchld, SigchldBlocked: p.SigchldBlocked,
+			Role: diagnose.Role(p.Evidence()), Cause: p.Cause, Diagnosis: p.Diagnosis})
+	}
+	for _, u := range h.FDUsers {
+		j.FDUsers = append(j.FDUsers, fdUserJSON{PID: u.PID, Comm: u.Comm, UID: u.UID, User: u.User, FDs: *u.FDs,
+			FDSoftLimit: u.FDSoftLimit, FDRatio: u.FDRatio, FDTypes: u.FDTypes, TCPStates: u.TCPStates})
+	}
+	return j
+}
+
+// HostJSON writes h as one JSON object, indented for a person (see JSON).
+func HostJSON(w io.Writer, h *model.Host, indent bool) error {
+	return encode(w, toHostJSON(h), indent)
+}
+
+// HostTable writes the three lists a person reads first.
+func HostTable(out io.Writer, r *model.Host) error {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%d processes, %d threads, %d zombies\n\n", r.Processes, r.Threads, r.Zombies)
+
+	fmt.Fprintln(&b, "PARENTS HOLDING ZOMBIES")
+	if len(r.Parents) == 0 {
+		fmt.Fprintln(&b, "none")
+	} else {
+		t := newTable(&b, "PID", "PPID", "USER", "COMMAND", "ZOMBIES", "OLDEST", "SIGCHLD", "ROLE")
+		for _, p := range r.Parents {
+			role := diagnose.Role(p.Evidence())
+			if role == "" {
+				role = "-"
+			}
+			if err := t.Append(strconv.Itoa(p.PID), strconv.Itoa(p.PPID), Printable(p.User), Printable(p.Comm), strconv.Itoa(p.Zombies),
+				Age(p.OldestAge()), string(p.Sigchld), role); err != nil {
+				return err
+			}
+		}
+		if err := t.Render(); err != nil {
+			return err
+		}
+		for _, p := range r.Parents {
+			fmt.Fprintf(&b, "  %s\n", Printable(p.Diagnosis))
+		}
+	}
+
+	fmt.Fprintln(&b, "\nNEAREST THEIR FD LIMIT")
+	t := newTable(&b, "PID", "USER", "COMMAND", "FDS", "SOFT LIMIT", "USE", "KINDS")
+	for _, u := range r.FDUsers {
+		kinds := FDKinds(u.FDTypes)
+		if len(u.TCPStates) > 0 {
+			kinds += "; TCP " + TCPStates(u.TCPStates)
+		}
+		if err := t.Append(strconv.Itoa(u.PID), Printable(u.User), Printable(u.Comm), strconv.Itoa(*u.FDs), u.FDSoftLimit.String(),
+			percent(u.FDRatio, u.FDSoftLimit), kinds); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(&b, "\nTASKS PER UID (what RLIMIT_NPROC counts: processes, threads and zombies)")
+	t = newTable(&b, "UID", "USER", "PROCESSES", "TASKS", "ZOMBIES", "LOWEST SOFT LIMIT", "USE")
+	for _, u := range r.UIDs {
+		use := percent(u.Ratio, u.NprocSoftLimit)
+		if u.UID == 0 {
+			use += " (not enforced for root)"
+		}
+		if err := t.Append(strconv.Itoa(u.UID), Printable(u.User), strconv.Itoa(u.Processes), strconv.Itoa(u.Tasks),
+			strconv.Itoa(u.Zombies), u.NprocSoftLimit.String(), use); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	for _, d := range r.Denied {
+		fmt.Fprintf(&b, "\nnot read: %s\n", d)
+	}
+	if r.Skipped > 0 {
+		fmt.Fprintf(&b, "\nskipped %d pid %s whose files did not parse\n", r.Skipped, plural(r.Skipped, "directory", "directories"))
+	}
+	return flushTrimmed(out, &b)
+}

@@ -1,0 +1,123 @@
+package render
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/zombiewatch/zombiewatch/internal/fixture"
+	"github.com/zombiewatch/zombiewatch/internal/model"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+var fixtures = []string{"zombies-threads", "vanished", "no-children", "fds", "comm-parens", "container-init", "no-children-file"}
+
+// fixtureReport reads pid 100 of testdata/proc/TREE with a fixed clock,
+// user names and time zone.
+func fixtureReport(t *testing.T, tree string) *model.Process {
+	t.Helper()
+	s, err := fixture.Open(t, tree).Process(context.Background(), 100, model.Options{FDTypes: true, ZombieOwners: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A checkout's files belong to whoever cloned it: name the owner the
+	// way the fixture's status does, so the output does not depend on it.
+	for i := range s.ZombieList {
+		s.ZombieList[i].UID, s.ZombieList[i].User = &s.UID, s.User
+	}
+	return s
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("..", "..", "testdata", "golden", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/report -update to write it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for _, tree := range fixtures {
+		t.Run(tree, func(t *testing.T) {
+			r := fixtureReport(t, tree)
+			for _, out := range []struct {
+				ext    string
+				render func(*bytes.Buffer, *model.Process) error
+			}{
+				{"table", func(b *bytes.Buffer, r *model.Process) error { return Table(b, r) }},
+				{"zombies", func(b *bytes.Buffer, r *model.Process) error { return Zombies(b, r) }},
+				{"json", func(b *bytes.Buffer, r *model.Process) error { return JSON(b, r, true) }},
+			} {
+				var b bytes.Buffer
+				if err := out.render(&b, r); err != nil {
+					t.Fatal(err)
+				}
+				golden(t, tree+"."+out.ext, b.Bytes())
+			}
+		})
+	}
+}
+
+func TestAge(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0s", 45 * time.Second: "45s", 185 * time.Second: "3m05s",
+		2*time.Hour + 5*time.Minute: "2h05m", 76 * time.Hour: "3d04h",
+	} {
+		if got := Age(d); got != want {
+			t.Errorf("Age(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestHostGolden(t *testing.T) {
+	for _, tree := range []string{"zombies-threads", "container-init", "fds"} {
+		t.Run(tree, func(t *testing.T) {
+			r, err := fixture.Open(t, tree).Host(context.Background(), model.HostOptions{Parents: 5, FDUsers: 5, UIDs: 5, FDTypes: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var table, js bytes.Buffer
+			if err := HostTable(&table, r); err != nil {
+				t.Fatal(err)
+			}
+			if err := HostJSON(&js, r, true); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "host-"+tree+".table", table.Bytes())
+			golden(t, "host-"+tree+".json", js.Bytes())
+		})
+	}
+}
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"server":                "server",
+		"\x1b]0;owned\a\x1b[2J": "?]0;owned??[2J",
+		"two\nlines":            "two?lines",
+		"\xff\xfe":              "??",
+		"caf\u00e9 \u4e16":      "caf\u00e9 \u4e16",
+	} {
+		if got := Printable(in); got != want {
+			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

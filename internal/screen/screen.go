@@ -1,0 +1,178 @@
+// Package screen is the watch's terminal UI: a screen redrawn in place like
+// top, with keys that switch a bundled server live (r cycles the reaper,
+// c toggles close-conn, q quits). It merges the ticker and the keys into
+// the one trigger channel the watcher runs on.
+package screen
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/zombiewatch/zombiewatch/internal/bundled"
+	"github.com/zombiewatch/zombiewatch/internal/control"
+	"github.com/zombiewatch/zombiewatch/internal/render"
+	"github.com/zombiewatch/zombiewatch/internal/watch"
+)
+
+// Screen redraws the terminal in place, like top.
+type Screen struct {
+	W io.Writer
+	// Raw: the terminal is in raw mode, so lines need \r\n.
+	Raw bool
+	// Status is one more line under the title (keys, the last action).
+	Status func() string
+	// History gives the chart's data.
+	History func() (zombies, fds []float64)
+}
+
+// Emit redraws the screen with s.
+func (sc *Screen) Emit(s *watch.Sample) error {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "zombiewatch: pid %d (%s), sample %d at %s\n", s.PID, render.Printable(s.Comm), s.Seq, s.Time.Format("15:04:05"))
+	if sc.Status != nil {
+		fmt.Fprintln(&b, sc.Status())
+	}
+	fmt.Fprintln(&b)
+	if err := render.Table(&b, s.Process); err != nil {
+		return err
+	}
+	fmt.Fprintf(&b, "\nchange   zombies %s (%+.0f/min), fds %s (%+.0f/min)\n", watch.Signed(s.ZombiesDelta), s.ZombiesPerMin, watch.Signed(s.FDsDelta), s.FDsPerMin)
+	fmt.Fprintf(&b, "%s\n", watch.Projection(s))
+	if sc.History != nil {
+		if zombies, fds := sc.History(); len(zombies) > 1 {
+			fmt.Fprintf(&b, "\n%s\n", render.Chart(zombies, fds, 60, 8, true))
+		}
+	}
+	text := b.String()
+	// Home, each line cleared to its end, then the rest of the screen.
+	text = strings.ReplaceAll(text, "\n", "\x1b[K\n")
+	if sc.Raw {
+		text = strings.ReplaceAll(text, "\n", "\r\n")
+	}
+	_, err := io.WriteString(sc.W, "\x1b[H"+text+"\x1b[J")
+	return err
+}
+
+// Watch runs the watch on a terminal: stdin in raw mode when it is a
+// terminal too (for the keys), the screen cleared, then redrawn at every
+// tick and after every switch.
+func Watch(ctx context.Context, s *watch.Sampler, in *os.File, out io.Writer, interval time.Duration, count int) error {
+	sc := &Screen{W: out, History: s.History}
+	var keys <-chan byte
+	if term.IsTerminal(int(in.Fd())) {
+		if old, err := term.MakeRaw(int(in.Fd())); err == nil {
+			sc.Raw = true
+			defer term.Restore(int(in.Fd()), old)
+			keys = readKeys(in)
+		}
+	}
+	// last and note are written by the sampling loop and the key loop.
+	var mu sync.Mutex
+	var last *watch.Sample
+	note := ""
+	sc.Status = func() string { return keyHelp(last, note, sc.Raw) } // under mu, from Emit
+	io.WriteString(out, "\x1b[2J")
+	defer io.WriteString(out, "\r\n")
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	triggers := make(chan struct{})
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	go func() {
+		defer close(triggers)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			case k := <-keys:
+				switch k {
+				case 'q', 3, 4: // q, Ctrl-C, Ctrl-D
+					return
+				case 'r', 'c':
+					mu.Lock()
+					cur := last
+					mu.Unlock()
+					n := switchServer(s.PID, cur, k)
+					mu.Lock()
+					note = n
+					mu.Unlock()
+				default:
+					continue
+				}
+			}
+			select {
+			case triggers <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return watch.Run(ctx, s, triggers, count, func(sample *watch.Sample) error {
+		mu.Lock()
+		defer mu.Unlock()
+		last = sample
+		return sc.Emit(sample)
+	})
+}
+
+// readKeys delivers the bytes typed on f.
+func readKeys(f *os.File) chan byte {
+	keys := make(chan byte)
+	go func() {
+		buf := make([]byte, 1)
+		for {
+			if n, err := f.Read(buf); err != nil || n == 0 {
+				return
+			}
+			keys <- buf[0]
+		}
+	}()
+	return keys
+}
+
+func keyHelp(last *watch.Sample, note string, keys bool) string {
+	if !keys {
+		return "Ctrl-C quits"
+	}
+	if last == nil || last.Server == nil {
+		return "keys: q quit (r and c switch a bundled server; this is not one)"
+	}
+	st := last.Server
+	help := fmt.Sprintf("keys: r reaper (now %s)  c close-conn (now %s)  q quit", st.Reaper, render.OnOff(st.CloseConn))
+	if note != "" {
+		help += "   | " + note
+	}
+	return help
+}
+
+// switchServer applies key k to the bundled server: r cycles the reaper,
+// c toggles close-conn. It returns what happened, for the status line.
+func switchServer(pid int, last *watch.Sample, k byte) string {
+	if last == nil || last.Server == nil {
+		return "not a bundled server: nothing to switch"
+	}
+	var req control.Request
+	switch k {
+	case 'r':
+		next := bundled.NextReaper(last.Server.Reaper)
+		req.Reaper = &next
+	case 'c':
+		on := !last.Server.CloseConn
+		req.CloseConn = &on
+	}
+	st, err := bundled.Switch(pid, req)
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("switched: reaper=%s close-conn=%s", st.Reaper, render.OnOff(st.CloseConn))
+}
