@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/zombiewatch/zombiewatch/internal/zombietest"
+	"github.com/zombiewatch/zombiewatch/internal/scenario"
 )
 
 func main() {
@@ -26,9 +26,9 @@ func main() {
 	flag.IntVar(&fds, "fds", 0, "descriptors to hold open: 10 files, 10 pipes, 10 socket pairs, the rest duplicates of a socket and a pipe")
 	flag.IntVar(&threads, "threads", 3, "threads to fork the children from")
 	flag.Uint64Var(&nofile, "nofile", 0, "RLIMIT_NOFILE to set first (soft and hard); 0 keeps it")
-	zombietest.Child() // a child re-run of this binary ends inside
+	scenario.Child() // a child re-run of this binary ends inside
 	flag.Parse()
-	spec := zombietest.Spec{Children: zombies + sleepers, Sleep: sleepers > 0, Threads: threads, NoFile: nofile}
+	spec := scenario.Spec{Children: zombies + sleepers, Sleep: sleepers > 0, Threads: threads, NoFile: nofile}
 	if fds > 0 {
 		spec.Files, spec.Pipes, spec.SocketPairs = 10, 5, 5
 		spec.Dups = max(fds-30, 0)
@@ -38,5 +38,5 @@ func main() {
 		os.Exit(2)
 	}
 	fmt.Println(os.Getpid())
-	os.Exit(zombietest.Hold(spec))
+	os.Exit(scenario.Hold(spec))
 }

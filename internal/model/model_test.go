@@ -628,3 +628,64 @@ func BenchmarkHostLive(b *testing.B) {
 		}
 	}
 }
+
+// TestProcessAndHostAgree reads one live parent with --pid's reading and
+// with the host scan, and compares every fact both report.
+func TestProcessAndHostAgree(t *testing.T) {
+	h := zombietest.Start(t, zombietest.Spec{Children: 7, Threads: 2, Pipes: 3, CloseWait: 2, NoFile: 64})
+	r := liveReader(t)
+	one, err := r.Process(context.Background(), h.PID, model.Options{FDTypes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := r.Host(context.Background(), model.HostOptions{FDUsers: 1, FDTypes: true,
+		Include: func(pid int, _ string) bool { return pid == h.PID }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parent, user *model.Process
+	for _, p := range host.Parents {
+		if p.PID == h.PID {
+			parent = p
+		}
+	}
+	for _, p := range host.FDUsers {
+		if p.PID == h.PID {
+			user = p
+		}
+	}
+	if parent == nil || user == nil {
+		t.Fatalf("helper %d: among parents %v, among fd users %v; want both", h.PID, parent != nil, user != nil)
+	}
+	type shared struct {
+		PID, PPID, UID, Zombies, Adopted int
+		Comm, User, State                string
+		Oldest                           time.Duration
+		Sigchld                          proc.Disposition
+		Blocked, Init                    bool
+		Cause                            string
+	}
+	of := func(p *model.Process) shared {
+		return shared{p.PID, p.PPID, p.UID, p.Zombies, p.AdoptedZombies, p.Comm, p.User, p.State,
+			p.OldestAge().Round(time.Second), p.Sigchld, p.SigchldBlocked, p.NamespaceInit, string(p.Cause)}
+	}
+	if diff := gocmp.Diff(of(one), of(parent)); diff != "" {
+		t.Errorf("--pid and the host's parent disagree (-pid +host):\n%s", diff)
+	}
+	type fds struct {
+		FDs        int
+		Soft, Hard proc.Limit
+		Ratio      float64
+		Kinds      map[string]int
+		TCP        map[string]int
+	}
+	ofFDs := func(p *model.Process) fds {
+		return fds{*p.FDs, p.FDSoftLimit, p.FDHardLimit, p.FDRatio, p.FDTypes, p.TCPStates}
+	}
+	if diff := gocmp.Diff(ofFDs(one), ofFDs(user)); diff != "" {
+		t.Errorf("--pid and the host's fd user disagree (-pid +host):\n%s", diff)
+	}
+	if one.Zombies != 7 || one.TCPStates["CLOSE_WAIT"] != 2 || one.FDSoftLimit != 64 {
+		t.Errorf("helper read as %d zombies, %d CLOSE_WAIT, fd limit %s; want 7, 2, 64", one.Zombies, one.TCPStates["CLOSE_WAIT"], one.FDSoftLimit)
+	}
+}
