@@ -10,10 +10,10 @@
 package control
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -153,8 +153,14 @@ func Addr(pid int) string { return "@zombiewatch/server/" + strconv.Itoa(pid) }
 // ErrNoServer: no bundled server listens for that pid.
 var ErrNoServer = errors.New("no control socket: not a running bundled server (cmd/server)")
 
+// maxMessage bounds a request and a reply: both are a few hundred bytes.
+const maxMessage = 64 << 10
+
 // Call sends req to the server with this pid and returns its status after
-// the change. An empty Request only reads the status.
+// the change. An empty Request only reads the status. Abstract socket
+// names are free for anyone to bind, so before it writes a byte it checks
+// who holds the socket (SO_PEERCRED): the process asked about, under that
+// process's uid, or the answer is refused as an impostor's.
 func Call(pid int, req Request, timeout time.Duration) (*Status, error) {
 	conn, err := net.DialTimeout("unix", Addr(pid), timeout)
 	if err != nil {
@@ -164,18 +170,60 @@ func Call(pid int, req Request, timeout time.Duration) (*Status, error) {
 		return nil, fmt.Errorf("pid %d: control socket: %w", pid, err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(timeout))
-	if err := json.NewEncoder(conn).Encode(req); err != nil {
-		return nil, fmt.Errorf("pid %d: control socket: %w", pid, err)
+	if err := verifyOwner(conn.(*net.UnixConn), pid); err != nil {
+		return nil, err
 	}
+	conn.SetDeadline(time.Now().Add(timeout))
+	// A refused peer may be answered and closed before its request is
+	// written: read the reply whatever the write said.
+	werr := json.NewEncoder(conn).Encode(req)
 	var rep reply
-	if err := json.NewDecoder(conn).Decode(&rep); err != nil {
+	if err := json.NewDecoder(io.LimitReader(conn, maxMessage)).Decode(&rep); err != nil {
+		if werr != nil {
+			err = werr
+		}
 		return nil, fmt.Errorf("pid %d: control socket: no reply: %w", pid, err)
 	}
 	if rep.Error != "" {
 		return nil, fmt.Errorf("pid %d: server refused: %s", pid, rep.Error)
 	}
+	if rep.Status == nil {
+		return nil, fmt.Errorf("pid %d: control socket: empty reply", pid)
+	}
 	return rep.Status, nil
+}
+
+// ErrImpostor: the socket named after a pid is held by another process.
+var ErrImpostor = errors.New("the control socket is not held by that process")
+
+// verifyOwner checks that the peer is pid itself, running as the uid that
+// owns /proc/pid.
+func verifyOwner(conn *net.UnixConn, pid int) error {
+	cred, err := peerCred(conn)
+	if err != nil {
+		return fmt.Errorf("pid %d: control socket: peer credentials: %w", pid, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid), &st); err != nil {
+		return fmt.Errorf("pid %d: %w", pid, ErrNoServer)
+	}
+	if int(cred.Pid) != pid || cred.Uid != st.Uid {
+		return fmt.Errorf("pid %d: %w (held by pid %d, uid %d): ignored", pid, ErrImpostor, cred.Pid, cred.Uid)
+	}
+	return nil
+}
+
+// Validate refuses settings no server mode has.
+func (r Request) Validate() error {
+	if r.Reaper != nil {
+		if _, err := ParseReaper(string(*r.Reaper)); err != nil {
+			return err
+		}
+	}
+	if r.Hold != nil && (*r.Hold < 0 || *r.Hold > time.Hour) {
+		return fmt.Errorf("hold %s: want 0 to 1h", *r.Hold)
+	}
+	return nil
 }
 
 // Handler is the server side: it reports and applies settings.
@@ -195,9 +243,15 @@ func Listen(pid int) (*net.UnixListener, error) {
 	return l, nil
 }
 
+// maxServing bounds the connections served at once: only the owner's
+// uid and root get past the peer check, so the slots are theirs.
+const maxServing = 8
+
 // Serve answers requests on l until it is closed. Only peers whose uid is
-// ownUID or 0 are served.
+// ownUID or 0 are served; any other is answered and closed at once, before
+// a byte of its request is read, so no one else can hold the channel.
 func Serve(l *net.UnixListener, ownUID int, h Handler) error {
+	slots := make(chan struct{}, maxServing)
 	for {
 		conn, err := l.AcceptUnix()
 		if err != nil {
@@ -209,31 +263,49 @@ func Serve(l *net.UnixListener, ownUID int, h Handler) error {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		serveOne(conn, ownUID, h)
+		if !permitted(conn, ownUID, h) {
+			conn.Close()
+			continue
+		}
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots }()
+			serveOne(conn, h)
+		}()
 	}
 }
 
-func serveOne(conn *net.UnixConn, ownUID int, h Handler) {
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(2 * time.Second))
-	enc := json.NewEncoder(conn)
-	// Read the request before answering, even a refusal: a reply sent
-	// and closed before the peer wrote would reach it as EPIPE.
-	var req Request
-	decodeErr := json.NewDecoder(bufio.NewReader(conn)).Decode(&req)
+// permitted checks the peer and answers a refused one.
+func permitted(conn *net.UnixConn, ownUID int, h Handler) bool {
 	cred, err := peerCred(conn)
 	if err != nil {
-		enc.Encode(reply{Error: "cannot read peer credentials: " + err.Error()})
-		return
+		return false
 	}
 	if int(cred.Uid) != ownUID && cred.Uid != 0 {
 		h.Refused(int(cred.Uid), int(cred.Pid))
-		enc.Encode(reply{Error: fmt.Sprintf("uid %d may not control this server: only uid %d or root", cred.Uid, ownUID)})
+		conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		json.NewEncoder(conn).Encode(reply{Error: fmt.Sprintf("uid %d may not control this server: only uid %d or root", cred.Uid, ownUID)})
+		return false
+	}
+	return true
+}
+
+func serveOne(conn *net.UnixConn, h Handler) {
+	defer conn.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	conn.SetDeadline(deadline)
+	enc := json.NewEncoder(conn)
+	var req Request
+	if err := json.NewDecoder(io.LimitReader(conn, maxMessage)).Decode(&req); err != nil {
+		enc.Encode(reply{Error: "bad request: " + err.Error()})
 		return
 	}
-	if decodeErr != nil {
-		enc.Encode(reply{Error: "bad request: " + decodeErr.Error()})
+	if err := req.Validate(); err != nil {
+		enc.Encode(reply{Error: "bad request: " + err.Error()})
 		return
+	}
+	if time.Now().After(deadline) {
+		return // the caller has given up: never apply what nobody waits for
 	}
 	st, err := h.Apply(req)
 	if err != nil {

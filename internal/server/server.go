@@ -70,14 +70,16 @@ type Server struct {
 	applyMu  sync.Mutex
 	stopping bool
 
-	mu       sync.Mutex
-	settings control.Settings
-	held     []net.Conn
-	spawned  map[int]time.Time // children not yet waited for, by pid
-	killed   map[int]bool      // children shutdown killed: no latency, no warning
-	reapLat  []time.Duration   // ring of recent spawn-to-reaped latencies
-	latNext  int
-	stats    control.Status
+	mu            sync.Mutex
+	settings      control.Settings
+	held          []net.Conn
+	refused       int // control peers refused since refusedLogged
+	refusedLogged time.Time
+	spawned       map[int]time.Time // children not yet waited for, by pid
+	killed        map[int]bool      // children shutdown killed: no latency, no warning
+	reapLat       []time.Duration   // ring of recent spawn-to-reaped latencies
+	latNext       int
+	stats         control.Status
 }
 
 const latRing = 4096
@@ -429,9 +431,21 @@ func (s *Server) Apply(req control.Request) (control.Status, error) {
 }
 
 // Refused logs a peer turned away (control.Handler).
+// Refused logs a refused control peer, at most once a second with the
+// count since the last line: a local user must not flood the log.
 func (s *Server) Refused(uid, pid int) {
+	s.mu.Lock()
+	s.refused++
+	now := time.Now()
+	if now.Sub(s.refusedLogged) < time.Second {
+		s.mu.Unlock()
+		return
+	}
+	n := s.refused
+	s.refused, s.refusedLogged = 0, now
+	s.mu.Unlock()
 	s.log.Warn("control: refused a peer: only this server's uid or root may switch it",
-		"peer_uid", uid, "peer_pid", pid, "own_uid", os.Getuid())
+		"peer_uid", uid, "peer_pid", pid, "own_uid", os.Getuid(), "refused", n)
 }
 
 type backoff struct{ d time.Duration }
