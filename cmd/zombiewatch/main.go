@@ -14,7 +14,7 @@ func main() { os.Exit(zombiewatch()) }
 
 // zombiewatch runs the command with the process's arguments and streams
 // and returns its exit code.
-func zombiewatch() int { return cli.Main("zombiewatch", run) }
+func zombiewatch() int { return cli.MainInterrupted("zombiewatch", run) }
 
 //go:embed doc.go
 var docSource string

@@ -111,6 +111,9 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 	if err != nil && !errors.As(err, &denied) {
 		return err
 	}
+	if p.ThreadID != 0 {
+		fmt.Fprintf(stderr, "zombiewatch: pid %d is a thread of process %d: reading process %d\n", p.ThreadID, p.PID, p.PID)
+	}
 	switch {
 	case c.json:
 		err = render.JSON(stdout, p, isTerminal(stdout))
@@ -118,6 +121,14 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 		err = render.Zombies(stdout, p)
 	default:
 		err = render.Table(stdout, p)
+		if p.State == "Z" && err == nil {
+			// The pid copied from ps ... <defunct>: the parent is the
+			// process to look at, so show it too.
+			if parent, perr := r.Process(ctx, p.PPID, model.Options{FDTypes: c.fdTypes}); perr == nil {
+				fmt.Fprintf(stdout, "\nits parent:\n\n")
+				err = render.Table(stdout, parent)
+			}
+		}
 	}
 	if err != nil {
 		return err

@@ -30,6 +30,9 @@ const (
 	ExitRuntime   = 1
 	ExitUsage     = 2
 	ExitThreshold = 3
+	// ExitInterrupted: stopped by SIGINT (Ctrl-C) or SIGTERM, 128+2 as a
+	// shell reports an interrupted command.
+	ExitInterrupted = 130
 )
 
 // UsageError is a mistake in the command line.
@@ -151,4 +154,21 @@ func Main(prog string, run func(ctx context.Context, args []string, stdin *os.Fi
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return ExitCode(prog, run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr), os.Stderr)
+}
+
+// MainInterrupted is Main for a command a person stops with Ctrl-C (a
+// watch, a long reading): stopped so, it exits 130, as a shell reports an
+// interrupted command. Services (the server, the exporter) use Main and
+// exit 0 after a clean shutdown.
+func MainInterrupted(prog string, run func(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) error) int {
+	sigint := make(chan os.Signal, 1)
+	signal.Notify(sigint, os.Interrupt)
+	defer signal.Stop(sigint)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if len(sigint) > 0 && (err == nil || errors.Is(err, context.Canceled)) {
+		return ExitInterrupted
+	}
+	return ExitCode(prog, err, os.Stderr)
 }

@@ -20,6 +20,10 @@ type Cause string
 const (
 	// None: it holds no zombie children.
 	None Cause = "none"
+	// IsZombie: the process is itself a zombie its parent has not reaped.
+	IsZombie Cause = "is_zombie"
+	// KernelThread: a kernel thread; it forks no user children.
+	KernelThread Cause = "kernel_thread"
 	// DescendantsOnly: it holds none itself; processes below it do.
 	DescendantsOnly Cause = "descendants_only"
 	// BundledReaperOff: the bundled server with its reaper switched off.
@@ -43,7 +47,7 @@ const (
 )
 
 // Causes lists every cause, for tests and for documentation.
-var Causes = []Cause{None, DescendantsOnly, BundledReaperOff, BundledCoalescedWait, Stopped, IgnoredTooLate,
+var Causes = []Cause{None, IsZombie, KernelThread, DescendantsOnly, BundledReaperOff, BundledCoalescedWait, Stopped, IgnoredTooLate,
 	InitNotReaping, SigchldBlocked, SubreaperNotReaping, CoalescedWait, NoReaper}
 
 // Disposition is the SIGCHLD disposition: "default", "caught", "ignored".
@@ -71,7 +75,11 @@ const (
 // Evidence is what the diagnosis may use: facts, no wording.
 type Evidence struct {
 	PID   int
+	PPID  int
 	State string // stat's state letter
+	// Exit: how it ended, when it is itself a zombie ("exit 0").
+	Exit         string
+	KernelThread bool
 	// Zombies: direct children in state Z; AdoptedZombies of them orphans
 	// it adopted; DescendantZombies anywhere below, direct ones included.
 	Zombies, AdoptedZombies, DescendantZombies int
@@ -112,6 +120,15 @@ const NearLimit = 0.8
 func Diagnose(e Evidence) Result {
 	var r Result
 	switch {
+	case e.State == "Z":
+		r.Cause = IsZombie
+		r.Sentence = fmt.Sprintf("pid %d is itself a zombie (%s): it has exited, and its parent, pid %d, has not waited for it; the parent holds the answer: zombiewatch --pid %d",
+			e.PID, e.Exit, e.PPID, e.PPID)
+		return r
+	case e.KernelThread:
+		r.Cause = KernelThread
+		r.Sentence = fmt.Sprintf("pid %d is a kernel thread: it has no fd table and no user limits, and its children are the kernel's to reap", e.PID)
+		return r
 	case e.Zombies == 0 && e.DescendantZombies > 0:
 		r.Cause = DescendantsOnly
 		r.Sentence = fmt.Sprintf("pid %d holds no zombies itself; its descendants hold %d (the oldest under pid %d: zombiewatch --pid %d)",

@@ -689,3 +689,108 @@ func TestProcessAndHostAgree(t *testing.T) {
 		t.Errorf("helper read as %d zombies, %d CLOSE_WAIT, fd limit %s; want 7, 2, 64", one.Zombies, one.TCPStates["CLOSE_WAIT"], one.FDSoftLimit)
 	}
 }
+
+// copyTree copies testdata/proc/TREE to a directory the test may change.
+func copyTree(t *testing.T, tree string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(fixture.Dir(tree))); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func readerOf(t *testing.T, dir string) *model.Reader {
+	t.Helper()
+	fs, err := proc.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := model.NewReader(fs, model.TCPStates(fs))
+	r.Now = func() time.Time { return fixture.Now }
+	return r
+}
+
+// TestPPIDCycle: a hostile tree whose child lists its own parent as its
+// child must not spin: the walk keeps a visited set and ends.
+func TestPPIDCycle(t *testing.T) {
+	dir := copyTree(t, "zombies-threads")
+	// 203 (a live child of 100) now lists 100 as its child, and 100's stat
+	// names 203 as its parent.
+	if err := os.WriteFile(filepath.Join(dir, "203/task/203/children"), []byte("100 300 "), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stat, _ := os.ReadFile(filepath.Join(dir, "100/stat"))
+	if err := os.WriteFile(filepath.Join(dir, "100/stat"), []byte(strings.Replace(string(stat), ") S 1 ", ") S 203 ", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := readerOf(t, dir).Process(ctx, 100, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Zombies != 3 || p.DescendantZombies != 4 {
+		t.Errorf("cycle: %d zombies, %d below; want 3 and 4, each counted once", p.Zombies, p.DescendantZombies)
+	}
+}
+
+// TestHostSkipsBadRecords: a pid directory whose status does not parse
+// (a number as the kernel never writes it) is skipped and counted; the
+// rest of the host is read.
+func TestHostSkipsBadRecords(t *testing.T) {
+	dir := copyTree(t, "zombies-threads")
+	if err := os.WriteFile(filepath.Join(dir, "203/status"), []byte("Name:\tworker\nUid:\t-\nSigIgn:\t0\nSigCgt:\t0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "0100"), 0o755); err != nil { // not a canonical pid: not a process
+		t.Fatal(err)
+	}
+	h, err := readerOf(t, dir).Host(context.Background(), model.HostOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Skipped != 1 || h.Processes != 6 {
+		t.Errorf("skipped %d, processes %d; want 1 skipped (203's status) and the other 6 read", h.Skipped, h.Processes)
+	}
+}
+
+// TestThreadIDIsItsProcess: a thread id (top -H, ps -L) reads its process.
+func TestThreadIDIsItsProcess(t *testing.T) {
+	h := zombietest.Start(t, zombietest.Spec{Children: 4, Threads: 2})
+	tasks, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(h.PID), "task"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid := 0
+	for _, task := range tasks {
+		if n, _ := strconv.Atoi(task.Name()); n != h.PID {
+			tid = n
+			break
+		}
+	}
+	if tid == 0 {
+		t.Fatalf("helper %d has no thread besides its main one", h.PID)
+	}
+	p, err := liveReader(t).Process(context.Background(), tid, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.PID != h.PID || p.ThreadID != tid || p.Zombies != 4 {
+		t.Errorf("--pid %d (a thread of %d): read pid %d, thread_id %d, %d zombies; want %d, %d, 4", tid, h.PID, p.PID, p.ThreadID, p.Zombies, h.PID, tid)
+	}
+}
+
+// TestZombiePID: the pid of a zombie says it is one, with its exit
+// status, and names the parent that has not reaped it.
+func TestZombiePID(t *testing.T) {
+	h := zombietest.Start(t, zombietest.Spec{Children: 1, ExitCode: 5})
+	p, err := liveReader(t).Process(context.Background(), h.Children[0], model.Options{FDTypes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.State != "Z" || p.Cause != "is_zombie" || p.FDs != nil || !strings.Contains(p.Diagnosis, "(exit 5)") ||
+		!strings.Contains(p.Diagnosis, "zombiewatch --pid "+strconv.Itoa(h.PID)) {
+		t.Errorf("zombie %d: state %s, cause %s, fds %v, diagnosis %q", p.PID, p.State, p.Cause, p.FDs, p.Diagnosis)
+	}
+}

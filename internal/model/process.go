@@ -41,11 +41,17 @@ type Process struct {
 	State   string   `json:"state"`
 	// Exit is how the process ended, when it is itself a zombie waiting
 	// for its parent ("exit 0", "killed by SIGKILL").
-	Exit      string    `json:"exit,omitempty"`
-	Threads   int       `json:"threads"`
-	UID       int       `json:"uid"`
-	User      string    `json:"user"`
-	StartTime time.Time `json:"start_time"`
+	Exit    string `json:"exit,omitempty"`
+	Threads int    `json:"threads"`
+	// ThreadID: the pid asked for was this thread of the process (a tid
+	// from top -H, htop or ps -L); the reading is of its process.
+	ThreadID int `json:"thread_id,omitempty"`
+	// KernelThread: a kernel thread, with no fd table, no command line
+	// and no user limits.
+	KernelThread bool      `json:"kernel_thread,omitempty"`
+	UID          int       `json:"uid"`
+	User         string    `json:"user"`
+	StartTime    time.Time `json:"start_time"`
 	// NamespaceInit: pid 1 of its pid namespace (a container's PID 1). Every
 	// orphan in the namespace is reparented to it, and only it can reap them.
 	NamespaceInit bool `json:"namespace_init"`
@@ -155,7 +161,7 @@ func (p *Process) OldestAge() time.Duration {
 // Evidence is what the diagnosis may use of p.
 func (p *Process) Evidence() diagnose.Evidence {
 	e := diagnose.Evidence{
-		PID: p.PID, State: p.State, Zombies: p.Zombies, AdoptedZombies: p.AdoptedZombies,
+		PID: p.PID, State: p.State, PPID: p.PPID, Exit: p.Exit, KernelThread: p.KernelThread, Zombies: p.Zombies, AdoptedZombies: p.AdoptedZombies,
 		DescendantZombies: p.DescendantZombies, OldestAge: p.OldestAge(),
 		Sigchld: diagnose.Disposition(p.Sigchld), SigchldBlocked: p.SigchldBlocked,
 		NamespaceInit: p.NamespaceInit,

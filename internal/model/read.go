@@ -65,6 +65,14 @@ type ZombieCache struct {
 // in Denied, and a *PermissionError.
 func (r *Reader) Process(ctx context.Context, pid int, opt Options) (*Process, error) {
 	p, denied, err := r.read(ctx, pid, opt)
+	var thread *threadError
+	if errors.As(err, &thread) {
+		// A thread id (from top -H, htop, ps -L): read its process.
+		p, denied, err = r.read(ctx, thread.tgid, opt)
+		if p != nil {
+			p.ThreadID = pid
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +105,10 @@ func (r *Reader) read(ctx context.Context, pid int, opt Options) (*Process, erro
 	if err != nil {
 		return nil, nil, classify(pid, "identity", h.Path("status"), err)
 	}
+	if status.Tgid > 0 && status.Tgid != pid {
+		return nil, nil, &threadError{tid: pid, tgid: status.Tgid}
+	}
+	p.KernelThread = st.KernelThread()
 	p.UID, p.User, p.NamespaceInit = status.UID, r.Users.Name(status.UID), status.NSInit()
 	sc := status.Sigchld()
 	p.Sigchld, p.SigchldBlocked, p.SigchldPending = sc.Disposition, sc.Blocked, sc.Pending
@@ -125,7 +137,10 @@ func (r *Reader) read(ctx context.Context, pid int, opt Options) (*Process, erro
 	}
 
 	var denied error
-	if err := r.readFDs(h, p, opt); err != nil {
+	if p.KernelThread || p.State == "Z" {
+		// No fd table to read: a kernel thread has none of its own, a
+		// zombie has closed everything. FDs stays null, not 0.
+	} else if err := r.readFDs(h, p, opt); err != nil {
 		var perm *PermissionError
 		if !errors.As(err, &perm) {
 			return nil, nil, err
@@ -404,4 +419,11 @@ func (r *Reader) uidTasks(ctx context.Context, uid int) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// threadError: the pid read is a thread of process tgid.
+type threadError struct{ tid, tgid int }
+
+func (e *threadError) Error() string {
+	return fmt.Sprintf("pid %d is a thread of process %d", e.tid, e.tgid)
 }

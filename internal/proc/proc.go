@@ -61,7 +61,13 @@ func New(root string) (*FS, error) {
 	}
 	var sfs unix.Statfs_t
 	real := unix.Statfs(root, &sfs) == nil && sfs.Type == unix.PROC_SUPER_MAGIC
-	return &FS{root: root, fs: pfs, real: real, live: real && isSelf(root)}, nil
+	f := &FS{root: root, fs: pfs, real: real, live: real && isSelf(root)}
+	// A directory that is not a proc tree would read as a host with no
+	// processes: refuse it rather than print zeros.
+	if _, err := f.BootTime(); err != nil {
+		return nil, fmt.Errorf("%s is not a proc tree (%w)", root, err)
+	}
+	return f, nil
 }
 
 // isSelf tells whether root/self names this process: then root is the

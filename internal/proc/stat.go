@@ -17,6 +17,7 @@ type Stat struct {
 	Comm      string // as the process named itself: any bytes but NUL
 	State     byte
 	PPID      int
+	Flags     uint64 // field 9: the kernel's PF_* flags
 	Threads   int
 	StartTime uint64 // clock ticks after boot
 	ExitCode  int    // wait status a zombie hands to wait (Linux >= 3.5), else 0
@@ -68,6 +69,8 @@ func parseStatInterned(data []byte, comms map[string]string) (Stat, error) {
 			s.State = tok[0]
 		case 4:
 			s.PPID, err = atoi(tok)
+		case 9:
+			s.Flags, err = parseUint(tok)
 		case 20:
 			s.Threads, err = atoi(tok)
 		case 22:
@@ -85,6 +88,13 @@ func parseStatInterned(data []byte, comms map[string]string) (Stat, error) {
 	}
 	return s, nil
 }
+
+// pfKthread is PF_KTHREAD among stat's flags: a kernel thread, with no
+// fd table, no command line and no user limits.
+const pfKthread = 0x00200000
+
+// KernelThread tells whether the process is a kernel thread.
+func (s Stat) KernelThread() bool { return s.Flags&pfKthread != 0 }
 
 // errNotCanonical: a number as the kernel never writes it.
 var errNotCanonical = errors.New("not a canonical decimal number")

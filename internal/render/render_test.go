@@ -13,6 +13,7 @@ import (
 
 	"github.com/zombiewatch/zombiewatch/internal/fixture"
 	"github.com/zombiewatch/zombiewatch/internal/model"
+	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -119,5 +120,60 @@ func TestPrintable(t *testing.T) {
 		if got := Printable(in); got != want {
 			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestHostileNames: a process named with terminal escapes and a newline
+// cannot reach the terminal through the host table or the zombie list;
+// the JSON keeps its name as data.
+func TestHostileNames(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(fixture.Dir("zombies-threads"))); err != nil {
+		t.Fatal(err)
+	}
+	evil := "\x1b]0;owned\a\x1b[2J\nx"
+	for _, f := range []string{"100/status", "100/stat", "200/stat"} {
+		path := filepath.Join(dir, f)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = bytes.Replace(data, []byte("server"), []byte(evil), 1)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs, err := proc.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := model.NewReader(fs)
+	h, err := r.Host(context.Background(), model.HostOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Process(context.Background(), 100, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := HostTable(&out, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := Table(&out, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := Zombies(&out, p); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.ContainsAny(out.Bytes(), "\x1b\a") || bytes.Contains(out.Bytes(), []byte("\nx")) {
+		t.Errorf("an escape or a newline from a process name reached the terminal:\n%q", out.String())
+	}
+	out.Reset()
+	if err := JSON(&out, p, false); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out.Bytes(), []byte(`\u001b]0;owned\u0007\u001b[2J\nx`)) {
+		t.Errorf("JSON does not keep the name as escaped data: %s", out.String())
 	}
 }

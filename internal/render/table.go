@@ -118,6 +118,12 @@ func fdRow(s *model.Process) []string {
 		detail = "kinds: permission denied (run as the process's user, as root, or with CAP_SYS_PTRACE)"
 	}
 	if s.FDs == nil {
+		switch {
+		case s.KernelThread:
+			detail = "a kernel thread has no fd table"
+		case s.State == "Z":
+			detail = "a zombie has closed every fd"
+		}
 		return []string{"open fds", "?", limits(s.FDSoftLimit, s.FDHardLimit), "", detail}
 	}
 	if len(s.TCPStates) > 0 {
