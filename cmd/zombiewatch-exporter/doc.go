@@ -18,6 +18,7 @@ and zombiewatch_scrape_duration_seconds and zombiewatch_scrape_errors_total.
   --name REGEX        processes whose comm matches, likewise (repeatable)
   --top K             processes nearest their fd limit to export (default 10)
   --max-parents N     parents holding zombies to export, most first (default 100)
+  --max-uids N        uids to export, nearest their RLIMIT_NPROC first (default 20)
   --textfile DIR      write DIR/zombiewatch.prom for node_exporter's textfile
                       collector every --interval (default 15s), or --once
   --proc-root DIR     read another /proc

@@ -36,7 +36,7 @@ func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Write
 	var (
 		listen, textfile, procRoot string
 		pids, names                listFlag
-		top, maxParents            int
+		top, maxParents, maxUIDs   int
 		interval                   time.Duration
 		once                       bool
 	)
@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Write
 	fs.Var(&names, "name", "")
 	fs.IntVar(&top, "top", 10, "")
 	fs.IntVar(&maxParents, "max-parents", 100, "")
+	fs.IntVar(&maxUIDs, "max-uids", 20, "")
 	fs.StringVar(&textfile, "textfile", "", "")
 	fs.DurationVar(&interval, "interval", 15*time.Second, "")
 	fs.BoolVar(&once, "once", false, "")
@@ -59,7 +60,7 @@ func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Write
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	cfg := exporter.Config{Top: top, MaxParents: maxParents}
+	cfg := exporter.Config{Top: top, MaxParents: maxParents, MaxUIDs: maxUIDs}
 	for _, p := range pids {
 		n, err := strconv.Atoi(p)
 		if err != nil || n <= 0 {
@@ -77,8 +78,8 @@ func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Write
 	switch {
 	case fs.NArg() > 0:
 		return cli.Usagef("unexpected argument %q", fs.Arg(0))
-	case top < 0 || maxParents < 0:
-		return cli.Usagef("--top and --max-parents want 0 or more")
+	case top < 0 || maxParents < 0 || maxUIDs < 0:
+		return cli.Usagef("--top, --max-parents and --max-uids want 0 or more")
 	case (set["interval"] || once) && textfile == "":
 		return cli.Usagef("--interval and --once go with --textfile")
 	case textfile != "" && interval < time.Second:

@@ -38,6 +38,6 @@ func findExporter() (string, error) {
 		return filepath.Abs(path)
 	}
 	return "", errors.New("serve: " + exporterName + " is neither beside this binary nor in $PATH: " +
-		"install it (go install github.com/zombiewatch/zombiewatch/cmd/" + exporterName + "@latest) " +
-		"or, in a checkout, run go run ./cmd/" + exporterName)
+		"in a checkout, install it beside zombiewatch (go install ./cmd/zombiewatch ./cmd/" + exporterName + ") " +
+		"or run it directly (go run ./cmd/" + exporterName + ")")
 }

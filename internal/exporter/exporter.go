@@ -5,7 +5,8 @@
 //
 // Each scrape is one host reading of internal/model, so the numbers are the
 // CLI's. Label cardinality is bounded: only parents that hold zombies (at
-// most MaxParents), the Top fd users, the processes named by PIDs and
+// most MaxParents), the Top fd users, the MaxUIDs uids nearest their
+// RLIMIT_NPROC, the processes named by PIDs and
 // Names, and the fixed sets of causes and sources. Label values from /proc
 // are made valid UTF-8 (client_golang refuses a scrape holding one that is
 // not), so a process cannot black out the exporter by its name.
@@ -37,6 +38,7 @@ type Config struct {
 	Names      []*regexp.Regexp // comm patterns of processes to export likewise
 	Top        int              // fd users exported by rank
 	MaxParents int              // parents holding zombies exported, most first
+	MaxUIDs    int              // uids exported, nearest their RLIMIT_NPROC first (0: no bound)
 }
 
 var (
@@ -138,7 +140,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, pid := range c.cfg.PIDs {
 		watched[pid] = false
 	}
-	h, err := c.cfg.Reader.Host(context.Background(), model.HostOptions{Parents: c.cfg.MaxParents, FDUsers: c.cfg.Top, FDTypes: true, Include: c.include})
+	h, err := c.cfg.Reader.Host(context.Background(), model.HostOptions{Parents: c.cfg.MaxParents, FDUsers: c.cfg.Top, UIDs: c.cfg.MaxUIDs, FDTypes: true, Include: c.include})
 	if err != nil {
 		c.errors.WithLabelValues("scan").Inc()
 		ch <- prometheus.MustNewConstMetric(descDuration, prometheus.GaugeValue, time.Since(start).Seconds())

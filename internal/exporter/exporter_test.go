@@ -123,3 +123,15 @@ func TestInvalidUTF8Name(t *testing.T) {
 		t.Errorf("pid 100 named \\xff\\xfe: no zombiewatch_zombie_children{comm=\"??\"} 3 in the scrape")
 	}
 }
+
+// TestUIDSeriesBounded: per-uid series stop at MaxUIDs, however many uids
+// the host runs (a local user can make many).
+func TestUIDSeriesBounded(t *testing.T) {
+	c := New(Config{Reader: fixture.Open(t, "zombies-threads"), MaxUIDs: 1})
+	if n := testutil.CollectAndCount(c, "zombiewatch_uid_tasks"); n != 1 {
+		t.Errorf("%d zombiewatch_uid_tasks series with MaxUIDs 1 (the fixture has 2 uids), want 1", n)
+	}
+	if got := testutil.ToFloat64(c.errors.WithLabelValues("permission")); got != 0 {
+		t.Errorf("scrape errors {kind=permission} = %v on a readable tree, want 0 (present from the first scrape)", got)
+	}
+}
