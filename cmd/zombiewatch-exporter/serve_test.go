@@ -247,3 +247,41 @@ func freePort(t *testing.T) string {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port
 }
+
+// TestRefusedReadsLeaveSeriesOut: root without CAP_SYS_PTRACE cannot read
+// the fd links of a uid-65534 process holding a CLOSE_WAIT socket. The
+// exporter must count the refusal and publish no close_wait series for
+// it, rather than a 0.
+func TestRefusedReadsLeaveSeriesOut(t *testing.T) {
+	victim := zombietest.Nobody(t, `
+import socket, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(8)
+c = socket.create_connection(l.getsockname()); a, _ = l.accept(); c.close()
+print("ready", flush=True); time.sleep(120)
+`)
+	pid := strconv.Itoa(victim.Process.Pid)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cmd := zombietest.NoPtrace(t, self, "--textfile", dir, "--once", "--pid", pid)
+	cmd.Env = append(os.Environ(), "ZW_TEST_MAIN=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("exporter without CAP_SYS_PTRACE: %v %s", err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "zombiewatch.prom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	if _, ok := metric(text, "zombiewatch_open_fds", `comm="python3",pid="`+pid+`"`); !ok {
+		t.Errorf("no zombiewatch_open_fds for pid %s: the count is readable and must be exported:\n%s", pid, text)
+	}
+	if v, ok := metric(text, "zombiewatch_close_wait_sockets", `comm="python3",pid="`+pid+`"`); ok {
+		t.Errorf("zombiewatch_close_wait_sockets for pid %s = %v: a refused read published as a number", pid, v)
+	}
+	if v, ok := metric(text, "zombiewatch_scrape_errors_total", `kind="permission"`); !ok || v < 1 {
+		t.Errorf("scrape_errors_total{kind=permission} = %v (present %v), want at least 1 in the same scrape", v, ok)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,5 +82,58 @@ func TestLiveAgreesWithPS(t *testing.T) {
 	}
 	if lines := strings.Count(out.String(), "<defunct>\n"); lines != 12 {
 		t.Errorf("--zombies listed %d <defunct> lines, want 12:\n%s", lines, out.String())
+	}
+}
+
+// closeWaitScript holds a listener and one accepted connection whose peer
+// has closed (CLOSE_WAIT), then sleeps.
+const closeWaitScript = `
+import socket, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(8)
+c = socket.create_connection(l.getsockname()); a, _ = l.accept(); c.close()
+print("ready", flush=True); time.sleep(120)
+`
+
+// TestRefusedReadsAreNotZero plays root without CAP_SYS_PTRACE reading a
+// process of uid 65534: the fd directory lists, every readlink is refused.
+// The kinds and TCP states must be null, the refusal named with its fix,
+// and the exit code 1 — never "CLOSE_WAIT 0" and exit 0.
+func TestRefusedReadsAreNotZero(t *testing.T) {
+	victim := zombietest.Nobody(t, closeWaitScript)
+	pid := strconv.Itoa(victim.Process.Pid)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := zombietest.NoPtrace(t, self, "--pid", pid, "--json")
+	cmd.Env = append(os.Environ(), "ZW_TEST_MAIN=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("zombiewatch --pid %s without CAP_SYS_PTRACE: %v, want exit 1; stderr %s", pid, err, stderr.String())
+	}
+	var got struct {
+		FDs       *int           `json:"fds"`
+		FDTypes   map[string]int `json:"fd_types"`
+		TCPStates map[string]int `json:"tcp_states"`
+		Denied    []string       `json:"denied"`
+		Diagnosis string         `json:"diagnosis"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	if got.FDTypes != nil || got.TCPStates != nil {
+		t.Errorf("refused readlinks read as kinds %v and TCP states %v; want both null", got.FDTypes, got.TCPStates)
+	}
+	if len(got.Denied) == 0 || !strings.Contains(got.Denied[0], "CAP_SYS_PTRACE") || got.FDs == nil {
+		t.Errorf("denied %q, fds %v: want the refusal named with its fix, and the fd count (stat of the directory) kept", got.Denied, got.FDs)
+	}
+	if strings.Contains(got.Diagnosis, "CLOSE_WAIT") {
+		t.Errorf("diagnosis %q speaks of CLOSE_WAIT it could not read", got.Diagnosis)
+	}
+	if !strings.Contains(stderr.String(), "permission denied") {
+		t.Errorf("stderr %q: want the refused read named", stderr.String())
 	}
 }

@@ -174,3 +174,58 @@ func SelfCopy(t testing.TB) string {
 
 // ReapAll reaps every child of this process that has exited.
 func ReapAll() { scenario.ReapAll() }
+
+// Nobody starts /usr/bin/python3 as uid 65534 running script, which must
+// print a line once it is ready; it skips the test, saying why, where that
+// cannot be done (not root, no setpriv or python3). Cleanup kills and
+// reaps it.
+func Nobody(t testing.TB, script string) *exec.Cmd {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a process as uid 65534")
+	}
+	for _, tool := range []string{"setpriv", "/usr/bin/python3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not found: %v", tool, err)
+		}
+	}
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ready := make(chan error, 1)
+	go func() {
+		_, err := bufio.NewReader(out).ReadString('\n')
+		ready <- err
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatalf("python3 as uid 65534 did not get ready: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("python3 as uid 65534 did not get ready within 20s")
+	}
+	return cmd
+}
+
+// NoPtrace is bin run with args as root without CAP_SYS_PTRACE (dropped
+// from the bounding set): a container's root with the host's pid
+// namespace, which may list another uid's fd directory but not read its
+// links. It skips the test where setpriv is missing or this is not root.
+func NoPtrace(t testing.TB, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop CAP_SYS_PTRACE from root")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skipf("setpriv not found: %v", err)
+	}
+	return exec.Command("setpriv", append([]string{"--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace", bin}, args...)...)
+}
