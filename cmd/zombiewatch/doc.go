@@ -29,7 +29,9 @@ Flags:
 	--json             print one JSON object (keys in the README)
 	--zombies          list the zombies the way ps auxw shows them
 	--fd-types         count descriptors by kind, one readlink each (default true;
-	                   --fd-types=false keeps the count O(1))
+	                   --fd-types=false keeps the count O(1): it then counts
+	                   allocated slots, which include one per thread blocked in
+	                   accept, as EMFILE does; ls and lsof do not list those)
 	--max-zombies N    exit 3 if the process holds more than N zombie children
 	--max-fd-ratio R   exit 3 if open fds exceed R times the soft limit (0 < R <= 1)
 	--proc-root DIR    read another /proc: a container's, or a copied tree (default /proc)

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,5 +137,100 @@ func TestRefusedReadsAreNotZero(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "permission denied") {
 		t.Errorf("stderr %q: want the refused read named", stderr.String())
+	}
+}
+
+// TestFDCountAgreesWithLs: 8 threads blocked in accept reserve 8
+// descriptor slots that stat of the fd directory counts and ls does not.
+// With the kinds read (the directory listed) fds is what ls lists, and
+// the reserved slots are shown apart.
+func TestFDCountAgreesWithLs(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skipf("python3 not found: %v", err)
+	}
+	cmd := exec.Command("python3", "-c", `
+import socket, threading, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(8)
+for i in range(8): threading.Thread(target=l.accept, daemon=True).start()
+time.sleep(0.3); print("ready", flush=True); time.sleep(120)
+`)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	pid := strconv.Itoa(cmd.Process.Pid)
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--pid", pid, "--json"}, nil, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		FDs      int `json:"fds"`
+		Reserved int `json:"fd_slots_reserved"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(filepath.Join("/proc", pid, "fd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.FDs != len(entries) || got.Reserved != 8 {
+		t.Errorf("fds %d, reserved %d; ls /proc/%s/fd lists %d, and 8 threads wait in accept", got.FDs, got.Reserved, pid, len(entries))
+	}
+}
+
+// TestResetConnectionsAreCounted: connections whose peer reset them leave
+// /proc/net/tcp while the server keeps their fds. They count as CLOSE (as
+// lsof names them, from the socket's protocol attribute), and the
+// diagnosis counts every connection copy the process keeps.
+func TestResetConnectionsAreCounted(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skipf("python3 not found: %v", err)
+	}
+	cmd := exec.Command("python3", "-c", `
+import socket, struct, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(16)
+keep = []
+for i in range(8):
+    c = socket.create_connection(l.getsockname()); a, _ = l.accept(); keep.append(a)
+    if i < 5:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+time.sleep(0.2); print("ready", flush=True); time.sleep(120)
+`)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--pid", strconv.Itoa(cmd.Process.Pid), "--json"}, nil, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		TCPStates map[string]int `json:"tcp_states"`
+		Diagnosis string         `json:"diagnosis"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.TCPStates["CLOSE"] != 5 || got.TCPStates["CLOSE_WAIT"] != 3 || got.TCPStates["LISTEN"] != 1 {
+		t.Errorf("tcp_states %v; want CLOSE 5 (reset), CLOSE_WAIT 3, LISTEN 1", got.TCPStates)
+	}
+	if !strings.Contains(got.Diagnosis, "8 of its 9 sockets are connections the peer ended") {
+		t.Errorf("diagnosis %q: want all 8 kept connections counted", got.Diagnosis)
 	}
 }

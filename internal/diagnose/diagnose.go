@@ -98,7 +98,10 @@ type Evidence struct {
 	HeldConns int
 
 	// Descriptors and limits; a ratio is 0 when unknown or unlimited.
-	FDs, Sockets, CloseWait int
+	// CloseWait: TCP sockets the peer closed; Reset: TCP sockets whose
+	// connection the peer reset (CLOSE, in no table): both are connections
+	// this process keeps and never closed.
+	FDs, Sockets, CloseWait, Reset int
 	FDRatio                 float64
 	FDSoftLimit             string
 	UID, UIDTasks           int
@@ -200,8 +203,12 @@ func connAdvice(e Evidence) string {
 // limitWarnings adds a sentence for each limit the process is close to.
 func limitWarnings(e Evidence) string {
 	var w strings.Builder
-	if e.CloseWait > 0 {
+	switch {
+	case e.CloseWait > 0 && e.Reset == 0:
 		fmt.Fprintf(&w, "; %d of its %d sockets are in CLOSE_WAIT: the peer closed and this process never did", e.CloseWait, e.Sockets)
+	case e.CloseWait+e.Reset > 0:
+		fmt.Fprintf(&w, "; %d of its %d sockets are connections the peer ended and this process never closed (%d in CLOSE_WAIT, %d reset, in CLOSE)",
+			e.CloseWait+e.Reset, e.Sockets, e.CloseWait, e.Reset)
 	}
 	if e.FDRatio >= NearLimit {
 		fmt.Fprintf(&w, "; its fds are at %.1f%% of the soft limit (%d of %s): find the leak (zombiewatch --pid %d) or raise the limit (ulimit -n, LimitNOFILE=)",

@@ -44,6 +44,8 @@ func TestDiagnose(t *testing.T) {
 			"waiting once per SIGCHLD, and signals coalesce"},
 		{"close wait", Evidence{PID: 5, FDs: 60, Sockets: 56, CloseWait: 55}, None,
 			"pid 5 holds no zombies; 55 of its 56 sockets are in CLOSE_WAIT"},
+		{"reset copies", Evidence{PID: 5, FDs: 60, Sockets: 56, CloseWait: 5, Reset: 50}, None,
+			"pid 5 holds no zombies; 55 of its 56 sockets are connections the peer ended and this process never closed (5 in CLOSE_WAIT, 50 reset, in CLOSE)"},
 		{"fd limit", Evidence{PID: 5, FDs: 900, FDRatio: 0.9, FDSoftLimit: "1000"}, None,
 			"its fds are at 90.0% of the soft limit (900 of 1000)"},
 	} {

@@ -64,8 +64,14 @@ type Process struct {
 	DescendantZombies int      `json:"descendant_zombies"` // zombies anywhere below, direct ones included
 	ZombieList        []Zombie `json:"zombie_list"`        // every zombie below, oldest first
 
-	FDs     *int           `json:"fds"`      // null when the fd directory may not be read
-	FDTypes map[string]int `json:"fd_types"` // null unless asked for
+	// FDs: open descriptors. Where the fd directory is listed (fd kinds,
+	// the default) it is the listing, as ls and lsof count; otherwise the
+	// O(1) count of allocated slots. Null when it may not be read.
+	FDs *int `json:"fds"`
+	// FDSlotsReserved: descriptor slots reserved by threads blocked in
+	// accept, not listed but counted toward EMFILE (known when listed).
+	FDSlotsReserved int            `json:"fd_slots_reserved,omitempty"`
+	FDTypes         map[string]int `json:"fd_types"` // null unless asked for
 	// TCPStates counts the TCP sockets among the fds by state
 	// ("CLOSE_WAIT": 398); null unless fd types were asked for.
 	TCPStates map[string]int `json:"tcp_states"`
@@ -101,8 +107,8 @@ type Process struct {
 	Cause      diagnose.Cause `json:"cause"`
 	Diagnosis  string         `json:"diagnosis"`
 
-	startTicks uint64          // stat's start time, to tell pid reuse
-	sockets    map[uint64]bool // socket inodes among the fds, for the TCP source
+	startTicks uint64            // stat's start time, to tell pid reuse
+	sockets    map[uint64]string // socket inodes among the fds (and the fd holding each), for the TCP source
 }
 
 // Zombie is one child in state Z, as wait will see it.
@@ -179,7 +185,7 @@ func (p *Process) Evidence() diagnose.Evidence {
 	}
 	if p.FDs != nil {
 		e.FDs = *p.FDs
-		e.CloseWait = p.TCPStates["CLOSE_WAIT"]
+		e.CloseWait, e.Reset = p.TCPStates["CLOSE_WAIT"], p.TCPStates["CLOSE"]
 		e.Sockets = p.FDTypes[proc.FDSocket]
 	}
 	if p.UIDProcesses != nil {

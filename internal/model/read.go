@@ -388,6 +388,16 @@ func (r *Reader) readFDKinds(h *proc.Proc, p *Process) error {
 		return classify(p.PID, "fd kinds", h.Path("fd"), err)
 	}
 	p.FDTypes, p.sockets = sum.Kinds, sum.Sockets
+	// The directory was listed: the count is the listing, as ls and lsof
+	// give it. The O(1) count read before holds slots that threads blocked
+	// in accept have reserved; they count toward EMFILE, so they stay in
+	// the ratio and are shown apart.
+	if p.FDs != nil && sum.Listed <= *p.FDs {
+		p.FDSlotsReserved = *p.FDs - sum.Listed
+	}
+	n := sum.Listed
+	p.FDs = &n
+	p.FDRatio = Ratio(n+p.FDSlotsReserved, p.FDSoftLimit)
 	return nil
 }
 

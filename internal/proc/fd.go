@@ -76,9 +76,9 @@ func listDir(path string) ([]string, error) {
 
 // FDSummary is pid's descriptors by kind.
 type FDSummary struct {
-	Listed  int            // entries in the fd directory
-	Kinds   map[string]int // by kind, of the links read
-	Sockets map[uint64]bool
+	Listed  int               // entries in the fd directory
+	Kinds   map[string]int    // by kind, of the links read
+	Sockets map[uint64]string // socket inode -> the fd name that holds it
 	// Refused counts readlinks the kernel refused (EACCES/EPERM: another
 	// user's process without ptrace access): the kinds are then partial.
 	Refused int
@@ -106,7 +106,7 @@ func (f *FS) FDKinds(pid int) (FDSummary, error) {
 	parts := make([]FDSummary, runtime.GOMAXPROCS(0))
 	var next atomic.Int32
 	Parallel(len(names), func(lo, hi int) {
-		p := FDSummary{Kinds: map[string]int{}, Sockets: map[uint64]bool{}}
+		p := FDSummary{Kinds: map[string]int{}, Sockets: map[uint64]string{}}
 		buf := make([]byte, 256)
 		for _, name := range names[lo:hi] {
 			n, err := unix.Readlinkat(dirfd, name, buf)
@@ -119,7 +119,7 @@ func (f *FS) FDKinds(pid int) (FDSummary, error) {
 			target := buf[:n]
 			if ino, ok := bytes.CutPrefix(target, []byte("socket:[")); ok {
 				if v, err := parseUint(bytes.TrimSuffix(ino, []byte("]"))); err == nil {
-					p.Sockets[v] = true
+					p.Sockets[v] = name
 				}
 				p.Kinds[FDSocket]++
 				continue
@@ -128,15 +128,28 @@ func (f *FS) FDKinds(pid int) (FDSummary, error) {
 		}
 		parts[next.Add(1)-1] = p
 	})
-	sum := FDSummary{Listed: len(names), Kinds: map[string]int{}, Sockets: map[uint64]bool{}}
+	sum := FDSummary{Listed: len(names), Kinds: map[string]int{}, Sockets: map[uint64]string{}}
 	for _, p := range parts {
 		for k, n := range p.Kinds {
 			sum.Kinds[k] += n
 		}
-		for ino := range p.Sockets {
-			sum.Sockets[ino] = true
+		for ino, name := range p.Sockets {
+			sum.Sockets[ino] = name
 		}
 		sum.Refused += p.Refused
 	}
 	return sum, nil
+}
+
+// SocketProtocol names the protocol of the socket pid holds as fd name
+// ("TCP", "TCPv6", "UNIX", "UDP"), from its system.sockprotoname
+// attribute, as lsof does for a socket no table lists (a TCP connection
+// the peer reset leaves the tables while its fd stays open).
+func (f *FS) SocketProtocol(pid int, name string) (string, error) {
+	buf := make([]byte, 32)
+	n, err := unix.Getxattr(f.PIDFile(pid, "fd/"+name), "system.sockprotoname", buf)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(buf[:n]), "\x00"), nil
 }

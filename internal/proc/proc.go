@@ -321,6 +321,6 @@ func (p *Proc) FDCount() (int, bool, error) { return p.fs.FDCount(p.PID) }
 func (p *Proc) FDKinds() (FDSummary, error) { return p.fs.FDKinds(p.PID) }
 
 // TCPStates counts the TCP sockets among inodes by state (see FS.TCPStates).
-func (p *Proc) TCPStates(inodes map[uint64]bool) (map[string]int, error) {
+func (p *Proc) TCPStates(inodes map[uint64]string) (map[string]int, error) {
 	return p.fs.TCPStates(p.PID, inodes)
 }

@@ -23,7 +23,11 @@ var tcpStates = map[uint64]string{
 // procfs marks NetTCP deprecated in favour of netlink sock_diag, but netlink
 // answers for the reader's namespace only and cannot read a fixture tree or
 // another --proc-root; the files can.
-func (f *FS) TCPStates(pid int, inodes map[uint64]bool) (map[string]int, error) {
+//
+// A TCP socket no table lists (the peer reset the connection, which unhashes
+// it, while this process keeps its fd) is counted as CLOSE, its protocol
+// read from the socket's system.sockprotoname attribute as lsof does.
+func (f *FS) TCPStates(pid int, inodes map[uint64]string) (map[string]int, error) {
 	states := make(map[string]int)
 	if len(inodes) == 0 {
 		return states, nil
@@ -32,6 +36,7 @@ func (f *FS) TCPStates(pid int, inodes map[uint64]bool) (map[string]int, error) 
 	if err != nil {
 		return nil, err
 	}
+	found := make(map[uint64]bool, len(inodes))
 	//lint:ignore SA1019 netlink cannot read a fixture tree or another proc root (see above)
 	for name, read := range map[string]func() (procfs.NetTCP, error){"tcp": pfs.NetTCP, "tcp6": pfs.NetTCP6} {
 		lines, err := read()
@@ -42,13 +47,25 @@ func (f *FS) TCPStates(pid int, inodes map[uint64]bool) (map[string]int, error) 
 			return nil, &ParseError{Path: f.PIDPath(pid, "net", name), Err: err}
 		}
 		for _, l := range lines {
-			if inodes[l.Inode] {
+			if _, ok := inodes[l.Inode]; ok {
+				found[l.Inode] = true
 				name, ok := tcpStates[l.St]
 				if !ok {
 					name = "state " + strconv.FormatUint(l.St, 10)
 				}
 				states[name]++
 			}
+		}
+	}
+	if !f.real {
+		return states, nil // a copied tree has no socket attributes
+	}
+	for ino, name := range inodes {
+		if found[ino] {
+			continue
+		}
+		if proto, err := f.SocketProtocol(pid, name); err == nil && (proto == "TCP" || proto == "TCPv6") {
+			states["CLOSE"]++
 		}
 	}
 	return states, nil

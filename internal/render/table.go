@@ -130,6 +130,9 @@ func fdRow(s *model.Process) []string {
 		detail = strings.Replace(detail, fmt.Sprintf("socket %d", s.FDTypes[proc.FDSocket]),
 			fmt.Sprintf("socket %d (TCP %s)", s.FDTypes[proc.FDSocket], TCPStates(s.TCPStates)), 1)
 	}
+	if s.FDSlotsReserved > 0 {
+		detail += fmt.Sprintf("; +%d slots reserved by threads in accept (they count toward the limit)", s.FDSlotsReserved)
+	}
 	return []string{"open fds", strconv.Itoa(*s.FDs), limits(s.FDSoftLimit, s.FDHardLimit), percent(s.FDRatio, s.FDSoftLimit), detail}
 }
 

@@ -90,7 +90,8 @@ func (s *Sampler) kindsDue(every int) bool {
 // kinds are fd kinds and TCP states as read in sample seq, when the
 // process had fds descriptors.
 type kinds struct {
-	seq, fds     int
+	seq, fds     int // fds: the slot count (the O(1) count) when read
+	reserved     int
 	fdTypes, tcp map[string]int
 }
 
@@ -146,7 +147,13 @@ func (s *Sampler) Next(ctx context.Context) (*Sample, error) {
 	fdTypesFrom := 0
 	if s.Opt.FDTypes && snap.FDs != nil {
 		if snap.FDTypes != nil { // read in this sample
-			s.kinds = &kinds{seq: s.seq, fds: *snap.FDs, fdTypes: snap.FDTypes, tcp: snap.TCPStates}
+			s.kinds = &kinds{seq: s.seq, fds: *snap.FDs + snap.FDSlotsReserved, reserved: snap.FDSlotsReserved,
+				fdTypes: snap.FDTypes, tcp: snap.TCPStates}
+		} else if s.kinds != nil && *snap.FDs == s.kinds.fds {
+			// The slot count has not moved since the listing: the listing
+			// (and its reserved slots) still holds.
+			n := *snap.FDs - s.kinds.reserved
+			snap.FDs, snap.FDSlotsReserved = &n, s.kinds.reserved
 		}
 		if s.kinds != nil {
 			snap.FDTypes, snap.TCPStates, fdTypesFrom = s.kinds.fdTypes, s.kinds.tcp, s.kinds.seq
