@@ -40,6 +40,11 @@ const (
 	SigchldBlocked Cause = "sigchld_blocked"
 	// SubreaperNotReaping: it holds orphans it adopted and does not wait.
 	SubreaperNotReaping Cause = "subreaper_not_reaping"
+	// WaitsForOne: it is blocked in wait, yet these stay: it waits for one
+	// particular child (waitpid(pid)) while the others are left.
+	WaitsForOne Cause = "waits_for_one_child"
+	// HostInitNotReaping: the host's own PID 1 holds zombies.
+	HostInitNotReaping Cause = "host_init_not_reaping"
 	// CoalescedWait: SIGCHLD is caught but not every child is waited for.
 	CoalescedWait Cause = "coalesced_wait"
 	// NoReaper: SIGCHLD not caught and no wait.
@@ -48,7 +53,18 @@ const (
 
 // Causes lists every cause, for tests and for documentation.
 var Causes = []Cause{None, IsZombie, KernelThread, DescendantsOnly, BundledReaperOff, BundledCoalescedWait, Stopped, IgnoredTooLate,
-	InitNotReaping, SigchldBlocked, SubreaperNotReaping, CoalescedWait, NoReaper}
+	InitNotReaping, HostInitNotReaping, SigchldBlocked, SubreaperNotReaping, WaitsForOne, CoalescedWait, NoReaper}
+
+// InitKind tells whose PID 1 a namespace init is.
+type InitKind string
+
+// The kinds of namespace init.
+const (
+	NotInit       InitKind = ""
+	ContainerInit InitKind = "container"
+	HostInit      InitKind = "host"
+	UnknownInit   InitKind = "unknown" // its pid namespace could not be read
+)
 
 // Disposition is the SIGCHLD disposition: "default", "caught", "ignored".
 type Disposition string
@@ -91,6 +107,10 @@ type Evidence struct {
 	Sigchld          Disposition
 	SigchldBlocked   bool
 	NamespaceInit    bool // PID 1 of its pid namespace
+	Init             InitKind
+	Comm             string // its name, to name the init it runs
+	// WaitingInWait: it sleeps in the kernel's do_wait right now (wchan).
+	WaitingInWait bool
 
 	Server ServerReaper // the bundled server's reaper, or ""
 	// HeldConns: connection copies the bundled server keeps with
@@ -102,11 +122,11 @@ type Evidence struct {
 	// connection the peer reset (CLOSE, in no table): both are connections
 	// this process keeps and never closed.
 	FDs, Sockets, CloseWait, Reset int
-	FDRatio                 float64
-	FDSoftLimit             string
-	UID, UIDTasks           int
-	NprocRatio              float64
-	NprocSoftLimit          string
+	FDRatio                        float64
+	FDSoftLimit                    string
+	UID, UIDTasks                  int
+	NprocRatio                     float64
+	NprocSoftLimit                 string
 }
 
 // Result is a diagnosis.
@@ -156,34 +176,91 @@ func cause(e Evidence) (Cause, string) {
 	case e.Server == ReaperWait:
 		return BundledCoalescedWait, fmt.Sprintf("it is the bundled server waiting once per SIGCHLD, and signals coalesce when children exit together: zombiewatch ctl --pid %d reaper=loop", e.PID)
 	case e.State == "T" || e.State == "t":
-		return Stopped, fmt.Sprintf("it is stopped (state %s) and cannot reap until it runs: kill -CONT %d", e.State, e.PID)
+		running := e
+		running.State = "S"
+		_, then := cause(running)
+		return Stopped, fmt.Sprintf("it is stopped (state %s) and cannot reap until it runs: kill -CONT %d; and once it runs: %s", e.State, e.PID, then)
 	case e.Sigchld == Ignored:
 		return IgnoredTooLate, "it ignores SIGCHLD, so the kernel reaps children that exit from now on; these exited before: a wait() collects them"
-	case e.NamespaceInit || e.PID == 1:
-		adopted := ""
-		if e.AdoptedZombies > 0 {
-			adopted = fmt.Sprintf(" (%d of these it adopted)", e.AdoptedZombies)
-		}
-		return InitNotReaping, "it is PID 1 of its pid namespace and inherits every orphan" + adopted +
-			", but does not reap them: run an init that reaps (tini, dumb-init, docker run --init) or make it wait for every child"
+	case e.NamespaceInit && e.Init == HostInit:
+		return HostInitNotReaping, fmt.Sprintf("it is the host's own init (%s), which inherits every orphan on the host and should reap them; it has not: it may be stuck (its state is %s), or not a reaping init",
+			e.Comm, e.State)
+	case e.NamespaceInit:
+		return InitNotReaping, initAdvice(e)
+	case e.WaitingInWait:
+		return WaitsForOne, "it is blocked in wait right now, yet these stay: it waits for one particular child (waitpid(pid), or a child of its own process group) while the others are left: wait for any child, waitpid(-1, WNOHANG), until none is left" + adoptedNote(e)
 	case e.SigchldBlocked && e.Sigchld == Caught:
 		return SigchldBlocked, "it blocks SIGCHLD, so its handler does not run: unblock it, or read a signalfd and wait for every child"
 	case e.AdoptedZombies == e.Zombies:
 		return SubreaperNotReaping, "they are orphans it adopted as a subreaper, and it does not wait for them: a subreaper must wait for every child"
 	case e.Sigchld == Caught:
-		return CoalescedWait, "it catches SIGCHLD but does not wait for every child (one wait per signal loses children, since signals coalesce; the Go runtime catches SIGCHLD without waiting): loop waitpid(-1, WNOHANG) until it returns 0"
+		return CoalescedWait, "it catches SIGCHLD but does not wait for every child (one wait per signal loses children, since signals coalesce; the Go runtime catches SIGCHLD without waiting): loop waitpid(-1, WNOHANG) until it returns 0" + adoptedNote(e)
 	default:
-		return NoReaper, "it does not catch SIGCHLD and does not call wait: add a reaper or ignore SIGCHLD"
+		return NoReaper, "it does not catch SIGCHLD and does not wait for these children: add a reaper or ignore SIGCHLD" + adoptedNote(e)
 	}
 }
 
-// Role names what kind of parent holds orphans: "container init" (PID 1 of
-// its pid namespace), "subreaper or init" (it holds orphans it adopted),
+// adoptedNote says what is known of adopted orphans among the zombies: the
+// kernel does not tell a process's own children from orphans it adopted as
+// a subreaper, so both possibilities stay open unless the start times
+// settle it.
+func adoptedNote(e Evidence) string {
+	if e.AdoptedZombies == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (at least %d of these are orphans it adopted as a subreaper, which it must wait for too)", e.AdoptedZombies)
+}
+
+// initAdvice names the init a container runs as PID 1 and the fix for it.
+func initAdvice(e Evidence) string {
+	whose := "its pid namespace"
+	switch e.Init {
+	case ContainerInit:
+		whose = "its container"
+	case UnknownInit:
+		whose = "its pid namespace (its namespace could not be read, so host or container is not known)"
+	}
+	adopted := ""
+	if e.AdoptedZombies > 0 {
+		adopted = fmt.Sprintf(" (at least %d of these it adopted)", e.AdoptedZombies)
+	}
+	head := fmt.Sprintf("it is PID 1 of %s and inherits every orphan%s, but does not reap them: ", whose, adopted)
+	switch initName(e.Comm) {
+	case "tini", "docker-init":
+		return head + e.Comm + " reaps every orphan as PID 1; if these stay, it is not the init it seems (tini needs -s, or TINI_SUBREAPER, when it is not PID 1)"
+	case "dumb-init", "catatonit":
+		return head + e.Comm + " reaps every orphan as PID 1; if these stay, check that it runs as PID 1 and is not stopped"
+	case "shell":
+		return head + "a shell (" + e.Comm + ") as PID 1 waits only for the jobs it started: exec the app under an init (docker run --init, tini, dumb-init; Kubernetes: shareProcessNamespace makes the pause process PID 1)"
+	default:
+		return head + "the app (" + e.Comm + ") is PID 1 itself and never waits for orphans it did not fork: run it under an init that reaps (docker run --init, tini, dumb-init; Kubernetes: shareProcessNamespace makes the pause process PID 1) or make it wait for every child"
+	}
+}
+
+// initName sorts a PID 1's comm into the inits that reap, shells, and the
+// rest (the app itself).
+func initName(comm string) string {
+	switch comm {
+	case "tini", "docker-init", "dumb-init", "catatonit":
+		return comm
+	case "sh", "bash", "dash", "ash", "zsh", "busybox":
+		return "shell"
+	}
+	return "app"
+}
+
+// Role names what kind of parent holds orphans: "host init", "container
+// init" or "namespace init" (PID 1 of a pid namespace, whose namespace
+// could not be read), "subreaper or init" (it holds orphans it adopted),
 // or "" for a plain parent.
 func Role(e Evidence) string {
 	switch {
-	case e.NamespaceInit || e.PID == 1:
+	case e.NamespaceInit && e.Init == HostInit:
+		return "host init"
+	case e.NamespaceInit && e.Init == ContainerInit:
 		return "container init"
+	case e.NamespaceInit:
+		return "namespace init"
 	case e.AdoptedZombies > 0:
 		return "subreaper or init"
 	}

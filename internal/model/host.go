@@ -54,13 +54,14 @@ type HostOptions struct {
 // rec is what the pass keeps of one process.
 type rec struct {
 	proc.Stat
-	uid     int
-	sigchld proc.Sigchld
-	nsInit  bool
-	fds     int
-	hasFDs  bool
-	limits  proc.Limits
-	skipped bool
+	uid        int
+	sigchld    proc.Sigchld
+	nsInit     bool // PID 1 of the reader's own pid namespace
+	nestedInit bool // PID 1 of a nested pid namespace
+	fds        int
+	hasFDs     bool
+	limits     proc.Limits
+	skipped    bool
 }
 
 // Host reads every process once. Processes that exit during the pass are
@@ -127,7 +128,8 @@ func (r *Reader) readRec(pid int, buf []byte) (rc rec, _ []byte, ok bool, err er
 	if err != nil {
 		return r.skip(rc, buf, err)
 	}
-	rc.uid, rc.sigchld, rc.nsInit = status.UID, status.Sigchld(), status.NSInit()
+	rc.uid, rc.sigchld = status.UID, status.Sigchld()
+	rc.nsInit, rc.nestedInit = pid == 1 && len(status.NSpid) <= 1, status.NSInit()
 	rc.Stat = proc.Stat{PID: pid, Comm: status.Name, State: status.State, PPID: status.PPID, Threads: status.Threads}
 	if rc.State == 'Z' {
 		if rc.Stat, buf, err = r.FS.ReadStat(pid, buf); err != nil {
@@ -184,7 +186,7 @@ func (r *Reader) parents(ctx context.Context, recs []rec, top int, h *Host, resu
 			}
 			p = &Process{PID: parent.PID, PPID: parent.PPID, Comm: parent.Comm, UID: parent.uid,
 				User: r.Users.Name(parent.uid), State: string(parent.State), Threads: parent.Threads,
-				NamespaceInit: parent.nsInit, Sigchld: parent.sigchld.Disposition,
+				NamespaceInit: parent.nsInit || parent.nestedInit, nestedInit: parent.nestedInit, Sigchld: parent.sigchld.Disposition,
 				SigchldBlocked: parent.sigchld.Blocked, SigchldPending: parent.sigchld.Pending,
 				startTicks: ps.StartTime, ZombieList: []Zombie{}}
 			held[parent.PID] = p
@@ -215,6 +217,7 @@ func (r *Reader) parents(ctx context.Context, recs []rec, top int, h *Host, resu
 	})
 	list = bound(list, top)
 	for _, p := range list {
+		r.readWaitEvidence(p)
 		h.addDenied(r.enrich(ctx, p, results))
 		p.Diagnose()
 	}

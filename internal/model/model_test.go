@@ -794,3 +794,88 @@ func TestZombiePID(t *testing.T) {
 		t.Errorf("zombie %d: state %s, cause %s, fds %v, diagnosis %q", p.PID, p.State, p.Cause, p.FDs, p.Diagnosis)
 	}
 }
+
+// startPython runs python3 with script (which prints a line when ready)
+// under prefix (e.g. unshare), skipping where that cannot start.
+func startPython(t *testing.T, prefix []string, script string) *exec.Cmd {
+	t.Helper()
+	args := append(append([]string{}, prefix...), "python3", "-c", script)
+	cmd := exec.Command(args[0], args[1:]...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("%v: %v", args[:len(prefix)+1], err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); zombietest.ReapAll() })
+	line := make(chan string, 1)
+	go func() {
+		b := make([]byte, 64)
+		n, _ := out.Read(b)
+		line <- string(b[:n])
+	}()
+	select {
+	case l := <-line:
+		if l == "" {
+			t.Skipf("%v did not start (no pid namespace here?)", args[:len(prefix)+1])
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("python3 did not get ready")
+	}
+	return cmd
+}
+
+// TestContainerInitNamed: an app run as PID 1 of its own pid namespace
+// (unshare --pid, as a container runtime does) that leaves a child
+// unreaped is told apart from the host's init, and named.
+func TestContainerInitNamed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a pid namespace")
+	}
+	cmd := startPython(t, []string{"unshare", "--pid", "--fork", "--kill-child"}, `
+import os, time
+if os.fork() == 0: os._exit(3)
+time.sleep(0.2); print("ready", flush=True); time.sleep(120)`)
+	// unshare forks python3, PID 1 of the new namespace.
+	kids, _, err := liveReader(t).FS.Children(cmd.Process.Pid, nil)
+	if err != nil || len(kids) != 1 {
+		t.Fatalf("unshare's children %v, %v; want the one python3", kids, err)
+	}
+	p, err := liveReader(t).Process(context.Background(), kids[0], model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.NamespaceInit || p.HostInit == nil || *p.HostInit || p.Cause != "init_not_reaping" ||
+		!strings.Contains(p.Diagnosis, "PID 1 of its container") || !strings.Contains(p.Diagnosis, "the app (python3) is PID 1 itself") {
+		t.Errorf("python3 as PID 1 of a pid namespace: init %v, host %v, cause %s, diagnosis %q", p.NamespaceInit, p.HostInit, p.Cause, p.Diagnosis)
+	}
+}
+
+// TestWaitsForOneChild: a parent blocked in waitpid for one child while
+// another sits a zombie is not told "it does not wait": the kernel says
+// it waits (wchan do_wait), for the wrong child.
+func TestWaitsForOneChild(t *testing.T) {
+	cmd := startPython(t, nil, `
+import os, time
+if os.fork() == 0: os._exit(0)
+b = os.fork()
+if b == 0: time.sleep(120); os._exit(0)
+time.sleep(0.2); print("ready", flush=True); os.waitpid(b, 0)`)
+	var p *model.Process
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var err error
+		p, err = liveReader(t).Process(context.Background(), cmd.Process.Pid, model.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (p.WaitingInWait != nil && *p.WaitingInWait) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // until python3 reaches waitpid
+	}
+	if p.Zombies != 1 || p.Cause != "waits_for_one_child" {
+		t.Errorf("parent in waitpid(b) with a zombie: %d zombies, waiting %v, cause %s: %q", p.Zombies, p.WaitingInWait, p.Cause, p.Diagnosis)
+	}
+}

@@ -52,9 +52,16 @@ type Process struct {
 	UID          int       `json:"uid"`
 	User         string    `json:"user"`
 	StartTime    time.Time `json:"start_time"`
-	// NamespaceInit: pid 1 of its pid namespace (a container's PID 1). Every
-	// orphan in the namespace is reparented to it, and only it can reap them.
+	// NamespaceInit: pid 1 of its pid namespace (a container's PID 1, or
+	// the host's). Every orphan in the namespace is reparented to it, and
+	// only it can reap them.
 	NamespaceInit bool `json:"namespace_init"`
+	// HostInit: the PID 1 of the host's own (initial) pid namespace, not a
+	// container's; null when its namespace could not be read.
+	HostInit *bool `json:"host_init,omitempty"`
+	// WaitingInWait: it sleeps in the kernel's do_wait (wait4/waitid) right
+	// now (from wchan); null when not read (it holds no zombies) or refused.
+	WaitingInWait *bool `json:"waiting_in_wait,omitempty"`
 
 	Children int `json:"children"` // direct children, zombies included
 	Zombies  int `json:"zombies"`  // direct children in state Z
@@ -108,6 +115,7 @@ type Process struct {
 	Diagnosis  string         `json:"diagnosis"`
 
 	startTicks uint64            // stat's start time, to tell pid reuse
+	nestedInit bool              // PID 1 of a pid namespace nested in the reader's (NSpid has more than one field)
 	sockets    map[uint64]string // socket inodes among the fds (and the fd holding each), for the TCP source
 }
 
@@ -170,12 +178,22 @@ func (p *Process) Evidence() diagnose.Evidence {
 		PID: p.PID, State: p.State, PPID: p.PPID, Exit: p.Exit, KernelThread: p.KernelThread, Zombies: p.Zombies, AdoptedZombies: p.AdoptedZombies,
 		DescendantZombies: p.DescendantZombies, OldestAge: p.OldestAge(),
 		Sigchld: diagnose.Disposition(p.Sigchld), SigchldBlocked: p.SigchldBlocked,
-		NamespaceInit: p.NamespaceInit,
+		NamespaceInit: p.NamespaceInit, Comm: p.Comm,
+		WaitingInWait: p.WaitingInWait != nil && *p.WaitingInWait,
 		FDRatio:       p.FDRatio, FDSoftLimit: p.FDSoftLimit.String(),
 		UID: p.UID, NprocRatio: p.NprocRatio, NprocSoftLimit: p.NprocSoftLimit.String(),
 	}
 	if p.Zombies == 0 && len(p.ZombieList) > 0 {
 		e.DescendantHolder = p.ZombieList[0].PPID
+	}
+	switch {
+	case !p.NamespaceInit:
+	case p.HostInit != nil && *p.HostInit:
+		e.Init = diagnose.HostInit
+	case p.HostInit != nil || p.nestedInit:
+		e.Init = diagnose.ContainerInit
+	default:
+		e.Init = diagnose.UnknownInit
 	}
 	if p.Server != nil {
 		e.Server = p.Server.Reaper
@@ -197,6 +215,7 @@ func (p *Process) Evidence() diagnose.Evidence {
 // Diagnose fills the cause and the sentence from p's evidence. Sources
 // run first: the bundled server's own switch is the most precise cause.
 func (p *Process) Diagnose() {
+
 	r := diagnose.Diagnose(p.Evidence())
 	p.Cause, p.Diagnosis = r.Cause, r.Sentence
 }

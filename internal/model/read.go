@@ -109,7 +109,8 @@ func (r *Reader) read(ctx context.Context, pid int, opt Options) (*Process, erro
 		return nil, nil, &threadError{tid: pid, tgid: status.Tgid}
 	}
 	p.KernelThread = st.KernelThread()
-	p.UID, p.User, p.NamespaceInit = status.UID, r.Users.Name(status.UID), status.NSInit()
+	p.UID, p.User, p.NamespaceInit = status.UID, r.Users.Name(status.UID), status.NSInit() || (pid == 1 && len(status.NSpid) <= 1)
+	p.nestedInit = status.NSInit()
 	sc := status.Sigchld()
 	p.Sigchld, p.SigchldBlocked, p.SigchldPending = sc.Disposition, sc.Blocked, sc.Pending
 
@@ -127,6 +128,7 @@ func (r *Reader) read(ctx context.Context, pid int, opt Options) (*Process, erro
 	if err := r.readZombies(ctx, p, opt); err != nil {
 		return nil, nil, err
 	}
+	r.readWaitEvidence(p)
 	if p.UID != 0 && !opt.NoUIDCount {
 		n, err := r.uidTasks(ctx, p.UID)
 		if err != nil {
@@ -436,4 +438,24 @@ type threadError struct{ tid, tgid int }
 
 func (e *threadError) Error() string {
 	return fmt.Sprintf("pid %d is a thread of process %d", e.tid, e.tgid)
+}
+
+// readWaitEvidence reads, for a process holding zombies, the evidence the
+// diagnosis weighs beyond the signal masks: whether it is blocked in wait
+// right now (wchan), and for a namespace init, whether it is the host's.
+// A refused read leaves the fact null: the diagnosis then claims less.
+func (r *Reader) readWaitEvidence(p *Process) {
+	if p.Zombies == 0 {
+		return
+	}
+	if w, err := r.FS.Wchan(p.PID); err == nil && w != "" {
+		waiting := w == "do_wait"
+		p.WaitingInWait = &waiting
+	}
+	if p.NamespaceInit {
+		if ns, err := r.FS.PIDNamespace(p.PID); err == nil {
+			host := ns == proc.InitPIDNamespace
+			p.HostInit = &host
+		}
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -323,4 +324,32 @@ func (p *Proc) FDKinds() (FDSummary, error) { return p.fs.FDKinds(p.PID) }
 // TCPStates counts the TCP sockets among inodes by state (see FS.TCPStates).
 func (p *Proc) TCPStates(inodes map[uint64]string) (map[string]int, error) {
 	return p.fs.TCPStates(p.PID, inodes)
+}
+
+// InitPIDNamespace is the inode of the host's own (initial) pid namespace
+// (PROC_PID_INIT_INO): its PID 1 is the host's init, not a container's.
+const InitPIDNamespace = 0xEFFFFFFC
+
+// PIDNamespace is the inode of pid's pid namespace, from the ns/pid link
+// ("pid:[4026531836]"). Reading it needs ptrace access to pid.
+func (f *FS) PIDNamespace(pid int) (uint64, error) {
+	target, err := os.Readlink(f.PIDFile(pid, "ns/pid"))
+	if err != nil {
+		return 0, err
+	}
+	ino, ok := strings.CutPrefix(target, "pid:[")
+	if !ok {
+		return 0, &ParseError{Path: f.PIDFile(pid, "ns/pid"), Err: fmt.Errorf("malformed link %q", truncate([]byte(target)))}
+	}
+	return parseUint([]byte(strings.TrimSuffix(ino, "]")))
+}
+
+// Wchan is the kernel function pid sleeps in ("do_wait" when blocked in
+// wait4 or waitid), or "0" when it runs.
+func (f *FS) Wchan(pid int) (string, error) {
+	data, err := readFile(f.PIDFile(pid, "wchan"), make([]byte, 0, 128))
+	if err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSpace(truncate(data))), nil
 }
