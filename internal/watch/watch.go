@@ -35,6 +35,9 @@ type Sample struct {
 	// few samples: see Sampler.SlowEvery).
 	FDTypesFrom      int `json:"fd_types_from_sample,omitempty"`
 	UIDProcessesFrom int `json:"uid_processes_from_sample,omitempty"`
+	// UIDProcessesEstimated: uid_processes is the last full count moved by
+	// the change in the target's own threads and children since.
+	UIDProcessesEstimated bool `json:"uid_processes_estimated,omitempty"`
 }
 
 // Ended is how a watch ends when its target does: Reason says so for a
@@ -74,7 +77,9 @@ type Sampler struct {
 	kinds   *kinds // the last fd kinds read
 	tasks   *int   // the last uid task count read, in sample tasksAt
 	tasksAt int
-	lastFDs *int // the fd count of the last sample
+	// ownAtCount: the target's threads and children when tasks was read.
+	ownAtCount int
+	lastFDs    *int // the fd count of the last sample
 }
 
 // kindsDue tells whether this sample reads the fd kinds: on the first, when
@@ -132,14 +137,23 @@ func (s *Sampler) Next(ctx context.Context) (*Sample, error) {
 	}
 	s.start = snap.StartTime
 	s.seq++
-	freshTasks := snap.UIDProcesses // nil unless read in this sample
+	freshTasks := snap.UIDProcesses     // nil unless read in this sample
+	own := snap.Children + snap.Threads // its own tasks and its children's, zombies included
 	if readTasks && freshTasks != nil {
-		s.tasks, s.tasksAt = freshTasks, s.seq
+		s.tasks, s.tasksAt, s.ownAtCount = freshTasks, s.seq, own
 	}
 	tasksFrom := 0
+	estimated := false
 	if snap.UIDProcesses == nil && s.tasks != nil {
-		snap.UIDProcesses = s.tasks
-		snap.NprocRatio = model.Ratio(*s.tasks, snap.NprocSoftLimit)
+		// Between full counts, the uid's count moves with what this
+		// sample reads anyway: the target's threads and its children,
+		// zombies included (they are tasks of its uid, and what runs a
+		// forking server into RLIMIT_NPROC). So the projection warns
+		// before fork fails, not up to 30 samples late.
+		n := max(*s.tasks+own-s.ownAtCount, 0)
+		snap.UIDProcesses = &n
+		snap.NprocRatio = model.Ratio(n, snap.NprocSoftLimit)
+		estimated = true
 	}
 	if s.tasks != nil {
 		tasksFrom = s.tasksAt
@@ -162,11 +176,14 @@ func (s *Sampler) Next(ctx context.Context) (*Sample, error) {
 	}
 	s.lastFDs = snap.FDs
 
+	if estimated {
+		snap.Diagnose() // with the current estimate
+	}
 	sample := &Sample{Process: snap, Seq: s.seq, Time: s.Reader.Now(),
-		FDTypesFrom: fdTypesFrom, UIDProcessesFrom: tasksFrom}
+		FDTypesFrom: fdTypesFrom, UIDProcessesFrom: tasksFrom, UIDProcessesEstimated: estimated}
 	p := point{t: sample.Time, zombies: snap.Zombies, hasFDs: snap.FDs != nil}
-	if freshTasks != nil { // a carried count would flatten the rate
-		p.uidProcesses, p.hasUIDProcesses = *freshTasks, true
+	if snap.UIDProcesses != nil {
+		p.uidProcesses, p.hasUIDProcesses = *snap.UIDProcesses, true
 	}
 	if snap.FDs != nil {
 		p.fds = *snap.FDs

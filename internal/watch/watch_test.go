@@ -282,11 +282,34 @@ func TestWatchSlowReadsEveryFewSamples(t *testing.T) {
 		}
 	}
 	want := []row{
-		{1, 1, 1, 8, 0}, {2, 2, 1, 8, 2}, {3, 3, 1, 8, 4}, {4, 4, 4, 11, 6}, {5, 5, 4, 11, 8},
-		{6, 5, 4, 11, 8}, // fds unchanged: kinds carried from sample 5
-		{7, 7, 7, 12, 8}, // every 3rd sample: both read again
+		// Between full counts (samples 1, 4, 7) the uid's count moves with
+		// the target's children: each new zombie is a task of uid 1000.
+		{1, 1, 1, 8, 0}, {2, 2, 1, 9, 2}, {3, 3, 1, 10, 4}, {4, 4, 4, 11, 6}, {5, 5, 4, 12, 8},
+		{6, 5, 4, 12, 8}, // fds unchanged: kinds carried from sample 5
+		{7, 7, 7, 12, 8}, // every 3rd sample: both read again, and the estimate was right
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("samples (-want +got):\n%s", diff)
+	}
+}
+
+// TestWatchProjectsNprocBetweenCounts: with the full count every 30
+// samples, a parent piling up zombies (tasks of its uid) still gets a
+// projection to RLIMIT_NPROC from the second sample on.
+func TestWatchProjectsNprocBetweenCounts(t *testing.T) {
+	g := newGrowing(t)
+	s := &Sampler{Reader: g.fs, PID: 100, SlowEvery: 30}
+	var last *Sample
+	for range 4 {
+		sample, err := s.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = sample
+		g.grow()
+	}
+	if last.NprocLimitIn == nil || !last.UIDProcessesEstimated || *last.UIDProcesses != 11 {
+		t.Errorf("sample 4: uid_processes %d (estimated %v), nproc projection %v; want 11, estimated, and a projection",
+			*last.UIDProcesses, last.UIDProcessesEstimated, last.NprocLimitIn)
 	}
 }
