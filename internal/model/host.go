@@ -125,12 +125,24 @@ func (r *Reader) Host(ctx context.Context, opt HostOptions) (*Host, error) {
 // for a zombie's start time and exit status.
 func (r *Reader) readRec(pid int, buf []byte) (rc rec, _ []byte, ok bool, err error) {
 	status, buf, err := r.FS.ReadStatus(pid, buf)
-	if err != nil {
+	switch {
+	case err == nil:
+		rc.uid, rc.sigchld = status.UID, status.Sigchld()
+		rc.nsInit, rc.nestedInit = pid == 1 && len(status.NSpid) <= 1, status.NSInit()
+		rc.Stat = proc.Stat{PID: pid, Comm: status.Name, State: status.State, PPID: status.PPID, Threads: status.Threads}
+	case proc.IsGone(err) && r.dirExists(pid):
+		// A tree with stat but no status: stat has the identity, the
+		// directory's owner the uid; the signal masks stay unknown.
+		if rc.Stat, buf, err = r.FS.ReadStat(pid, buf); err != nil {
+			return r.skip(rc, buf, err)
+		}
+		if rc.uid, err = r.FS.Owner(pid); err != nil {
+			return r.skip(rc, buf, err)
+		}
+		rc.sigchld.Disposition = proc.SigchldDefault
+	default:
 		return r.skip(rc, buf, err)
 	}
-	rc.uid, rc.sigchld = status.UID, status.Sigchld()
-	rc.nsInit, rc.nestedInit = pid == 1 && len(status.NSpid) <= 1, status.NSInit()
-	rc.Stat = proc.Stat{PID: pid, Comm: status.Name, State: status.State, PPID: status.PPID, Threads: status.Threads}
 	if rc.State == 'Z' {
 		if rc.Stat, buf, err = r.FS.ReadStat(pid, buf); err != nil {
 			return r.skip(rc, buf, err)

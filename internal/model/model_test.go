@@ -879,3 +879,48 @@ time.sleep(0.2); print("ready", flush=True); os.waitpid(b, 0)`)
 		t.Errorf("parent in waitpid(b) with a zombie: %d zombies, waiting %v, cause %s: %q", p.Zombies, p.WaitingInWait, p.Cause, p.Diagnosis)
 	}
 }
+
+// TestMissingFilesAreNamed: a pid directory without limits, cmdline, fd
+// or task/ is read for what it has; each missing file is named, never
+// taken for "no such process".
+func TestMissingFilesAreNamed(t *testing.T) {
+	dir := copyTree(t, "zombies-threads")
+	for _, f := range []string{"100/limits", "100/cmdline", "100/fd", "100/task"} {
+		if err := os.RemoveAll(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := readerOf(t, dir).Process(context.Background(), 100, model.Options{FDTypes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Zombies != 3 || p.FDs != nil || p.Cmdline != nil || len(p.Unread) != 4 {
+		t.Errorf("zombies %d (from the ppid scan), fds %v, cmdline %v, unread %q; want 3, null, null and the 4 files named",
+			p.Zombies, p.FDs, p.Cmdline, p.Unread)
+	}
+	// Without status the pid cannot be read, and says which file is missing.
+	if err := os.Remove(filepath.Join(dir, "100/status")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = readerOf(t, dir).Process(context.Background(), 100, model.Options{})
+	if err == nil || errors.Is(err, model.ErrNoProcess) || !strings.Contains(err.Error(), "100/status is missing") {
+		t.Errorf("without status: %v; want the missing file named", err)
+	}
+}
+
+// TestHostWithoutStatus: a tree with stat but no status files (some
+// exporters' fixtures, trimmed copies) is still read whole.
+func TestHostWithoutStatus(t *testing.T) {
+	dir := copyTree(t, "zombies-threads")
+	matches, _ := filepath.Glob(filepath.Join(dir, "*", "status"))
+	for _, m := range matches {
+		os.Remove(m)
+	}
+	h, err := readerOf(t, dir).Host(context.Background(), model.HostOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Processes != 7 || h.Zombies != 4 || len(h.Parents) != 2 || h.Parents[0].Zombies != 3 {
+		t.Errorf("without status: %d processes, %d zombies, %d parents; want 7, 4, 2 (the first holding 3)", h.Processes, h.Zombies, len(h.Parents))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"os"
 	"slices"
 	"syscall"
 	"time"
@@ -103,7 +104,7 @@ func (r *Reader) read(ctx context.Context, pid int, opt Options) (*Process, erro
 
 	status, err := h.Status()
 	if err != nil {
-		return nil, nil, classify(pid, "identity", h.Path("status"), err)
+		return nil, nil, r.missing(pid, "identity", h.Path("status"), err)
 	}
 	if status.Tgid > 0 && status.Tgid != pid {
 		return nil, nil, &threadError{tid: pid, tgid: status.Tgid}
@@ -114,15 +115,23 @@ func (r *Reader) read(ctx context.Context, pid int, opt Options) (*Process, erro
 	sc := status.Sigchld()
 	p.Sigchld, p.SigchldBlocked, p.SigchldPending = sc.Disposition, sc.Blocked, sc.Pending
 
+	// A file missing from a pid directory that exists (a copied or
+	// hostile tree) is named in Unread and what it would fill left null;
+	// the rest is read.
 	lim, err := h.Limits()
 	if err != nil {
-		return nil, nil, classify(pid, "limits", h.Path("limits"), err)
+		if err = r.optional(p, "limits", h.Path("limits"), err); err != nil {
+			return nil, nil, err
+		}
+		lim = proc.Limits{NofileSoft: proc.Unlimited, NofileHard: proc.Unlimited, NprocSoft: proc.Unlimited, NprocHard: proc.Unlimited}
 	}
 	p.FDSoftLimit, p.FDHardLimit = lim.NofileSoft, lim.NofileHard
 	p.NprocSoftLimit, p.NprocHardLimit = lim.NprocSoft, lim.NprocHard
 
 	if p.Cmdline, err = h.Cmdline(); err != nil {
-		return nil, nil, classify(pid, "command line", h.Path("cmdline"), err)
+		if err = r.optional(p, "command line", h.Path("cmdline"), err); err != nil {
+			return nil, nil, err
+		}
 	}
 
 	if err := r.readZombies(ctx, p, opt); err != nil {
@@ -142,7 +151,7 @@ func (r *Reader) read(ctx context.Context, pid int, opt Options) (*Process, erro
 	if p.KernelThread || p.State == "Z" {
 		// No fd table to read: a kernel thread has none of its own, a
 		// zombie has closed everything. FDs stays null, not 0.
-	} else if err := r.readFDs(h, p, opt); err != nil {
+	} else if err := r.readFDs(h, p, opt); err != nil && r.optional(p, "fd count", h.Path("fd"), err) != nil {
 		var perm *PermissionError
 		if !errors.As(err, &perm) {
 			return nil, nil, err
@@ -216,6 +225,12 @@ func (r *Reader) readZombies(ctx context.Context, p *Process, opt Options) error
 	childrenOf := func(pid int) ([]int, error) {
 		if ppids == nil {
 			kids, _, err := r.FS.Children(pid, nil)
+			if pid == p.PID && proc.IsGone(err) && r.dirExists(pid) {
+				// No task/ in a pid directory that exists: a tree without
+				// it. Every process's ppid tells the children instead.
+				p.Unread = append(p.Unread, fmt.Sprintf("children: %s is missing: read from every process's ppid instead", r.FS.PIDPath(pid, "task")))
+				err = proc.ErrNoChildrenFile
+			}
 			if !errors.Is(err, proc.ErrNoChildrenFile) {
 				return kids, err
 			}
@@ -368,7 +383,7 @@ func sortZombies(zs []Zombie) {
 func (r *Reader) readFDs(h *proc.Proc, p *Process, opt Options) error {
 	n, _, err := h.FDCount()
 	if err != nil {
-		return classify(p.PID, "fd count", h.Path("fd"), err)
+		return err // the caller's optional() sorts it: missing, refused, gone
 	}
 	p.FDs = &n
 	p.FDRatio = Ratio(n, p.FDSoftLimit)
@@ -458,4 +473,40 @@ func (r *Reader) readWaitEvidence(p *Process) {
 			p.HostInit = &host
 		}
 	}
+}
+
+// dirExists tells whether root/PID is still there.
+func (r *Reader) dirExists(pid int) bool {
+	_, err := os.Stat(r.FS.PIDPath(pid))
+	return err == nil
+}
+
+// missing classifies a failed read of a file the reading cannot do
+// without: a file absent from a pid directory that exists is named as
+// missing, not taken for a process that exited.
+func (r *Reader) missing(pid int, what, path string, err error) error {
+	if proc.IsGone(err) && r.dirExists(pid) {
+		return fmt.Errorf("pid %d: %s is missing (%s): not a pid directory the kernel would write", pid, path, what)
+	}
+	return classify(pid, what, path, err)
+}
+
+// optional records a failed read of a file the reading can do without:
+// missing (the pid directory exists) or unparsable, it is named in
+// Unread and nil returned; a refusal or a vanished process is returned.
+func (r *Reader) optional(p *Process, what, path string, err error) error {
+	var perr *proc.ParseError
+	switch {
+	case proc.IsGone(err) && r.dirExists(p.PID):
+		p.Unread = append(p.Unread, fmt.Sprintf("%s: %s is missing", what, path))
+		return nil
+	case errors.As(err, &perr):
+		p.Unread = append(p.Unread, fmt.Sprintf("%s: %v", what, err))
+		return nil
+	}
+	var perm *PermissionError
+	if errors.As(err, &perm) {
+		return err
+	}
+	return classify(p.PID, what, path, err)
 }

@@ -86,6 +86,9 @@ func Table(out io.Writer, s *model.Process) error {
 		return err
 	}
 	fmt.Fprintf(w, "\n%s\n", Printable(s.Diagnosis))
+	for _, u := range s.Unread {
+		fmt.Fprintf(w, "not read: %s\n", Printable(u))
+	}
 	return flushTrimmed(out, &b)
 }
 
