@@ -234,3 +234,36 @@ time.sleep(0.2); print("ready", flush=True); time.sleep(120)
 		t.Errorf("diagnosis %q: want all 8 kept connections counted", got.Diagnosis)
 	}
 }
+
+// TestNearOwnNprocLimit runs zombiewatch as uid 65534 with a few task
+// slots to spare under RLIMIT_NPROC (the situation it diagnoses): it must
+// read, or refuse in one line, and never die with a runtime trace.
+func TestNearOwnNprocLimit(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a process as uid 65534")
+	}
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skipf("prlimit not found: %v", err)
+	}
+	h := zombietest.Start(t, zombietest.Spec{Children: 3})
+	bin := zombietest.SelfCopy(t)
+	for i := range 5 {
+		cmd := exec.Command("prlimit", "--nproc=12:12", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+			bin, "--pid", strconv.Itoa(h.PID), "--json", "--fd-types=false")
+		cmd.Env = append(os.Environ(), "ZW_TEST_MAIN=1")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if strings.Contains(stderr.String(), "goroutine ") || strings.Contains(stderr.String(), "pthread_create") {
+			t.Fatalf("run %d near RLIMIT_NPROC died with a runtime trace:\n%.600s", i, stderr.String())
+		}
+		switch {
+		case err == nil:
+			if !strings.Contains(stdout.String(), `"zombies":3`) {
+				t.Errorf("run %d: %s; want the helper's 3 zombies", i, stdout.String())
+			}
+		case strings.Count(stderr.String(), "\n") != 1 || !strings.Contains(stderr.String(), "RLIMIT_NPROC"):
+			t.Errorf("run %d: %v, stderr %q; want a reading, or one line naming RLIMIT_NPROC", i, err, stderr.String())
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"time"
 
 	"golang.org/x/term"
@@ -100,6 +101,9 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 	// The optional sources of every reading, by name: TCP states of the
 	// socket fds, and a bundled server's switches (live /proc only).
 	r := model.NewReader(fs, model.TCPStates(fs), bundled.Source(fs))
+	if err := threadBudget(ctx, r); err != nil {
+		return err
+	}
 	switch {
 	case c.watch:
 		return runWatch(ctx, c, r, stdin, stdout, stderr)
@@ -170,6 +174,23 @@ func runHost(ctx context.Context, c snapshotConfig, r *model.Reader, stdout io.W
 		err = fmt.Errorf("%d %s refused: %s", len(h.Denied), plural(len(h.Denied), "read was", "reads were"), h.Denied[0])
 	}
 	return err
+}
+
+// threadBudget keeps zombiewatch alive near its own uid's RLIMIT_NPROC,
+// the situation it exists to diagnose: there the Go runtime dies with a
+// trace when it cannot start a thread. With few slots left it keeps to one
+// thread of its own; with too few, it says so in one line.
+func threadBudget(ctx context.Context, r *model.Reader) error {
+	tasks, limit, limited := r.SelfHeadroom(ctx)
+	switch {
+	case !limited:
+	case limit-tasks < model.MinFreeSlots:
+		return fmt.Errorf("uid %d runs %d of the %d tasks its RLIMIT_NPROC allows (zombiewatch's own threads among them): too few left for the threads a reading needs; run it as root or as another user (it reads /proc as any uid), or raise ulimit -u",
+			os.Getuid(), tasks, limit)
+	case model.FewSlots(tasks, limit):
+		runtime.GOMAXPROCS(1)
+	}
+	return nil
 }
 
 func plural(n int, one, many string) string {

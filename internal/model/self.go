@@ -1,0 +1,38 @@
+package model
+
+import (
+	"context"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// MinFreeSlots is how many tasks zombiewatch needs free below its uid's
+// RLIMIT_NPROC, once started (its own threads already counted), to finish
+// a reading on one thread of its own. Measured as uid 65534 under prlimit
+// --nproc: see the README ("Near RLIMIT_NPROC").
+const MinFreeSlots = 2
+
+// fewSlots is the headroom under which the reading keeps to one thread of
+// its own (GOMAXPROCS 1), trading speed for not dying.
+const fewSlots = 32
+
+// SelfHeadroom tells, for this process's real uid, how many tasks it runs
+// and its soft RLIMIT_NPROC; limited is false when the limit does not bind
+// (root, or unlimited), in which case nothing was counted.
+func (r *Reader) SelfHeadroom(ctx context.Context) (tasks, limit int, limited bool) {
+	uid := os.Getuid()
+	var rl unix.Rlimit
+	if uid == 0 || unix.Getrlimit(unix.RLIMIT_NPROC, &rl) != nil || rl.Cur == unix.RLIM_INFINITY || rl.Cur > 1<<30 {
+		return 0, 0, false
+	}
+	n, err := r.uidTasks(ctx, uid)
+	if err != nil {
+		return 0, 0, false
+	}
+	return n, int(rl.Cur), true
+}
+
+// FewSlots tells whether the uid is so near RLIMIT_NPROC that the reading
+// should keep to one thread.
+func FewSlots(tasks, limit int) bool { return limit-tasks < fewSlots }
