@@ -139,3 +139,43 @@ func TestDemoInterrupted(t *testing.T) {
 		t.Errorf("process table changed after an interrupted demo:\nbefore %q\nafter  %q", before, after)
 	}
 }
+
+// TestDemoPhaseAlone: a lesson run alone sets up what it needs (phase 5
+// first makes the copies it closes) and claims no recovery where there
+// was nothing to recover (phase 3 alone).
+func TestDemoPhaseAlone(t *testing.T) {
+	t.Setenv("ZW_TEST_MAIN", "1")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		phase   string
+		recover bool
+		want    string
+	}{
+		{"5", true, "the 6 kept copies were closed in"},
+		{"3", false, "reaper loop: a burst of 20 then left 0"},
+	} {
+		out := filepath.Join(dir, "phase"+tc.phase+".jsonl")
+		var stdout bytes.Buffer
+		if err := run(context.Background(), []string{"demo", "--phase", tc.phase, "--requests", "6", "--burst", "20", "--out", out}, nil, &stdout, os.Stderr); err != nil {
+			t.Fatalf("demo --phase %s: %v\n%s", tc.phase, err, stdout.String())
+		}
+		if !strings.Contains(stdout.String(), tc.want) {
+			t.Errorf("demo --phase %s says:\n%s\nwant %q", tc.phase, stdout.String(), tc.want)
+		}
+		data, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p demo.Phase
+		for line := range strings.Lines(string(data)) {
+			if strings.Contains(line, `"kind":"phase"`) {
+				if err := json.Unmarshal([]byte(line), &p); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if (p.RecoverMs != nil) != tc.recover {
+			t.Errorf("demo --phase %s: recovered in %v; want a time: %v", tc.phase, p.RecoverMs, tc.recover)
+		}
+	}
+}

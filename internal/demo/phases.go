@@ -103,7 +103,9 @@ func (r *run) switchAndBurst(ctx context.Context, mode string) (p Phase, reaped,
 		return p, 0, 0, err
 	}
 	p = phase("reaper "+mode, r.cfg.Burst, before, after)
-	p.RecoverMs = ms(recovered)
+	if start.Zombies > 0 { // nothing to recover when run alone: no time to show
+		p.RecoverMs = ms(recovered)
+	}
 	p.PSZombies = r.psCount()
 	return p, start.Zombies, after.Zombies, nil
 }
@@ -144,6 +146,12 @@ func closeConnOn(ctx context.Context, r *run) (Phase, error) {
 	start, err := r.snapshot(true)
 	if err != nil {
 		return Phase{}, err
+	}
+	if start.TCPStates["CLOSE_WAIT"] == 0 {
+		// Run alone: make the copies this lesson closes, as phase 4 does.
+		if _, start, err = r.requestsUnder(ctx, "reaper=loop", "close-conn=off", "hold=0s"); err != nil {
+			return Phase{}, err
+		}
 	}
 	began := time.Now()
 	if err := r.set("reaper=loop", "close-conn=on", "hold=0s"); err != nil {
