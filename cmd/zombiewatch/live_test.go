@@ -138,6 +138,17 @@ func TestRefusedReadsAreNotZero(t *testing.T) {
 	if !strings.Contains(stderr.String(), "permission denied") {
 		t.Errorf("stderr %q: want the refused read named", stderr.String())
 	}
+
+	// Host-wide, the same refusal is named and exits 1 too.
+	host := zombietest.NoPtrace(t, self, "--top", "0", "--json")
+	host.Env = cmd.Env
+	stdout.Reset()
+	stderr.Reset()
+	host.Stdout, host.Stderr = &stdout, &stderr
+	err = host.Run()
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stdout.String(), `"denied":[`) {
+		t.Errorf("host-wide without CAP_SYS_PTRACE: %v, denied in the JSON %v; want exit 1 and the refusals listed", err, strings.Contains(stdout.String(), `"denied":[`))
+	}
 }
 
 // TestFDCountAgreesWithLs: 8 threads blocked in accept reserve 8

@@ -924,3 +924,19 @@ func TestHostWithoutStatus(t *testing.T) {
 		t.Errorf("without status: %d processes, %d zombies, %d parents; want 7, 4, 2 (the first holding 3)", h.Processes, h.Zombies, len(h.Parents))
 	}
 }
+
+// TestKernelThread: kthreadd (pid 2) has no fd table and no user limits;
+// it is said so, with fds null rather than 0.
+func TestKernelThread(t *testing.T) {
+	b, err := os.ReadFile("/proc/2/stat")
+	if err != nil || !strings.Contains(string(b), "(kthreadd)") {
+		t.Skip("no kthreadd at pid 2 in this pid namespace")
+	}
+	p, err := liveReader(t).Process(context.Background(), 2, model.Options{FDTypes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.KernelThread || p.FDs != nil || p.Cause != "kernel_thread" {
+		t.Errorf("kthreadd: kernel thread %v, fds %v, cause %s (%q)", p.KernelThread, p.FDs, p.Cause, p.Diagnosis)
+	}
+}
