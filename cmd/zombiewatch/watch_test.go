@@ -55,13 +55,15 @@ func startServer(t *testing.T, args ...string) (pid int, addr string) {
 	}
 }
 
-// TestWatchLive watches a server whose zombies and fds grow at a known
-// pace: the rates must match it, and the projection must follow from them.
+// TestWatchLive watches a server whose zombies and fds grow under load.
+// It judges what it can know whatever the machine's speed (the race
+// detector slows everything): the rates are the counts' change over the
+// samples' own times, each request adds one child and one fd, and the
+// projection follows from the rate.
 func TestWatchLive(t *testing.T) {
 	pid, addr := startServer(t, "--reaper", "off", "--close-conn=false")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// 4 requests every 100 ms: 2,400 zombies and as many fds a minute.
 	go func() {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
@@ -80,14 +82,15 @@ func TestWatchLive(t *testing.T) {
 		t.Fatalf("%d JSON lines for --count 8:\n%s", len(lines), out.String())
 	}
 	type sample struct {
-		Sample        int      `json:"sample"`
-		Children      int      `json:"children"`
-		Zombies       int      `json:"zombies"`
-		FDs           int      `json:"fds"`
-		FDSoft        int      `json:"fd_soft_limit"`
-		ZombiesPerMin float64  `json:"zombies_per_min"`
-		FDsPerMin     float64  `json:"fds_per_min"`
-		FDLimitIn     *float64 `json:"fd_limit_in_seconds"`
+		Sample        int       `json:"sample"`
+		Time          time.Time `json:"time"`
+		Children      int       `json:"children"`
+		Zombies       int       `json:"zombies"`
+		FDs           int       `json:"fds"`
+		FDSoft        int       `json:"fd_soft_limit"`
+		ZombiesPerMin float64   `json:"zombies_per_min"`
+		FDsPerMin     float64   `json:"fds_per_min"`
+		FDLimitIn     *float64  `json:"fd_limit_in_seconds"`
 		Server        *struct {
 			Reaper string `json:"reaper"`
 		} `json:"server"`
@@ -99,23 +102,33 @@ func TestWatchLive(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[7]), &last); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("after %d samples: %d zombies, %.0f/min; fds %d, %.0f/min; fd limit in %v s", last.Sample, last.Zombies, last.ZombiesPerMin, last.FDs, last.FDsPerMin, *last.FDLimitIn)
+	t.Logf("after %d samples: %d zombies, %.0f/min; fds %d, %.0f/min", last.Sample, last.Zombies, last.ZombiesPerMin, last.FDs, last.FDsPerMin)
 	if last.Sample != 8 || last.Server == nil || last.Server.Reaper != "off" {
 		t.Errorf("sample %d, server %+v: want sample 8 of a server with reaper off", last.Sample, last.Server)
 	}
-	if last.FDsPerMin < 1200 || last.FDsPerMin > 3600 {
-		t.Errorf("fds %.0f/min; the load makes about 2,400 requests a minute, each keeping one", last.FDsPerMin)
+	df, dz := last.FDs-first.FDs, last.Zombies-first.Zombies
+	if df < 1 {
+		t.Fatalf("fds %d -> %d over 8 samples: the load made no request the watch could see", first.FDs, last.FDs)
+	}
+	// The rates are the change over the window (all 8 samples) per minute
+	// of the samples' own clock.
+	minutes := last.Time.Sub(first.Time).Minutes()
+	for _, c := range []struct {
+		what      string
+		got, want float64
+	}{{"fds", last.FDsPerMin, float64(df) / minutes}, {"zombies", last.ZombiesPerMin, float64(dz) / minutes}} {
+		if diff := c.got - c.want; diff < -1 || diff > 1 {
+			t.Errorf("%s %.1f/min; the samples say %.1f/min", c.what, c.got, c.want)
+		}
 	}
 	// Each request adds one child (alive, or a zombie once it is done)
 	// and one fd. A sample may also catch a few fds in passing: an accept
 	// not yet forked, fork's pipe, the previous sample's control socket.
-	if dc, df := last.Children-first.Children, last.FDs-first.FDs; dc < df-5 || dc > df+5 {
+	if dc := last.Children - first.Children; dc < df-5 || dc > df+5 {
 		t.Errorf("children +%d, fds +%d between the first and last sample: want one of each per request", dc, df)
 	}
-	// Children under the race detector start and exit slowly, so zombies
-	// may lag behind the requests, never outrun them.
-	if last.ZombiesPerMin < 600 || last.ZombiesPerMin > last.FDsPerMin*1.25 {
-		t.Errorf("zombies %.0f/min with fds %.0f/min: want zombies growing about as fast as requests", last.ZombiesPerMin, last.FDsPerMin)
+	if dz > df+5 {
+		t.Errorf("zombies +%d outran the requests (fds +%d)", dz, df)
 	}
 	if last.FDLimitIn == nil {
 		t.Fatal("fd_limit_in_seconds is null while fds grow")
