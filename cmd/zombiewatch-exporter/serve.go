@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -103,18 +104,42 @@ func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	return serveHTTP(ctx, reg, listen, stderr)
+	return serveHTTP(ctx, col, reg, listen, stderr)
 }
 
-func serveHTTP(ctx context.Context, reg *prometheus.Registry, listen string, stderr io.Writer) error {
+// The limits that keep the exporter standing when anyone on the network
+// can reach it: scrapes in flight (the rest get 503 at once), open
+// connections (the rest are closed at once), and how long a connection
+// may sit idle or trickle its request.
+const (
+	maxScrapesInFlight = 3
+	maxConns           = 32
+	idleTimeout        = 5 * time.Second // Prometheus scrapes every 15 s or more: keeping idle connections buys nothing
+	readTimeout        = 10 * time.Second
+)
+
+func serveHTTP(ctx context.Context, col *exporter.Collector, reg *prometheus.Registry, listen string, stderr io.Writer) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
+	ln = &limitListener{Listener: ln, slots: make(chan struct{}, maxConns)}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), Registry: reg, Timeout: 30 * time.Second,
+	})
+	inFlight := make(chan struct{}, maxScrapesInFlight)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case inFlight <- struct{}{}:
+			defer func() { <-inFlight }()
+		default:
+			http.Error(w, "too many scrapes in flight", http.StatusServiceUnavailable)
+			return
+		}
+		// Scrapes take turns; one whose caller leaves stops its scan.
+		col.Scrape(r.Context(), func() { metrics.ServeHTTP(w, r) })
 	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
@@ -123,7 +148,8 @@ func serveHTTP(ctx context.Context, reg *prometheus.Registry, listen string, std
 		}
 		fmt.Fprintf(w, "<html><body><h1>zombiewatch</h1><p><a href=\"/metrics\">metrics</a></p></body></html>\n")
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: readTimeout,
+		IdleTimeout: idleTimeout, MaxHeaderBytes: 16 << 10}
 	log.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
 	go func() {
 		<-ctx.Done()
@@ -135,6 +161,40 @@ func serveHTTP(ctx context.Context, reg *prometheus.Registry, listen string, std
 		return err
 	}
 	return nil
+}
+
+// limitListener closes, at once, connections beyond the number of slots:
+// a flood of idle connections cannot take the exporter's descriptors.
+type limitListener struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &slotConn{Conn: c, release: func() { <-l.slots }}, nil
+		default:
+			c.Close()
+		}
+	}
+}
+
+type slotConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *slotConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // writeTextfiles writes DIR/zombiewatch.prom now and every interval, each

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -283,5 +284,60 @@ print("ready", flush=True); time.sleep(120)
 	}
 	if v, ok := metric(text, "zombiewatch_scrape_errors_total", `kind="permission"`); !ok || v < 1 {
 		t.Errorf("scrape_errors_total{kind=permission} = %v (present %v), want at least 1 in the same scrape", v, ok)
+	}
+}
+
+// TestServeUnderLoad plays a flood: idle connections cannot take the
+// exporter's descriptors, surplus scrapes get 503 at once, scrapes whose
+// callers leave stop their scans (counted), and a scrape after it all is
+// answered.
+func TestServeUnderLoad(t *testing.T) {
+	u := startServe(t)
+	host := strings.TrimSuffix(strings.TrimPrefix(u, "http://"), "/metrics")
+	// The exporter runs in this process: each idle connection is one fd
+	// here on the client's side, plus one on the exporter's if accepted.
+	before := ownFDs(t)
+	var idle []net.Conn
+	for range 200 {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	// Let the exporter accept what it will.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) && ownFDs(t) < before+200+maxConns {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := ownFDs(t) - before - 200; n > maxConns+4 {
+		t.Errorf("200 idle connections: the exporter holds %d of them; want at most %d", n, maxConns)
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+
+	// Scrapes whose callers give up at once.
+	var wg sync.WaitGroup
+	codes := make(chan int, 20)
+	for range 20 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				codes <- resp.StatusCode
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	close(codes)
+	text := get(t, http.DefaultClient, u)
+	if !strings.Contains(text, "\nzombiewatch_zombies ") {
+		t.Errorf("the scrape after the flood lacks zombiewatch_zombies:\n%.500s", text)
+	}
+	if _, ok := metric(text, "zombiewatch_scrape_errors_total", `kind="abandoned"`); !ok {
+		t.Errorf("no zombiewatch_scrape_errors_total{kind=\"abandoned\"} series")
 	}
 }

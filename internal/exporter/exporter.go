@@ -102,6 +102,9 @@ type Collector struct {
 	cfg    Config
 	errors *prometheus.CounterVec
 	mu     sync.Mutex // one scan at a time
+
+	scrapeMu sync.Mutex      // one scrape at a time, with its context
+	ctx      context.Context // the current scrape's request: a scan stops when its caller leaves
 }
 
 // New makes the collector. Register it with a registry; it sends its own
@@ -111,10 +114,10 @@ func New(cfg Config) *Collector {
 		cfg: cfg,
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zombiewatch_scrape_errors_total",
-			Help: "Reads that failed during scrapes, by kind: permission (a refused read; fix: run as root or with CAP_SYS_PTRACE), no_process (a --pid that is gone), scan (the scan failed).",
+			Help: "Reads that failed during scrapes, by kind: permission (a refused read; fix: run as root or with CAP_SYS_PTRACE), no_process (a --pid that is gone), scan (the scan failed), abandoned (the scraper left and the scan was stopped).",
 		}, []string{"kind"}),
 	}
-	for _, kind := range []string{"permission", "no_process", "scan"} {
+	for _, kind := range []string{"permission", "no_process", "scan", "abandoned"} {
 		c.errors.WithLabelValues(kind) // present at 0 from the first scrape
 	}
 	return c
@@ -130,6 +133,25 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.errors.Describe(ch)
 }
 
+// Scrape runs serve (a promhttp handler) for one request, one scrape at a
+// time: the scan it makes stops when ctx (the request's) ends.
+func (c *Collector) Scrape(ctx context.Context, serve func()) {
+	c.scrapeMu.Lock()
+	defer c.scrapeMu.Unlock()
+	if ctx.Err() != nil {
+		return // left while waiting its turn
+	}
+	c.mu.Lock()
+	c.ctx = ctx
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.ctx = nil
+		c.mu.Unlock()
+	}()
+	serve()
+}
+
 // Collect scans /proc once and sends the metrics.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
@@ -140,9 +162,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, pid := range c.cfg.PIDs {
 		watched[pid] = false
 	}
-	h, err := c.cfg.Reader.Host(context.Background(), model.HostOptions{Parents: c.cfg.MaxParents, FDUsers: c.cfg.Top, UIDs: c.cfg.MaxUIDs, FDTypes: true, Include: c.include})
+	ctx := c.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	h, err := c.cfg.Reader.Host(ctx, model.HostOptions{Parents: c.cfg.MaxParents, FDUsers: c.cfg.Top, UIDs: c.cfg.MaxUIDs, FDTypes: true, Include: c.include})
 	if err != nil {
-		c.errors.WithLabelValues("scan").Inc()
+		kind := "scan"
+		if ctx.Err() != nil {
+			kind = "abandoned" // the scraper left: the scan stopped rather than burn a core for nobody
+		}
+		c.errors.WithLabelValues(kind).Inc()
 		ch <- prometheus.MustNewConstMetric(descDuration, prometheus.GaugeValue, time.Since(start).Seconds())
 		return
 	}
