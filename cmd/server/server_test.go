@@ -561,3 +561,38 @@ func BenchmarkServer(b *testing.B) {
 		})
 	}
 }
+
+// TestCtlCannotBeLockedOut plays uid 65534 against the control channel:
+// twenty connections left half-written and five hundred more in a burst.
+// The owner's ctl still answers, the half-written ones were never read
+// (the peer is checked first), and the refusals make a few log lines, not
+// five hundred.
+func TestCtlCannotBeLockedOut(t *testing.T) {
+	s := startServer(t, "", nil, "--reaper", "off")
+	zombietest.Nobody(t, fmt.Sprintf(`
+import socket, time
+addr = "\0zombiewatch/server/%d"
+held = []
+for i in range(20):
+    c = socket.socket(socket.AF_UNIX); c.connect(addr); held.append(c)
+    try:
+        c.send(b'{"reaper":')  # the server may have closed it already: it does not wait for a refused peer
+    except OSError:
+        pass
+for i in range(500):
+    c = socket.socket(socket.AF_UNIX)
+    try:
+        c.connect(addr); c.send(b'{}')
+    except OSError:
+        pass
+    c.close()
+print("ready", flush=True); time.sleep(120)
+`, s.pid))
+	if st := s.set(t, "reaper=loop"); st.Reaper != control.ReaperLoop {
+		t.Errorf("the owner's switch after the flood: reaper %s, want loop", st.Reaper)
+	}
+	s.logged(t, "refused a peer", "peer_uid=65534")
+	if n := strings.Count(s.log.String(), "refused a peer"); n > 5 {
+		t.Errorf("%d log lines for 520 refused peers in a moment; want them rate-limited to about one a second", n)
+	}
+}
