@@ -563,15 +563,21 @@ func BenchmarkServer(b *testing.B) {
 }
 
 // TestCtlCannotBeLockedOut plays uid 65534 against the control channel:
-// twenty connections left half-written and five hundred more in a burst.
-// The owner's ctl still answers, the half-written ones were never read
-// (the peer is checked first), and the refusals make a few log lines, not
-// five hundred.
+// ten impostor sockets bound under the server's name prefix, twenty
+// connections left half-written and five hundred more in a burst. The
+// owner's ctl still finds the real server and answers, the half-written
+// ones were never read (the peer is checked first), and the refusals make
+// a few log lines, not five hundred.
 func TestCtlCannotBeLockedOut(t *testing.T) {
 	s := startServer(t, "", nil, "--reaper", "off")
 	zombietest.Nobody(t, fmt.Sprintf(`
 import socket, time
-addr = "\0zombiewatch/server/%d"
+prefix = "@zombiewatch/server/%d/"
+name = [l.split()[7] for l in open("/proc/net/unix") if len(l.split()) == 8 and l.split()[7].startswith(prefix)][0]
+addr = "\0" + name[1:]
+fakes = []
+for i in range(10):
+    f = socket.socket(socket.AF_UNIX); f.bind("\0" + prefix[1:] + "impostor%%d" %% i); f.listen(1); fakes.append(f)
 held = []
 for i in range(20):
     c = socket.socket(socket.AF_UNIX); c.connect(addr); held.append(c)

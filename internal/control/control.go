@@ -10,14 +10,17 @@
 package control
 
 import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -147,8 +150,46 @@ func ParseRequest(args []string) (Request, error) {
 	return req, nil
 }
 
-// Addr is the abstract socket name of the server with this pid.
-func Addr(pid int) string { return "@zombiewatch/server/" + strconv.Itoa(pid) }
+// Abstract socket names are free for anyone on the host to bind, so a
+// predictable name could be taken first (the server would not start) or
+// taken by an impostor. The server binds "@zombiewatch/server/PID/RANDOM":
+// nobody can predict it, so nobody can squat it. Clients find it among the
+// listening sockets in /proc/net/unix by its "@zombiewatch/server/PID/"
+// prefix, and believe a candidate only if the kernel says (SO_PEERCRED)
+// that PID itself, under its own uid, holds it.
+const namePrefix = "@zombiewatch/server/"
+
+// Addr is the prefix of the abstract socket names of the server with this
+// pid (the name itself ends in a random part).
+func Addr(pid int) string { return namePrefix + strconv.Itoa(pid) + "/" }
+
+// maxCandidates bounds the sockets tried for one pid: an attacker may bind
+// many names under a pid's prefix; only the real one passes the check.
+const maxCandidates = 16
+
+// candidates lists the listening abstract sockets named under pid's prefix,
+// from /proc/net/unix (this network namespace's).
+func candidates(pid int) ([]string, error) {
+	f, err := os.Open("/proc/net/unix")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	prefix := Addr(pid)
+	var names []string
+	sc := bufio.NewScanner(io.LimitReader(f, 64<<20))
+	for sc.Scan() {
+		// Num RefCount Protocol Flags Type St Inode Path
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 8 && fields[3] == "00010000" && strings.HasPrefix(fields[7], prefix) {
+			names = append(names, fields[7])
+			if len(names) == maxCandidates {
+				break
+			}
+		}
+	}
+	return names, sc.Err()
+}
 
 // ErrNoServer: no bundled server listens for that pid.
 var ErrNoServer = errors.New("no control socket: not a running bundled server (cmd/server)")
@@ -162,17 +203,29 @@ const maxMessage = 64 << 10
 // who holds the socket (SO_PEERCRED): the process asked about, under that
 // process's uid, or the answer is refused as an impostor's.
 func Call(pid int, req Request, timeout time.Duration) (*Status, error) {
-	conn, err := net.DialTimeout("unix", Addr(pid), timeout)
+	names, err := candidates(pid)
 	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
-			return nil, fmt.Errorf("pid %d: %w", pid, ErrNoServer)
-		}
-		return nil, fmt.Errorf("pid %d: control socket: %w", pid, err)
+		return nil, fmt.Errorf("pid %d: find its control socket: %w", pid, err)
 	}
-	defer conn.Close()
-	if err := verifyOwner(conn.(*net.UnixConn), pid); err != nil {
+	var conn *net.UnixConn
+	err = fmt.Errorf("pid %d: %w", pid, ErrNoServer)
+	for _, name := range names {
+		c, derr := net.DialTimeout("unix", name, timeout)
+		if derr != nil {
+			continue // gone since the listing
+		}
+		if verr := verifyOwner(c.(*net.UnixConn), pid); verr != nil {
+			c.Close()
+			err = verr
+			continue // an impostor's name under the prefix: try the next
+		}
+		conn = c.(*net.UnixConn)
+		break
+	}
+	if conn == nil {
 		return nil, err
 	}
+	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(timeout))
 	// A refused peer may be answered and closed before its request is
 	// written: read the reply whatever the write said.
@@ -234,11 +287,17 @@ type Handler interface {
 	Refused(uid, pid int)
 }
 
-// Listen opens this process's control socket.
+// Listen opens this process's control socket under a name nobody can
+// have bound before it (see Addr).
 func Listen(pid int) (*net.UnixListener, error) {
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: Addr(pid), Net: "unix"})
+	var random [12]byte
+	if _, err := rand.Read(random[:]); err != nil {
+		return nil, err
+	}
+	name := Addr(pid) + hex.EncodeToString(random[:])
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: name, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("control socket %s: %w", Addr(pid), err)
+		return nil, fmt.Errorf("control socket %s: %w", name, err)
 	}
 	return l, nil
 }

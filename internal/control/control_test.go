@@ -19,7 +19,7 @@ func TestCallRefusesAnImpostor(t *testing.T) {
 	}
 	t.Cleanup(func() { victim.Process.Kill(); victim.Wait() })
 	pid := victim.Process.Pid
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: Addr(pid), Net: "unix"})
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: Addr(pid) + "impostor", Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,7 +148,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // to Grace for the children, kill the rest, reap every one.
 func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("listening", "addr", s.Addr(), "pid", os.Getpid(), "reaper", s.cfg.Reaper,
-		"close_conn", s.cfg.CloseConn, "control", control.Addr(os.Getpid()))
+		"close_conn", s.cfg.CloseConn, "control", s.ctl.Addr().String())
 	signal.Notify(s.sigch, syscall.SIGCHLD)
 	s.enterReaper(s.cfg.Reaper)
 	reaperDone := make(chan struct{})
