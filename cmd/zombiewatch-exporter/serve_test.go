@@ -129,6 +129,13 @@ func TestServeFDsFlat(t *testing.T) {
 		if after := ownFDs(t); after != before {
 			t.Errorf("%s: fds %d before %d scrapes, %d after", tc.root, before, tc.scrapes, after)
 		}
+		// Close this client's connection, and wait for the exporter's end
+		// to close too, so the next case starts from a settled count.
+		client.CloseIdleConnections()
+		deadline := time.Now().Add(5 * time.Second)
+		for ownFDs(t) > before-2 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
 
