@@ -328,12 +328,15 @@ func TestBadRequests(t *testing.T) {
 // TestSIGTERMLeavesNothing: children still holding are waited for within
 // the grace period, and killed past it; none is left, zombie or orphan.
 func TestSIGTERMLeavesNothing(t *testing.T) {
-	for _, tc := range []struct{ hold, grace string }{
-		{"300ms", "5s"},  // they finish within the grace period
-		{"30s", "200ms"}, // they are killed
+	for _, tc := range []struct{ hold, grace, reaper string }{
+		{"300ms", "5s", "loop"},  // they finish within the grace period
+		{"30s", "200ms", "loop"}, // they are killed
+		// Under ignore the kernel reaps: shutdown must set SIGCHLD back
+		// before it lists and kills, so it signals only its own children.
+		{"30s", "200ms", "ignore"},
 	} {
-		t.Run("hold "+tc.hold+" grace "+tc.grace, func(t *testing.T) {
-			s := startServer(t, "", nil, "--hold", tc.hold, "--grace", tc.grace)
+		t.Run("hold "+tc.hold+" grace "+tc.grace+" reaper "+tc.reaper, func(t *testing.T) {
+			s := startServer(t, "", nil, "--hold", tc.hold, "--grace", tc.grace, "--reaper", tc.reaper)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go load.Run(ctx, load.Config{Addr: s.addr, Clients: 10, Conns: 1, Timeout: 5 * time.Second})
@@ -516,7 +519,18 @@ func TestOutOfProcesses(t *testing.T) {
 		t.Errorf("fork failed with %d tasks of uid %d and %d zombies; want the limit %d and %d", *snap.UIDProcesses, uid, snap.Zombies, limit, ok+dropped)
 	}
 	s.logged(t, "errno=EAGAIN", "zombies count against it")
-	s.set(t, "reaper=loop")
+	st := s.set(t, "reaper=loop") // reaps the zombies, the dropped children among them
+	if dropped > 0 {
+		s.logged(t, "child's Go runtime failed")
+	}
+	// A child may also fail after it answered (a thread at exit): at
+	// least every dropped connection is counted.
+	if int(st.ChildFailures) < dropped {
+		t.Errorf("child_failures %d, %d connections dropped", st.ChildFailures, dropped)
+	}
+	if log := s.log.String(); strings.Contains(log, "goroutine ") || strings.Contains(log, "pthread_create") {
+		t.Errorf("a child's runtime dump reached the server's log:\n%.800s", log)
+	}
 	if res := s.load(t, 1, 20); res.OK() != 20 {
 		t.Errorf("after reaper=loop: %v, want 20 answered", res)
 	}
@@ -600,5 +614,51 @@ print("ready", flush=True); time.sleep(120)
 	s.logged(t, "refused a peer", "peer_uid=65534")
 	if n := strings.Count(s.log.String(), "refused a peer"); n > 5 {
 		t.Errorf("%d log lines for 520 refused peers in a moment; want them rate-limited to about one a second", n)
+	}
+}
+
+// TestMaxChildren: past --max-children unreaped children (zombies count
+// with the reaper off) a connection gets 503 at once, the server keeps
+// serving, counts it, and answers again once the children are reaped.
+func TestMaxChildren(t *testing.T) {
+	s := startServer(t, "", nil, "--reaper", "off", "--max-children", "5")
+	ok, busy := 0, 0
+	for range 8 {
+		res := s.load(t, 1, 1)
+		ok += res.OK()
+		busy += res.Status[503]
+		s.settled(t)
+	}
+	if ok != 5 || busy != 3 {
+		t.Errorf("8 requests at --max-children 5 with the reaper off: %d answered, %d got 503; want 5 and 3", ok, busy)
+	}
+	st := s.set(t, "reaper=loop")
+	if st.Busy != 3 || st.MaxChildren != 5 {
+		t.Errorf("status: busy %d, max_children %d; want 3 and 5", st.Busy, st.MaxChildren)
+	}
+	s.logged(t, "at --max-children")
+	if res := s.load(t, 1, 10); res.OK() != 10 {
+		t.Errorf("after reaper=loop: %v, want 10 answered", res)
+	}
+}
+
+// TestUnreapedStaysTrue: the unreaped count follows the children across
+// reaper switches, including through ignore (where the kernel reaps).
+func TestUnreapedStaysTrue(t *testing.T) {
+	s := startServer(t, "", nil, "--reaper", "loop", "--hold", "300ms")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go load.Run(ctx, load.Config{Addr: s.addr, Clients: 5, Conns: 1, Timeout: 5 * time.Second})
+	waitFor(t, 5*time.Second, "5 children holding", func() (int, bool) {
+		st := s.set(t)
+		return int(st.Spawned), st.Spawned == 5
+	})
+	s.set(t, "reaper=ignore") // the 5 exit under ignore: the kernel reaps them
+	snap := s.settled(t)
+	if snap.Children != 0 {
+		t.Fatalf("%d children left under ignore", snap.Children)
+	}
+	if st := s.set(t, "reaper=loop"); st.Unreaped != 0 {
+		t.Errorf("back to loop with no child left: unreaped %d, want 0", st.Unreaped)
 	}
 }

@@ -43,6 +43,7 @@ func FromStatus(st *control.Status) *model.Server {
 		PID: st.PID, Addr: st.Addr, Spawned: int64(st.Spawned), Reaped: int64(st.Reaped),
 		Unreaped: int64(st.Unreaped), HeldConns: st.HeldConns, ForkErrors: int64(st.ForkErrors),
 		AcceptErrors: int64(st.AcceptErrors), ReapP50Ms: st.ReapP50Ms, ReapP99Ms: st.ReapP99Ms,
+		MaxChildren: st.MaxChildren, Busy: int64(st.Busy), ChildFailures: int64(st.ChildFailures),
 	}
 }
 

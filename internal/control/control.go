@@ -97,6 +97,13 @@ type Status struct {
 	AcceptErrors uint64  `json:"accept_errors"` // failed accepts (EMFILE: fds)
 	ReapP50Ms    float64 `json:"reap_p50_ms"`   // spawn-to-reaped latency of recent children
 	ReapP99Ms    float64 `json:"reap_p99_ms"`
+	// MaxChildren bounds the children not yet reaped (0: no bound); Busy
+	// counts connections answered 503 at the bound.
+	MaxChildren int    `json:"max_children"`
+	Busy        uint64 `json:"busy"`
+	// ChildFailures counts children that died before answering (their
+	// Go runtime could not start near RLIMIT_NPROC: exit 2 or SIGABRT).
+	ChildFailures uint64 `json:"child_failures"`
 }
 
 // Request asks for a change; nil fields stay as they are.

@@ -98,7 +98,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("prctl PR_SET_CHILD_SUBREAPER: %w", err)
 	}
-	cmd := cfg.Server("--addr", "127.0.0.1:0", "--reaper", "off", "--close-conn=true", "--log-level", "error")
+	// The demo bounds its own load (--requests, --burst), so the server's
+	// --max-children is lifted: with the reaper off, zombies count.
+	cmd := cfg.Server("--addr", "127.0.0.1:0", "--reaper", "off", "--close-conn=true", "--log-level", "error", "--max-children", "0")
 	var serverLog strings.Builder
 	cmd.Stderr = &lockedWriter{w: &serverLog}
 	if err := cmd.Start(); err != nil {

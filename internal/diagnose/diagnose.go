@@ -116,6 +116,10 @@ type Evidence struct {
 	// HeldConns: connection copies the bundled server keeps with
 	// close-conn off (0 otherwise).
 	HeldConns int
+	// The bundled server's --max-children, the connections it answered
+	// 503 at it, and its children whose runtime failed.
+	ServerMaxChildren               int
+	ServerBusy, ServerChildFailures int64
 
 	// Descriptors and limits; a ratio is 0 when unknown or unlimited.
 	// CloseWait: TCP sockets the peer closed; Reset: TCP sockets whose
@@ -270,10 +274,17 @@ func Role(e Evidence) string {
 // connAdvice names the bundled server's switch for the descriptors it
 // keeps on purpose.
 func connAdvice(e Evidence) string {
-	if e.HeldConns == 0 {
-		return ""
+	var w string
+	if e.ServerBusy > 0 {
+		w += fmt.Sprintf("; it reached its --max-children %d and answered %d connections 503", e.ServerMaxChildren, e.ServerBusy)
 	}
-	return fmt.Sprintf("; it keeps its copy of every connection (%d held, close-conn off), so clients' sockets stay in CLOSE_WAIT: zombiewatch ctl --pid %d close-conn=on",
+	if e.ServerChildFailures > 0 {
+		w += fmt.Sprintf("; %d of its children failed to start their runtime (near RLIMIT_NPROC: zombies count)", e.ServerChildFailures)
+	}
+	if e.HeldConns == 0 {
+		return w
+	}
+	return w + fmt.Sprintf("; it keeps its copy of every connection (%d held, close-conn off), so clients' sockets stay in CLOSE_WAIT: zombiewatch ctl --pid %d close-conn=on",
 		e.HeldConns, e.PID)
 }
 

@@ -154,6 +154,12 @@ type Server struct {
 	AcceptErrors int64                 `json:"accept_errors"`
 	ReapP50Ms    float64               `json:"reap_p50_ms"`
 	ReapP99Ms    float64               `json:"reap_p99_ms"`
+	// MaxChildren: its --max-children (0: no bound); Busy: connections it
+	// answered 503 at that bound; ChildFailures: children whose runtime
+	// failed (near RLIMIT_NPROC).
+	MaxChildren   int   `json:"max_children"`
+	Busy          int64 `json:"busy"`
+	ChildFailures int64 `json:"child_failures"`
 }
 
 // OldestAge is the age of the oldest zombie the process holds itself (or,
@@ -197,6 +203,7 @@ func (p *Process) Evidence() diagnose.Evidence {
 	}
 	if p.Server != nil {
 		e.Server = p.Server.Reaper
+		e.ServerMaxChildren, e.ServerBusy, e.ServerChildFailures = p.Server.MaxChildren, p.Server.Busy, p.Server.ChildFailures
 		if !p.Server.CloseConn {
 			e.HeldConns = p.Server.HeldConns
 		}

@@ -77,7 +77,8 @@ func Table(out io.Writer, s *model.Process) error {
 	}
 	if srv := s.Server; srv != nil {
 		rows = append(rows, []string{"server", "reaper=" + string(srv.Reaper), "", "",
-			fmt.Sprintf("close-conn=%s, %d connection copies held, %d spawned, %d reaped", OnOff(srv.CloseConn), srv.HeldConns, srv.Spawned, srv.Reaped)})
+			fmt.Sprintf("close-conn=%s, %d connection copies held, %d spawned, %d reaped, max-children %d (%d answered 503)",
+				OnOff(srv.CloseConn), srv.HeldConns, srv.Spawned, srv.Reaped, srv.MaxChildren, srv.Busy)})
 	}
 	if err := t.Bulk(rows); err != nil {
 		return err
@@ -272,9 +273,9 @@ func OnOff(b bool) string {
 // ServerLine is a bundled server's settings and counters on one line: the
 // one printer of them (ctl, the table's detail and the watch's keys agree).
 func ServerLine(st *model.Server) string {
-	return fmt.Sprintf("server pid %d on %s: reaper=%s close-conn=%s hold=%s; spawned %d, reaped %d, held conns %d, fork errors %d, accept errors %d; spawn-to-reaped p50 %.1fms p99 %.1fms",
-		st.PID, Printable(st.Addr), st.Reaper, OnOff(st.CloseConn), st.Hold, st.Spawned, st.Reaped, st.HeldConns,
-		st.ForkErrors, st.AcceptErrors, st.ReapP50Ms, st.ReapP99Ms)
+	return fmt.Sprintf("server pid %d on %s: reaper=%s close-conn=%s hold=%s max-children=%d; spawned %d, reaped %d, held conns %d, fork errors %d, accept errors %d, busy %d, child failures %d; spawn-to-reaped p50 %.1fms p99 %.1fms",
+		st.PID, Printable(st.Addr), st.Reaper, OnOff(st.CloseConn), st.Hold, st.MaxChildren, st.Spawned, st.Reaped, st.HeldConns,
+		st.ForkErrors, st.AcceptErrors, st.Busy, st.ChildFailures, st.ReapP50Ms, st.ReapP99Ms)
 }
 
 func plural(n int, one, many string) string {

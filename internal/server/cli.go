@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/cli"
@@ -41,6 +42,7 @@ func Main(ctx context.Context, prefix, args []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&cfg.Grace, "grace", 5*time.Second, "")
 	fs.Uint64Var(&cfg.NoFile, "nofile", 0, "")
 	fs.Uint64Var(&cfg.NProc, "nproc", 0, "")
+	fs.IntVar(&cfg.MaxChildren, "max-children", 256, "")
 	fs.StringVar(&logLevel, "log-level", "info", "")
 	fs.BoolVar(&child, "child", false, "") // internal: serve one connection on fd 3
 	showVersion := cli.VersionFlag(fs)
@@ -62,6 +64,8 @@ func Main(ctx context.Context, prefix, args []string, stdout, stderr io.Writer) 
 		return cli.Usagef("unexpected argument %q", fs.Arg(0))
 	case cfg.Child.Hold < 0, cfg.Child.ReadTimeout <= 0, cfg.Grace < 0:
 		return cli.Usagef("--hold, --read-timeout and --grace want positive durations")
+	case cfg.MaxChildren < 0:
+		return cli.Usagef("--max-children %d: want 0 (no bound) or more", cfg.MaxChildren)
 	case maxHeader < 256:
 		return cli.Usagef("--max-header-bytes %d: want at least 256", maxHeader)
 	}
@@ -70,6 +74,11 @@ func Main(ctx context.Context, prefix, args []string, stdout, stderr io.Writer) 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	if child {
+		// The parent gives a child /dev/null as fd 2 and its own stderr as
+		// fd 4, so that a runtime dump at start-up stays out of the log.
+		if f := os.NewFile(4, "log"); f != nil && isOpen(f) {
+			log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level}))
+		}
 		return &cli.ExitError{Code: ServeChild(cfg.Child, log)}
 	}
 	cfg.Log = log
@@ -80,4 +89,10 @@ func Main(ctx context.Context, prefix, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	return srv.Serve(ctx)
+}
+
+// isOpen tells whether f's descriptor is open.
+func isOpen(f *os.File) bool {
+	_, err := f.Stat()
+	return err == nil
 }

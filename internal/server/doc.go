@@ -26,6 +26,12 @@ Flags:
 	--nofile N             set RLIMIT_NOFILE to N, as ulimit -n would (Go ignores the
 	                       shell's soft limit); 0 keeps it
 	--nproc N              set RLIMIT_NPROC to N, as ulimit -u would (not enforced for root)
+	--max-children N       children not yet reaped, at most (default 256; 0: no bound);
+	                       past it a connection is answered 503 at once and the server
+	                       keeps serving. Each child is a Go process of ~6 MiB: 256 keep
+	                       a burst of idle clients to ~1.5 GiB. With the reaper off,
+	                       zombies count: the process table filling is the lesson
+	--version              print the version
 	--log-level LEVEL      debug (one line per reaped child), info, warn (default info)
 
 Switch it live:
@@ -35,7 +41,13 @@ Switch it live:
 The control channel is a local abstract Unix socket; only the server's own
 uid or root may use it. On SIGTERM or SIGINT the server stops accepting,
 waits up to --grace for its children, kills the rest and reaps every one:
-it leaves no zombie and no orphan.
+it leaves no zombie and no orphan. At shutdown under --reaper ignore it
+first sets SIGCHLD back to its default, so every child it then signals is
+still its own (a child that exits stays a zombie until reaped; its pid
+cannot have passed to a stranger). A child whose Go runtime cannot start
+(near RLIMIT_NPROC) exits 2 with a dump on its stderr; children's stderr is
+/dev/null, and the parent logs each such failure in one line (at most one a
+second, with a count) and counts it in child_failures (a child may also fail so after it answered).
 
 Exit codes: 0 stopped cleanly; 1 runtime error (address in use); 2 usage error.
 */

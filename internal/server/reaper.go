@@ -45,10 +45,23 @@ func (s *Server) enterReaper(mode control.Reaper) {
 	}
 }
 
-// leaveReaper undoes what enterReaper set.
+// leaveReaper undoes what enterReaper set. Leaving ignore, children
+// spawned before it that the kernel reaped meanwhile are forgotten: they
+// are no longer this process's children.
 func (s *Server) leaveReaper(mode control.Reaper) {
 	if mode == control.ReaperIgnore {
 		signal.Notify(s.sigch, syscall.SIGCHLD)
+		ours := map[int]bool{}
+		for _, pid := range s.children() {
+			ours[pid] = true
+		}
+		s.mu.Lock()
+		for pid := range s.spawned {
+			if !ours[pid] {
+				delete(s.spawned, pid)
+			}
+		}
+		s.mu.Unlock()
 	}
 }
 
@@ -89,13 +102,26 @@ func (s *Server) noteReaped(pid int, ws unix.WaitStatus) {
 		}
 	}
 	delete(s.spawned, pid)
+	startup := !killed && ((ws.Exited() && ws.ExitStatus() == 2) || (ws.Signaled() && ws.Signal() == unix.SIGABRT))
+	logIt, failed := true, 0
+	if startup {
+		// One line per second at most, with the count: near the limit,
+		// every new child fails the same way.
+		s.stats.ChildFailures++
+		s.failed++
+		if logIt = time.Since(s.failedLogged) >= time.Second; logIt {
+			failed, s.failed, s.failedLogged = s.failed, 0, time.Now()
+		}
+	}
 	s.mu.Unlock()
 	switch {
 	case killed:
 		s.log.Debug("reaped", "pid", pid, "status", "killed by SIGKILL at shutdown")
-	case ws.Signaled() && ws.Signal() == unix.SIGABRT:
-		s.log.Warn("child died", "pid", pid, "status", waitString(ws),
-			"hint", "SIGABRT at start-up: near RLIMIT_NPROC, its Go runtime could not create a thread")
+	case startup:
+		if logIt {
+			s.log.Warn("child's Go runtime failed: its connection may have been dropped", "pid", pid, "status", waitString(ws),
+				"failed", failed, "hint", "near RLIMIT_NPROC its Go runtime could not start a thread (ulimit -u, or the reaper: zombies count)")
+		}
 	case ws.Signaled():
 		// A child is never signalled in normal work: it answers and exits.
 		s.log.Warn("child died", "pid", pid, "status", waitString(ws))

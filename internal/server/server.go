@@ -46,6 +46,9 @@ type Config struct {
 	// raises its soft fd limit to the hard one at start-up, so a shell's
 	// ulimit -n alone does not limit a Go server.
 	NoFile, NProc uint64
+	// MaxChildren bounds the children not yet reaped: past it, a new
+	// connection is answered 503 at once (0: no bound).
+	MaxChildren int
 	// ChildPrefix selects the server in this binary (see Main); LogLevel
 	// is passed on to the children.
 	ChildPrefix []string
@@ -64,6 +67,7 @@ type Server struct {
 	devnull *os.File
 	spare   *os.File // released on EMFILE to accept and shed one connection
 	sigch   chan os.Signal
+	procfs  *proc.FS // this process's /proc, for its children list
 
 	// applyMu makes each control request's switch whole (leave the old
 	// reaper, enter the new) and lets shutdown refuse later ones.
@@ -75,6 +79,9 @@ type Server struct {
 	held          []net.Conn
 	refused       int // control peers refused since refusedLogged
 	refusedLogged time.Time
+	busyLogged    time.Time // last --max-children warning
+	failed        int       // child start-up failures since failedLogged
+	failedLogged  time.Time
 	spawned       map[int]time.Time // children not yet waited for, by pid
 	killed        map[int]bool      // children shutdown killed: no latency, no warning
 	reapLat       []time.Duration   // ring of recent spawn-to-reaped latencies
@@ -204,31 +211,54 @@ func (s *Server) acceptLoop(ctx context.Context) {
 // connection's descriptor as its fd 3. The fd is passed straight from the
 // connection (no dup), so a kept copy costs the parent exactly one fd.
 func (s *Server) spawn(conn *net.TCPConn) error {
+	if s.atMaxChildren() {
+		s.count(func(st *control.Status) { st.Busy++ })
+		s.warnBusy()
+		respondDirect(conn, 503, "Service Unavailable", fmt.Sprintf("the server has %d children, its --max-children\n", s.cfg.MaxChildren))
+		conn.Close()
+		return nil
+	}
 	raw, err := conn.SyscallConn()
 	if err != nil {
 		conn.Close()
 		return err
 	}
+	argv := s.childArgv()
 	var pid int
 	var forkErr error
+	// The lock is held from fork to bookkeeping: a child that exits at
+	// once is reaped (noteReaped takes the lock) only after it is
+	// recorded as spawned, so the counts cannot drift.
+	s.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			s.mu.Unlock()
+		}
+	}()
 	err = raw.Control(func(fd uintptr) {
 		attr := &syscall.ProcAttr{
-			Env:   s.env,
-			Files: []uintptr{s.devnull.Fd(), s.devnull.Fd(), os.Stderr.Fd(), fd},
+			Env: s.env,
+			// fd 2 is /dev/null: a child whose Go runtime cannot start
+			// (near RLIMIT_NPROC) would dump thousands of lines there; the
+			// parent tells of it in one line from its exit status. The
+			// child logs to fd 4, the parent's stderr.
+			Files: []uintptr{s.devnull.Fd(), s.devnull.Fd(), s.devnull.Fd(), fd, os.Stderr.Fd()},
 		}
-		pid, forkErr = syscall.ForkExec(s.self, s.childArgv(), attr)
+		pid, forkErr = syscall.ForkExec(s.self, argv, attr)
 	})
 	if err == nil {
 		err = forkErr
 	}
 	if err != nil {
-		s.count(func(st *control.Status) { st.ForkErrors++ })
+		s.stats.ForkErrors++
+		s.mu.Unlock()
+		locked = false
 		s.log.Warn("fork failed: answering 503 and backing off", "err", err, "errno", errnoName(err), "meaning", forkMeaning(err))
 		respondDirect(conn, 503, "Service Unavailable", "the server cannot fork a child now: "+forkMeaning(err)+"\n")
 		conn.Close()
 		return err
 	}
-	s.mu.Lock()
 	s.stats.Spawned++
 	if s.settings.Reaper != control.ReaperIgnore {
 		s.spawned[pid] = time.Now()
@@ -240,6 +270,7 @@ func (s *Server) spawn(conn *net.TCPConn) error {
 		s.held = append(s.held, conn)
 	}
 	s.mu.Unlock()
+	locked = false
 	if !keep {
 		conn.Close()
 	}
@@ -295,6 +326,13 @@ func (s *Server) shutdown() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if hasChildren() {
+		// Under reaper=ignore the kernel reaps a child the moment it
+		// exits, and its pid may name a stranger by the time it is killed.
+		// A handler first (signal.Reset would put back SIG_IGN's effect
+		// for SIGCHLD): from here an exiting child stays a zombie until
+		// this process waits, so every pid listed below is still ours
+		// when it is signalled (killing a zombie does nothing).
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGCHLD)
 		kids := s.children()
 		s.log.Warn("children still running after the grace period: killing them", "count", len(kids))
 		s.mu.Lock()
@@ -322,9 +360,39 @@ func (s *Server) shutdown() {
 		c.Close()
 	}
 	s.held = nil
-	spawned, reaped := s.stats.Spawned, s.stats.Reaped
+	spawned, reaped, failures := s.stats.Spawned, s.stats.Reaped, s.stats.ChildFailures
 	s.mu.Unlock()
-	s.log.Info("stopped", "spawned", spawned, "reaped", reaped)
+	s.log.Info("stopped", "spawned", spawned, "reaped", reaped, "child_failures", failures)
+}
+
+// atMaxChildren tells whether the children not yet reaped reach the
+// bound. Under reaper=ignore the kernel reaps and nothing is recorded, so
+// the children are counted from /proc (every thread's children file).
+func (s *Server) atMaxChildren() bool {
+	if s.cfg.MaxChildren <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	n, ignore := len(s.spawned), s.settings.Reaper == control.ReaperIgnore
+	s.mu.Unlock()
+	if ignore {
+		n = len(s.children())
+	}
+	return n >= s.cfg.MaxChildren
+}
+
+// warnBusy logs the bound being reached, at most once a second.
+func (s *Server) warnBusy() {
+	s.mu.Lock()
+	now := time.Now()
+	if now.Sub(s.busyLogged) < time.Second {
+		s.mu.Unlock()
+		return
+	}
+	s.busyLogged = now
+	busy := s.stats.Busy
+	s.mu.Unlock()
+	s.log.Warn("at --max-children: answering 503 until children are reaped", "max_children", s.cfg.MaxChildren, "busy_total", busy)
 }
 
 // hasChildren tells whether any child, running or zombie, is left.
@@ -336,11 +404,14 @@ func hasChildren() bool {
 
 // children lists this process's children from /proc (every thread's).
 func (s *Server) children() []int {
-	fs, err := proc.New("/proc")
-	if err != nil {
-		return nil
+	if s.procfs == nil {
+		fs, err := proc.New("/proc")
+		if err != nil {
+			return nil
+		}
+		s.procfs = fs
 	}
-	kids, _, err := fs.Children(os.Getpid(), nil)
+	kids, _, err := s.procfs.Children(os.Getpid(), nil)
 	if err != nil {
 		s.log.Warn("cannot list children", "err", err)
 	}
@@ -369,6 +440,7 @@ func (s *Server) Status() control.Status {
 	st.Addr = s.Addr()
 	st.HeldConns = len(s.held)
 	st.Unreaped = len(s.spawned)
+	st.MaxChildren = s.cfg.MaxChildren
 	if s.settings.Reaper == control.ReaperIgnore {
 		st.Unreaped = -1
 	}
