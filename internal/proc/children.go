@@ -46,12 +46,8 @@ func (f *FS) Children(pid int, buf []byte) ([]int, []byte, error) {
 			continue
 		}
 		buf = data
-		for field := range bytes.FieldsSeq(data) {
-			kid, ok := ParsePID(string(field))
-			if !ok {
-				return nil, buf, &ParseError{Path: path, Err: fmt.Errorf("malformed pid %q", truncate(field))}
-			}
-			kids = append(kids, kid)
+		if kids, err = appendChildren(kids, data); err != nil {
+			return nil, buf, &ParseError{Path: path, Err: err}
 		}
 	}
 	slices.Sort(kids)
@@ -109,4 +105,16 @@ func (f *FS) PIDs() ([]int, error) {
 		}
 	}
 	return pids, nil
+}
+
+// appendChildren parses a children file ("201 202 ") onto kids.
+func appendChildren(kids []int, data []byte) ([]int, error) {
+	for field := range bytes.FieldsSeq(data) {
+		kid, ok := ParsePID(string(field))
+		if !ok {
+			return kids, fmt.Errorf("malformed pid %q", truncate(field))
+		}
+		kids = append(kids, kid)
+	}
+	return kids, nil
 }

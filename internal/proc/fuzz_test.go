@@ -1,6 +1,8 @@
 package proc
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -59,6 +61,46 @@ func FuzzBtime(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data string) {
 		if n, err := btime([]byte(data)); err == nil && n < 0 {
 			t.Errorf("btime(%q) = %d", data, n)
+		}
+	})
+}
+
+func FuzzChildren(f *testing.F) {
+	f.Add("201 202 ")
+	f.Add("0100 100")
+	f.Add("18446744073709551716")
+	f.Add("-1 +2 0x10")
+	f.Fuzz(func(t *testing.T, data string) {
+		kids, err := appendChildren(nil, []byte(data))
+		if err != nil {
+			return
+		}
+		for _, k := range kids {
+			if k <= 0 || k > 1<<22 {
+				t.Errorf("appendChildren(%q) gave pid %d", data, k)
+			}
+		}
+	})
+}
+
+// FuzzNetTCP: whatever a tree's net/tcp holds, reading TCP states gives
+// states or an error naming the file, never a panic.
+func FuzzNetTCP(f *testing.F) {
+	f.Add("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
+		"   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0000000000000000 100 0 0 10 0\n")
+	f.Add("garbage\nline\n")
+	f.Add("header\n   0: zz:zz 00000000:0000 0A\n")
+	f.Fuzz(func(t *testing.T, data string) {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "100", "net"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "100", "net", "tcp"), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fs := &FS{root: dir}
+		if _, err := fs.TCPStates(100, map[uint64]string{1001: "3"}); err != nil && !strings.Contains(err.Error(), "net/tcp") {
+			t.Errorf("error %q does not name the file", err)
 		}
 	})
 }
