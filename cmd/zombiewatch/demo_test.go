@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/demo"
+	"github.com/zombiewatch/zombiewatch/internal/zombietest"
 )
 
 // processTable lists this test process's descendants (pid, ppid, state):
@@ -128,10 +129,20 @@ func TestDemoInterrupted(t *testing.T) {
 	}
 	t.Setenv("ZW_TEST_MAIN", "1")
 	before := processTable(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	// Cancel midway: 300 ms after the server is up (however slowly it
+	// started: the race detector slows everything), well inside phase 1's
+	// 200 requests.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout bytes.Buffer
-	err := run(ctx, []string{"demo", "--burst", "300", "--requests", "200"}, nil, &stdout, os.Stderr)
+	stdout := &zombietest.Buffer{}
+	go func() {
+		for !strings.Contains(stdout.String(), "the bundled server runs as pid") && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		cancel()
+	}()
+	err := run(ctx, []string{"demo", "--burst", "300", "--requests", "200"}, nil, stdout, os.Stderr)
 	if err == nil || !strings.Contains(err.Error(), "interrupted in phase") {
 		t.Fatalf("demo cancelled midway: %v; want it to say it was interrupted", err)
 	}

@@ -115,6 +115,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	st, err := r.waitServer(ctx, exited)
 	if err != nil {
+		if ended(ctx) {
+			return nil, errors.New("interrupted while the server started: it was stopped")
+		}
 		return nil, fmt.Errorf("%w; server said: %s", err, strings.TrimSpace(serverLog.String()))
 	}
 	r.addr = st.Addr
