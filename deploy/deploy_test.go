@@ -74,11 +74,12 @@ func TestDaemonSet(t *testing.T) {
 	if strings.Join(sc.Capabilities.Drop, ",") != "ALL" || strings.Join(sc.Capabilities.Add, ",") != "SYS_PTRACE" {
 		t.Errorf("capabilities %+v: want all dropped but SYS_PTRACE", sc.Capabilities)
 	}
-	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/host/proc" || !c.VolumeMounts[0].ReadOnly {
-		t.Errorf("mounts %+v: want the host's /proc read-only at /host/proc", c.VolumeMounts)
+	if len(c.VolumeMounts) != 2 || c.VolumeMounts[0].MountPath != "/host/proc" || !c.VolumeMounts[0].ReadOnly ||
+		c.VolumeMounts[1].MountPath != "/host/sys/fs/cgroup" || !c.VolumeMounts[1].ReadOnly {
+		t.Errorf("mounts %+v: want the host's /proc and cgroupfs read-only under /host", c.VolumeMounts)
 	}
-	if strings.Join(c.Command, " ") != "/zombiewatch-exporter" || strings.Join(c.Args, " ") != "--listen=:9857 --proc-root=/host/proc" {
-		t.Errorf("command %q, args %q: want the exporter on :9857 reading /host/proc", c.Command, c.Args)
+	if strings.Join(c.Command, " ") != "/zombiewatch-exporter" || strings.Join(c.Args, " ") != "--listen=:9857 --proc-root=/host/proc --cgroup-root=/host/sys/fs/cgroup" {
+		t.Errorf("command %q, args %q: want the exporter on :9857 reading /host/proc and the host's cgroupfs", c.Command, c.Args)
 	}
 }
 

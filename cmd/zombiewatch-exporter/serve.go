@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/zombiewatch/zombiewatch/internal/bundled"
+	"github.com/zombiewatch/zombiewatch/internal/cgroup"
 	"github.com/zombiewatch/zombiewatch/internal/cli"
 	"github.com/zombiewatch/zombiewatch/internal/exporter"
 	"github.com/zombiewatch/zombiewatch/internal/model"
@@ -36,6 +37,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Writer) error {
 	var (
 		listen, textfile, procRoot string
+		cgroupRoot                 string
 		pids, names                listFlag
 		top, maxParents, maxUIDs   int
 		interval                   time.Duration
@@ -52,6 +54,7 @@ func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Write
 	fs.DurationVar(&interval, "interval", 15*time.Second, "")
 	fs.BoolVar(&once, "once", false, "")
 	fs.StringVar(&procRoot, "proc-root", "/proc", "")
+	fs.StringVar(&cgroupRoot, "cgroup-root", "/sys/fs/cgroup", "")
 	showVersion := cli.VersionFlag(fs)
 	if err := cli.Parse(fs, args, stdout, cli.Manual(docSource)); err != nil {
 		return err
@@ -95,7 +98,9 @@ func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Write
 	}
 	// The sources each listed process is enriched with, by name: their
 	// success and duration are exported as zombiewatch_source_*.
-	cfg.Reader = model.NewReader(pfs, model.TCPStates(pfs), bundled.Source(pfs))
+	cgSources, cgHost := cgroup.Sources(pfs, cgroupRoot, set["cgroup-root"])
+	cfg.Reader = model.NewReader(pfs, append([]model.Source{model.TCPStates(pfs), bundled.Source(pfs)}, cgSources...)...)
+	cfg.Reader.HostSources = cgHost
 	col := exporter.New(cfg)
 	if textfile != "" {
 		return writeTextfiles(ctx, col, textfile, interval, once, stderr)

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/zombiewatch/zombiewatch/internal/bundled"
+	"github.com/zombiewatch/zombiewatch/internal/cgroup"
 	"github.com/zombiewatch/zombiewatch/internal/cli"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
@@ -28,6 +29,8 @@ type snapshotConfig struct {
 	maxZombies int
 	maxFDRatio float64
 	procRoot   string
+	cgroupRoot string
+	cgroupSet  bool
 	watch      bool
 	interval   time.Duration
 	count      int
@@ -45,6 +48,7 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 	fs.IntVar(&c.maxZombies, "max-zombies", -1, "")
 	fs.Float64Var(&c.maxFDRatio, "max-fd-ratio", 0, "")
 	fs.StringVar(&c.procRoot, "proc-root", "/proc", "")
+	fs.StringVar(&c.cgroupRoot, "cgroup-root", "/sys/fs/cgroup", "")
 	fs.BoolVar(&c.watch, "watch", false, "")
 	fs.DurationVar(&c.interval, "interval", time.Second, "")
 	fs.IntVar(&c.count, "count", 0, "")
@@ -54,6 +58,7 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.cgroupSet = set["cgroup-root"]
 	switch {
 	case *showVersion:
 		return c, cli.PrintVersion(stdout, "zombiewatch")
@@ -75,6 +80,8 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 		return c, cli.Usagef("--max-fd-ratio %g: want a ratio above 0 and at most 1 (0.9 is 90%% of the soft limit)", c.maxFDRatio)
 	case c.procRoot == "":
 		return c, cli.Usagef("--proc-root is empty")
+	case c.cgroupRoot == "":
+		return c, cli.Usagef("--cgroup-root is empty")
 	case (set["interval"] || set["count"]) && !c.watch:
 		return c, cli.Usagef("--interval and --count go with --watch")
 	case c.watch && c.interval < 10*time.Millisecond:
@@ -100,7 +107,9 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 	}
 	// The optional sources of every reading, by name: TCP states of the
 	// socket fds, and a bundled server's switches (live /proc only).
-	r := model.NewReader(fs, model.TCPStates(fs), bundled.Source(fs))
+	cgSources, cgHost := cgroup.Sources(fs, c.cgroupRoot, c.cgroupSet)
+	r := model.NewReader(fs, append([]model.Source{model.TCPStates(fs), bundled.Source(fs)}, cgSources...)...)
+	r.HostSources = cgHost
 	if err := threadBudget(ctx, r); err != nil {
 		return err
 	}

@@ -166,9 +166,14 @@ func TestWatchKeysInTmux(t *testing.T) {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			text := tmux("capture-pane", "-p", "-t", "w")
+			// Columns widen with their content: compare with runs of
+			// spaces as one.
+			squeeze := func(s string) string {
+				return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == ' ' }), " ")
+			}
 			missing := ""
 			for _, w := range want {
-				if !strings.Contains(text, w) {
+				if !strings.Contains(squeeze(text), squeeze(w)) {
 					missing = w
 				}
 			}
@@ -184,10 +189,7 @@ func TestWatchKeysInTmux(t *testing.T) {
 	screen("keys: r reaper (now off)  c close-conn (now on)  q quit", "zombies    12", fmt.Sprintf("pid %d holds 12 zombies", pid))
 
 	tmux("send-keys", "-t", "w", "r")
-	text := screen("keys: r reaper (now wait)", "switched: reaper=wait close-conn=on", "zombies    0")
-	if !strings.Contains(text, "server     reaper=wait") {
-		t.Errorf("status row does not show reaper=wait:\n%s", text)
-	}
+	screen("keys: r reaper (now wait)", "switched: reaper=wait close-conn=on", "zombies 0", "server reaper=wait")
 	tmux("send-keys", "-t", "w", "c")
 	screen("c close-conn (now off)", "close-conn=off, ")
 	if st, err := control.Call(pid, control.Request{}, time.Second); err != nil || st.Reaper != control.ReaperWait || st.CloseConn {

@@ -131,6 +131,19 @@ type Evidence struct {
 	UID, UIDTasks                  int
 	NprocRatio                     float64
 	NprocSoftLimit                 string
+
+	// The pids cgroup whose pids.max binds (empty when none), its use,
+	// and the forks it already refused; the container and pod it names.
+	PidsCgroup                        string
+	PidsCurrent, PidsMax, PidsRefused int
+	Container, Pod                    string
+	// KernelLimit: a kernel limit at NearLimit or above (kernel.pid_max,
+	// kernel.threads-max), with the host's tasks and the limit.
+	KernelLimit           string
+	KernelUsed, KernelMax int
+	// Nearest names the limit with the least headroom, and its use.
+	Nearest      string
+	NearestRatio float64
 }
 
 // Result is a diagnosis.
@@ -306,6 +319,25 @@ func limitWarnings(e Evidence) string {
 		fmt.Fprintf(&w, "; uid %d runs %d processes and threads, %.1f%% of RLIMIT_NPROC %s: fork will fail with EAGAIN (zombies count too)",
 			e.UID, e.UIDTasks, e.NprocRatio*100, e.NprocSoftLimit)
 	}
+	if e.PidsCgroup != "" && (e.PidsRefused > 0 || float64(e.PidsCurrent) >= NearLimit*float64(e.PidsMax)) {
+		where := "its cgroup " + e.PidsCgroup
+		switch {
+		case e.Pod != "" && e.Container != "":
+			where = fmt.Sprintf("pod %s, container %s", short(e.Pod), short(e.Container))
+		case e.Container != "":
+			where = "container " + short(e.Container)
+		}
+		fmt.Fprintf(&w, "; %s: %d of %d pids (pids.max; zombies count)", where, e.PidsCurrent, e.PidsMax)
+		if e.PidsRefused > 0 {
+			fmt.Fprintf(&w, ", %d forks already refused (EAGAIN)", e.PidsRefused)
+		}
+	}
+	if e.KernelLimit != "" {
+		fmt.Fprintf(&w, "; the host runs %d tasks, near %s %d: any fork on the host may fail", e.KernelUsed, e.KernelLimit, e.KernelMax)
+	}
+	if e.Nearest != "" && e.NearestRatio >= NearLimit {
+		fmt.Fprintf(&w, "; of its limits %s binds first (%.1f%% used)", e.Nearest, e.NearestRatio*100)
+	}
 	return w.String()
 }
 
@@ -329,4 +361,12 @@ func Age(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%dd%02dh", s/86400, s%86400/3600)
 	}
+}
+
+// short is the first 12 characters of an id, as docker and crictl print them.
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }

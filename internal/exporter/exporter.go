@@ -76,6 +76,21 @@ var (
 		"1 if the source (tcp, server, ...) answered for every listed process in the last scrape, 0 if it failed for one.", []string{"source"}, nil)
 	descSourceDuration = prometheus.NewDesc("zombiewatch_source_duration_seconds",
 		"Time the source took over the last scrape.", []string{"source"}, nil)
+
+	labelsCgroup     = []string{"cgroup", "container_id", "pod_uid"}
+	descCgroupZombie = prometheus.NewDesc("zombiewatch_cgroup_zombies",
+		"Zombies held by the exported parents inside a cgroup (container, pod, unit).", labelsCgroup, nil)
+	descCgroupPids = prometheus.NewDesc("zombiewatch_cgroup_pids",
+		"Tasks in a cgroup with a pids.max (pids.current): zombies count.", labelsCgroup, nil)
+	descCgroupPidsMax = prometheus.NewDesc("zombiewatch_cgroup_pids_max",
+		"The cgroup's pids.max: forks beyond it fail with EAGAIN.", labelsCgroup, nil)
+	descCgroupRefused = prometheus.NewDesc("zombiewatch_cgroup_pids_refused_total",
+		"Forks the cgroup's pids.max refused (pids.events max).", labelsCgroup, nil)
+	descKernelPidMax     = prometheus.NewDesc("zombiewatch_kernel_pid_max", "kernel.pid_max.", nil, nil)
+	descKernelPids       = prometheus.NewDesc("zombiewatch_kernel_pids", "Tasks (processes and threads, zombies included) on the host: each holds a pid.", nil, nil)
+	descKernelThreadsMax = prometheus.NewDesc("zombiewatch_kernel_threads_max", "kernel.threads-max.", nil, nil)
+	descKernelFileNr     = prometheus.NewDesc("zombiewatch_kernel_file_nr", "Allocated file handles (fs/file-nr).", nil, nil)
+	descKernelFileMax    = prometheus.NewDesc("zombiewatch_kernel_file_max", "fs.file-max.", nil, nil)
 )
 
 // Label makes a label value of a string from /proc: invalid UTF-8 bytes
@@ -127,7 +142,9 @@ func New(cfg Config) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descZombieChildren, descOldestZombie, descAdopted, descZombies, descProcesses,
 		descThreads, descOpenFDs, descFDSoft, descFDKind, descCloseWait, descUIDTasks, descUIDZombies, descUIDNproc,
-		descWatchedUp, descDuration, descByCause, descSourceOK, descSourceDuration} {
+		descWatchedUp, descDuration, descByCause, descSourceOK, descSourceDuration,
+		descCgroupZombie, descCgroupPids, descCgroupPidsMax, descCgroupRefused,
+		descKernelPidMax, descKernelPids, descKernelThreadsMax, descKernelFileNr, descKernelFileMax} {
 		ch <- d
 	}
 	c.errors.Describe(ch)
@@ -195,6 +212,26 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if n, ok := byCause[cause]; ok {
 			gauge(descByCause, float64(n), string(cause))
 		}
+	}
+	// Cgroups: the host view keeps those holding zombies, at half their
+	// pids.max or more, with refused forks, and the top 10: bounded.
+	for _, cg := range h.Cgroups {
+		labels := []string{Label(cg.Path), cg.ContainerID, cg.PodUID}
+		gauge(descCgroupZombie, float64(cg.Zombies), labels...)
+		if cg.PidsCurrent != nil && cg.PidsMax != nil {
+			gauge(descCgroupPids, float64(*cg.PidsCurrent), labels...)
+			gauge(descCgroupPidsMax, float64(*cg.PidsMax), labels...)
+		}
+		if cg.PidsRefused != nil {
+			ch <- prometheus.MustNewConstMetric(descCgroupRefused, prometheus.CounterValue, float64(*cg.PidsRefused), labels...)
+		}
+	}
+	if k := h.Kernel; k != nil {
+		gauge(descKernelPidMax, float64(k.PIDMax))
+		gauge(descKernelPids, float64(k.Pids))
+		gauge(descKernelThreadsMax, float64(k.ThreadsMax))
+		gauge(descKernelFileNr, float64(k.FileNr))
+		gauge(descKernelFileMax, float64(k.FileMax))
 	}
 	for _, s := range h.Sources {
 		ok := 1.0

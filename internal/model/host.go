@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
@@ -26,6 +27,38 @@ type Host struct {
 	Skipped int
 	// Sources says how each source did over the pass.
 	Sources []SourceResult
+	// Kernel: the host's limits on tasks and files; nil where unreadable.
+	Kernel *Kernel
+	// Cgroups: cgroups that hold zombies or have a pids.max, most urgent
+	// first, from the host sources (cgroup).
+	Cgroups []CgroupUse
+}
+
+// Kernel is the host's tasks and open files against the kernel's limits.
+type Kernel struct {
+	PIDMax     int    `json:"pid_max"`
+	Pids       int    `json:"pids"` // tasks: every process and thread, each holds a pid
+	ThreadsMax int    `json:"threads_max"`
+	Threads    int    `json:"threads"`
+	FileNr     int    `json:"file_nr"`
+	FileMax    uint64 `json:"file_max"`
+}
+
+// CgroupUse is one cgroup (a container, a pod, a unit) in the host view.
+type CgroupUse struct {
+	Cgroup
+	Zombies int `json:"zombies"` // held by the listed parents inside it
+	// WorstParent: the listed parent inside holding the most zombies.
+	WorstParent     int     `json:"worst_parent,omitempty"`
+	WorstParentComm string  `json:"worst_parent_comm,omitempty"`
+	Ratio           float64 `json:"pids_ratio"` // pids_current over pids_max (0 without a limit)
+}
+
+// HostSource adds to a host reading what a source sees across the host
+// (the cgroups near their pids.max), once per pass.
+type HostSource interface {
+	Name() string
+	Host(ctx context.Context, h *Host) error
 }
 
 // UIDUsage is what RLIMIT_NPROC counts for one uid.
@@ -108,6 +141,23 @@ func (r *Reader) Host(ctx context.Context, opt HostOptions) (*Host, error) {
 	h.Parents = r.parents(ctx, kept, opt.Parents, h, results)
 	h.FDUsers = r.fdUsers(ctx, kept, opt, h, results)
 	h.UIDs = r.uidUsage(kept, opt.UIDs)
+	if k, err := r.FS.ReadKernelLimits(); err == nil {
+		h.Kernel = &Kernel{PIDMax: k.PIDMax, Pids: h.Threads, ThreadsMax: k.ThreadsMax, Threads: h.Threads,
+			FileNr: k.FileNr, FileMax: k.FileMax}
+	}
+	for _, hs := range r.HostSources {
+		start := time.Now()
+		err := hs.Host(ctx, h)
+		res := results[hs.Name()]
+		if res == nil {
+			res = &SourceResult{Name: hs.Name()}
+			results[hs.Name()] = res
+		}
+		res.Duration += time.Since(start)
+		if err != nil {
+			res.Err = err
+		}
+	}
 	for _, s := range r.Sources {
 		if res := results[s.Name()]; res != nil {
 			h.Sources = append(h.Sources, *res)

@@ -389,7 +389,7 @@ func TestProcessFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The cause, sentence and ratios are the diagnosis's, tested there.
-			got.Cause, got.Diagnosis, got.FDRatio, got.NprocRatio = "", "", 0, 0
+			got.Cause, got.Diagnosis, got.FDRatio, got.NprocRatio, got.Limits = "", "", 0, 0, nil
 			if diff := gocmp.Diff(&tc.want, got, ignore); diff != "" {
 				t.Errorf("Snapshot(100) mismatch (-want +got):\n%s", diff)
 			}

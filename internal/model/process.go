@@ -11,11 +11,14 @@
 package model
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"os/user"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -104,6 +107,16 @@ type Process struct {
 	// parse), each named; what they would have filled is null.
 	Unread []string `json:"unread,omitempty"`
 
+	// Cgroup is what the process's cgroup says (unit, container, pod) and
+	// the pids limit its forks meet first, from the "cgroup" source.
+	Cgroup *Cgroup `json:"cgroup,omitempty"`
+	// Kernel: the host's task count against kernel.pid_max and
+	// threads-max (zombies count against both).
+	Kernel *KernelTasks `json:"kernel,omitempty"`
+	// Limits: every limit that can stop this process, nearest first (the
+	// first binds first); only those known.
+	Limits []LimitUse `json:"limits"`
+
 	// Server holds the settings of a bundled server (cmd/server), from the
 	// "server" source; nil for any other process.
 	Server *Server `json:"server,omitempty"`
@@ -162,6 +175,65 @@ type Server struct {
 	ChildFailures int64 `json:"child_failures"`
 }
 
+// Cgroup is a process's cgroup: what its path names, and the nearest
+// cgroup (its own or an ancestor) with a pids.max, null where none has.
+type Cgroup struct {
+	Path        string `json:"path"`
+	Unit        string `json:"unit,omitempty"`
+	Runtime     string `json:"runtime,omitempty"`
+	ContainerID string `json:"container_id,omitempty"`
+	PodUID      string `json:"pod_uid,omitempty"`
+	QoS         string `json:"qos,omitempty"`
+	PidsCgroup  string `json:"pids_cgroup,omitempty"` // the cgroup whose pids.max binds
+	PidsCurrent *int   `json:"pids_current"`
+	PidsMax     *int   `json:"pids_max"`
+	PidsRefused *int   `json:"pids_refused"` // forks pids.max refused (pids.events max)
+}
+
+// KernelTasks are the host's tasks against the kernel's limits.
+type KernelTasks struct {
+	Tasks      int `json:"tasks"` // every process and thread on the host, zombies included
+	PIDMax     int `json:"pid_max"`
+	ThreadsMax int `json:"threads_max"`
+}
+
+// LimitUse is one limit and how much of it is used.
+type LimitUse struct {
+	Name  string  `json:"name"` // RLIMIT_NOFILE, RLIMIT_NPROC, pids.max, kernel.pid_max, kernel.threads-max
+	Used  int     `json:"used"`
+	Limit uint64  `json:"limit"`
+	Ratio float64 `json:"ratio"`
+}
+
+// rankLimits lists the limits known for p, nearest first.
+func (p *Process) rankLimits() {
+	var l []LimitUse
+	add := func(name string, used int, limit uint64) {
+		if limit == 0 || limit == uint64(proc.Unlimited) {
+			return
+		}
+		l = append(l, LimitUse{Name: name, Used: used, Limit: limit, Ratio: Ratio(used, proc.Limit(limit))})
+	}
+	if p.FDs != nil {
+		add("RLIMIT_NOFILE", *p.FDs+p.FDSlotsReserved, uint64(p.FDSoftLimit))
+	}
+	if p.UIDProcesses != nil {
+		add("RLIMIT_NPROC", *p.UIDProcesses, uint64(p.NprocSoftLimit))
+	}
+	if c := p.Cgroup; c != nil && c.PidsMax != nil && c.PidsCurrent != nil {
+		add("pids.max", *c.PidsCurrent, uint64(*c.PidsMax))
+	}
+	if k := p.Kernel; k != nil {
+		add("kernel.pid_max", k.Tasks, uint64(k.PIDMax))
+		add("kernel.threads-max", k.Tasks, uint64(k.ThreadsMax))
+	}
+	slices.SortStableFunc(l, func(a, b LimitUse) int { return cmp.Compare(b.Ratio, a.Ratio) })
+	if l == nil {
+		l = []LimitUse{}
+	}
+	p.Limits = l
+}
+
 // OldestAge is the age of the oldest zombie the process holds itself (or,
 // holding none, of the oldest below it).
 func (p *Process) OldestAge() time.Duration {
@@ -216,13 +288,31 @@ func (p *Process) Evidence() diagnose.Evidence {
 	if p.UIDProcesses != nil {
 		e.UIDTasks = *p.UIDProcesses
 	}
+	if c := p.Cgroup; c != nil {
+		e.Container, e.Pod = c.ContainerID, c.PodUID
+		if c.PidsMax != nil && c.PidsCurrent != nil {
+			e.PidsCgroup, e.PidsCurrent, e.PidsMax = c.PidsCgroup, *c.PidsCurrent, *c.PidsMax
+		}
+		if c.PidsRefused != nil {
+			e.PidsRefused = *c.PidsRefused
+		}
+	}
+	if len(p.Limits) > 0 {
+		e.Nearest, e.NearestRatio = p.Limits[0].Name, p.Limits[0].Ratio
+	}
+	for _, l := range p.Limits {
+		if strings.HasPrefix(l.Name, "kernel.") && l.Ratio >= diagnose.NearLimit {
+			e.KernelLimit, e.KernelUsed, e.KernelMax = l.Name, l.Used, int(l.Limit)
+			break
+		}
+	}
 	return e
 }
 
 // Diagnose fills the cause and the sentence from p's evidence. Sources
 // run first: the bundled server's own switch is the most precise cause.
 func (p *Process) Diagnose() {
-
+	p.rankLimits()
 	r := diagnose.Diagnose(p.Evidence())
 	p.Cause, p.Diagnosis = r.Cause, r.Sentence
 }

@@ -24,8 +24,11 @@ type Reader struct {
 	// on the host's /etc/passwd.
 	Users *Users
 	// Sources enrich each process after it is read (TCP states, the
-	// bundled server's status): listed where the command is wired.
-	Sources []Source
+	// bundled server's status, its cgroup): listed where the command is
+	// wired. HostSources add what they see across the host to a host
+	// reading.
+	Sources     []Source
+	HostSources []HostSource
 }
 
 // NewReader reads fs with the real clock and user database.
@@ -138,6 +141,7 @@ func (r *Reader) read(ctx context.Context, pid int, opt Options) (*Process, erro
 		return nil, nil, err
 	}
 	r.readWaitEvidence(p)
+	p.Kernel = r.kernelTasks()
 	if p.UID != 0 && !opt.NoUIDCount {
 		n, err := r.uidTasks(ctx, p.UID)
 		if err != nil {
@@ -509,4 +513,19 @@ func (r *Reader) optional(p *Process, what, path string, err error) error {
 		return err
 	}
 	return classify(p.PID, what, path, err)
+}
+
+// kernelTasks reads the host's tasks against pid_max and threads-max (three
+// small files); nil where the tree has not got them (a fixture, a
+// container's /proc without sys/).
+func (r *Reader) kernelTasks() *KernelTasks {
+	k, err := r.FS.ReadKernelLimits()
+	if err != nil {
+		return nil
+	}
+	n, err := r.FS.HostTasks()
+	if err != nil {
+		return nil
+	}
+	return &KernelTasks{Tasks: n, PIDMax: k.PIDMax, ThreadsMax: k.ThreadsMax}
 }

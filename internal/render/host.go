@@ -14,14 +14,16 @@ import (
 // hostJSON is the host scan's --json object: the model's Host with each
 // list projected to the keys that answer its question.
 type hostJSON struct {
-	Processes int              `json:"processes"`
-	Threads   int              `json:"threads"`
-	Zombies   int              `json:"zombies"`
-	FDUsers   []fdUserJSON     `json:"fd_users"`
-	UIDs      []model.UIDUsage `json:"uids"`
-	Denied    []string         `json:"denied,omitempty"`
-	Skipped   int              `json:"skipped,omitempty"`
-	Parents   []parentJSON     `json:"parents"`
+	Processes int               `json:"processes"`
+	Threads   int               `json:"threads"`
+	Zombies   int               `json:"zombies"`
+	FDUsers   []fdUserJSON      `json:"fd_users"`
+	UIDs      []model.UIDUsage  `json:"uids"`
+	Denied    []string          `json:"denied,omitempty"`
+	Skipped   int               `json:"skipped,omitempty"`
+	Parents   []parentJSON      `json:"parents"`
+	Cgroups   []model.CgroupUse `json:"cgroups,omitempty"`
+	Kernel    *model.Kernel     `json:"kernel,omitempty"`
 }
 
 type parentJSON struct {
@@ -58,7 +60,8 @@ type fdUserJSON struct {
 
 func toHostJSON(h *model.Host) hostJSON {
 	j := hostJSON{Processes: h.Processes, Threads: h.Threads, Zombies: h.Zombies, UIDs: h.UIDs,
-		Denied: h.Denied, Skipped: h.Skipped, FDUsers: []fdUserJSON{}, Parents: []parentJSON{}}
+		Denied: h.Denied, Skipped: h.Skipped, FDUsers: []fdUserJSON{}, Parents: []parentJSON{},
+		Cgroups: h.Cgroups, Kernel: h.Kernel}
 	for _, p := range h.Parents {
 		j.Parents = append(j.Parents, parentJSON{PID: p.PID, PPID: p.PPID, Comm: p.Comm, UID: p.UID, User: p.User,
 			State: p.State, Zombies: p.Zombies, AdoptedZombies: p.AdoptedZombies,
@@ -137,6 +140,33 @@ func HostTable(out io.Writer, r *model.Host) error {
 	if err := t.Render(); err != nil {
 		return err
 	}
+	if len(r.Cgroups) > 0 {
+		fmt.Fprintln(&b, "\nCGROUPS (containers, pods, units) WITH A pids.max OR HOLDING ZOMBIES")
+		t = newTable(&b, "CGROUP", "PIDS", "MAX", "USE", "REFUSED", "ZOMBIES", "WORST PARENT")
+		for _, c := range r.Cgroups {
+			pids, max, use, refused := "-", "-", "-", "-"
+			if c.PidsCurrent != nil && c.PidsMax != nil {
+				pids, max, use = strconv.Itoa(*c.PidsCurrent), strconv.Itoa(*c.PidsMax), percentOf(*c.PidsCurrent, *c.PidsMax)
+			}
+			if c.PidsRefused != nil {
+				refused = strconv.Itoa(*c.PidsRefused)
+			}
+			worst := "-"
+			if c.WorstParent != 0 {
+				worst = fmt.Sprintf("%d (%s)", c.WorstParent, Printable(c.WorstParentComm))
+			}
+			if err := t.Append(cgroupName(c.Cgroup), pids, max, use, refused, strconv.Itoa(c.Zombies), worst); err != nil {
+				return err
+			}
+		}
+		if err := t.Render(); err != nil {
+			return err
+		}
+	}
+	if k := r.Kernel; k != nil {
+		fmt.Fprintf(&b, "\nKERNEL: %d tasks of pid_max %d (%s) and threads-max %d (%s); %d open files of file-max %d\n",
+			k.Pids, k.PIDMax, percentOf(k.Pids, k.PIDMax), k.ThreadsMax, percentOf(k.Threads, k.ThreadsMax), k.FileNr, k.FileMax)
+	}
 	for _, d := range r.Denied {
 		fmt.Fprintf(&b, "\nnot read: %s\n", d)
 	}
@@ -144,4 +174,20 @@ func HostTable(out io.Writer, r *model.Host) error {
 		fmt.Fprintf(&b, "\nskipped %d pid %s whose files did not parse\n", r.Skipped, plural(r.Skipped, "directory", "directories"))
 	}
 	return flushTrimmed(out, &b)
+}
+
+// cgroupName is a cgroup as a person names it: pod and container, a
+// container, a unit, or its path.
+func cgroupName(c model.Cgroup) string {
+	switch {
+	case c.PodUID != "" && c.ContainerID != "":
+		return "pod " + c.PodUID + " container " + shortID(c.ContainerID)
+	case c.PodUID != "":
+		return "pod " + c.PodUID
+	case c.ContainerID != "":
+		return "container " + shortID(c.ContainerID)
+	case c.Unit != "":
+		return Printable(c.Unit)
+	}
+	return Printable(c.Path)
 }

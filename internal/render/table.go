@@ -75,6 +75,18 @@ func Table(out io.Writer, s *model.Process) error {
 		nprocRow(s),
 		{"SIGCHLD", string(s.Sigchld), "", "", sigchldDetail(s)},
 	}
+	if row := pidsRow(s); row != nil {
+		rows = append(rows, row)
+	}
+	if k := s.Kernel; k != nil {
+		rows = append(rows, []string{"host tasks", strconv.Itoa(k.Tasks), fmt.Sprintf("%d / %d", k.PIDMax, k.ThreadsMax),
+			percentOf(k.Tasks, k.PIDMax), "every process and thread on the host against kernel.pid_max / threads-max"})
+	}
+	if len(s.Limits) > 1 {
+		l := s.Limits[0]
+		rows = append(rows, []string{"binds first", "", "", strconv.FormatFloat(l.Ratio*100, 'f', 1, 64) + "%",
+			l.Name + ": of its limits, the one with the least headroom"})
+	}
 	if srv := s.Server; srv != nil {
 		rows = append(rows, []string{"server", "reaper=" + string(srv.Reaper), "", "",
 			fmt.Sprintf("close-conn=%s, %d connection copies held, %d spawned, %d reaped, max-children %d (%d answered 503)",
@@ -283,4 +295,49 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// pidsRow is the cgroup's pids against pids.max, and what the cgroup is.
+func pidsRow(s *model.Process) []string {
+	c := s.Cgroup
+	if c == nil {
+		return nil
+	}
+	what := Printable(c.Path)
+	switch {
+	case c.PodUID != "" && c.ContainerID != "":
+		what = "pod " + c.PodUID + ", container " + shortID(c.ContainerID)
+		if c.Runtime != "" {
+			what += " (" + c.Runtime + ")"
+		}
+	case c.ContainerID != "":
+		what = "container " + shortID(c.ContainerID)
+		if c.Runtime != "" {
+			what += " (" + c.Runtime + ")"
+		}
+	case c.Unit != "":
+		what = Printable(c.Unit)
+	}
+	if c.PidsMax == nil || c.PidsCurrent == nil {
+		return []string{"cgroup", "-", "", "", what + "; no pids.max on its way to the root"}
+	}
+	detail := what + "; pids.max of " + Printable(c.PidsCgroup) + " (zombies count)"
+	if c.PidsRefused != nil && *c.PidsRefused > 0 {
+		detail += fmt.Sprintf("; %d forks refused", *c.PidsRefused)
+	}
+	return []string{"cgroup pids", strconv.Itoa(*c.PidsCurrent), strconv.Itoa(*c.PidsMax), percentOf(*c.PidsCurrent, *c.PidsMax), detail}
+}
+
+func percentOf(used, limit int) string {
+	if limit <= 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(used)/float64(limit)*100, 'f', 1, 64) + "%"
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
