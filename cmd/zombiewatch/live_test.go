@@ -278,3 +278,115 @@ func TestNearOwnNprocLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestPidsCgroupLive: a parent whose zombies fill its cgroup's pids.max
+// (as root, where RLIMIT_NPROC never binds): zombiewatch names the cgroup
+// and its use, counts the forks already refused, and agrees with the
+// cgroup's own files and with ps, in --pid and host-wide.
+func TestPidsCgroupLive(t *testing.T) {
+	dir, cg := zombietest.PidsCgroup(t, 10)
+	cmd := exec.Command("sh", "-c", "echo $$ > "+dir+"/cgroup.procs && exec python3 -c '"+`
+import os, time
+n = 0
+while True:
+    try:
+        pid = os.fork()
+    except BlockingIOError:
+        break
+    if pid == 0:
+        os._exit(0)
+    n += 1
+try:
+    os.fork()
+except BlockingIOError:
+    pass
+print(n, flush=True); time.sleep(120)`+"'")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); zombietest.ReapAll() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the parent in the cgroup did not report: %v", err)
+	}
+	forked, _ := strconv.Atoi(strings.TrimSpace(line))
+	pid := strconv.Itoa(cmd.Process.Pid)
+
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--pid", pid, "--json", "--cgroup-root", "/sys/fs/cgroup"}, nil, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Zombies int `json:"zombies"`
+		Cgroup  struct {
+			PidsCgroup  string `json:"pids_cgroup"`
+			PidsCurrent *int   `json:"pids_current"`
+			PidsMax     *int   `json:"pids_max"`
+			PidsRefused *int   `json:"pids_refused"`
+		} `json:"cgroup"`
+		Limits []struct {
+			Name string `json:"name"`
+		} `json:"limits"`
+		Diagnosis string `json:"diagnosis"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	events, _ := os.ReadFile(filepath.Join(dir, "pids.events"))
+	current, _ := os.ReadFile(filepath.Join(dir, "pids.current"))
+	c := got.Cgroup
+	if c.PidsCgroup != cg || c.PidsMax == nil || *c.PidsMax != 10 || c.PidsCurrent == nil || strconv.Itoa(*c.PidsCurrent) != strings.TrimSpace(string(current)) {
+		t.Errorf("cgroup %+v; the cgroup %s says pids.current %s, pids.max 10", c, cg, current)
+	}
+	if c.PidsRefused == nil || *c.PidsRefused < 1 || !strings.Contains(string(events), "max "+strconv.Itoa(*c.PidsRefused)) {
+		t.Errorf("refused forks %v; pids.events says %q", c.PidsRefused, events)
+	}
+	if got.Zombies != forked || got.Zombies != psZombieCount(t, pid) {
+		t.Errorf("zombies %d; the parent forked %d, ps counts %d", got.Zombies, forked, psZombieCount(t, pid))
+	}
+	if len(got.Limits) == 0 || got.Limits[0].Name != "pids.max" || !strings.Contains(got.Diagnosis, "10 of 10 pids") ||
+		!strings.Contains(got.Diagnosis, "forks already refused") {
+		t.Errorf("limits %+v, diagnosis %q: want pids.max first, its use and the refused forks", got.Limits, got.Diagnosis)
+	}
+
+	// Host-wide, the cgroup is listed with the zombies inside and its parent.
+	stdout.Reset()
+	// (Another uid's fd kinds may be refused here, PID 1's among them:
+	// that is exit 1 with the reading printed.)
+	if err := run(context.Background(), []string{"--json", "--cgroup-root", "/sys/fs/cgroup"}, nil, &stdout, io.Discard); err != nil && !strings.Contains(err.Error(), "refused") {
+		t.Fatal(err)
+	}
+	var host struct {
+		Cgroups []struct {
+			Path        string `json:"path"`
+			Zombies     int    `json:"zombies"`
+			WorstParent int    `json:"worst_parent"`
+			PidsMax     *int   `json:"pids_max"`
+		} `json:"cgroups"`
+		Kernel *struct {
+			PIDMax int `json:"pid_max"`
+		} `json:"kernel"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &host); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, h := range host.Cgroups {
+		if h.Path == cg {
+			found = h.Zombies == forked && strconv.Itoa(h.WorstParent) == pid && h.PidsMax != nil && *h.PidsMax == 10
+		}
+	}
+	if !found || host.Kernel == nil || host.Kernel.PIDMax == 0 {
+		t.Errorf("host-wide: cgroup %s with %d zombies under pid %s not listed right (%+v), kernel %+v", cg, forked, pid, host.Cgroups, host.Kernel)
+	}
+}
+
+func psZombieCount(t *testing.T, ppid string) int {
+	t.Helper()
+	out, _ := exec.Command("ps", "-o", "stat=", "--ppid", ppid).Output()
+	return strings.Count(string(out), "Z")
+}

@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"sync"
 	"testing"
 	"time"
@@ -228,4 +230,57 @@ func NoPtrace(t testing.TB, bin string, args ...string) *exec.Cmd {
 		t.Skipf("setpriv not found: %v", err)
 	}
 	return exec.Command("setpriv", append([]string{"--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace", bin}, args...)...)
+}
+
+// PidsCgroup makes a cgroup of the pids controller with pids.max max,
+// under the v1 hierarchy at /sys/fs/cgroup/pids or a v2 root whose
+// subtree has pids; it skips the test, saying why, where root cannot make
+// one. Cleanup kills whatever is left in it and removes it. It returns the
+// cgroup's directory and its path within the hierarchy.
+func PidsCgroup(t testing.TB, max int) (dir, path string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a pids cgroup")
+	}
+	var parent string
+	for _, p := range []string{"/sys/fs/cgroup/pids", "/sys/fs/cgroup"} {
+		if _, err := os.Stat(filepath.Join(p, "cgroup.procs")); err != nil {
+			continue
+		}
+		if p == "/sys/fs/cgroup" {
+			if b, err := os.ReadFile(filepath.Join(p, "cgroup.subtree_control")); err != nil || !bytes.Contains(b, []byte("pids")) {
+				continue
+			}
+		}
+		parent = p
+		break
+	}
+	if parent == "" {
+		t.Skip("no writable pids controller (v1 /sys/fs/cgroup/pids, or v2 with pids in cgroup.subtree_control)")
+	}
+	name := fmt.Sprintf("zombietest-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	dir = filepath.Join(parent, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot make a pids cgroup: %v", err)
+	}
+	t.Cleanup(func() {
+		for range 100 {
+			procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+			if len(bytes.TrimSpace(procs)) == 0 {
+				break
+			}
+			for _, f := range bytes.Fields(procs) {
+				if pid, err := strconv.Atoi(string(f)); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			ReapAll()
+			time.Sleep(20 * time.Millisecond)
+		}
+		os.Remove(dir)
+	})
+	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(strconv.Itoa(max)), 0o644); err != nil {
+		t.Fatalf("write pids.max: %v", err)
+	}
+	return dir, "/" + name
 }
