@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/zombietest"
 )
@@ -315,6 +316,10 @@ print(n, flush=True); time.sleep(120)`+"'")
 	}
 	forked, _ := strconv.Atoi(strings.TrimSpace(line))
 	pid := strconv.Itoa(cmd.Process.Pid)
+	// Every child has exited (is a zombie) before the reading.
+	for deadline := time.Now().Add(10 * time.Second); psZombieCount(t, pid) < forked && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	var stdout bytes.Buffer
 	if err := run(context.Background(), []string{"--pid", pid, "--json", "--cgroup-root", "/sys/fs/cgroup"}, nil, &stdout, io.Discard); err != nil {
