@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zombiewatch/zombiewatch/internal/cgroup"
 	"github.com/zombiewatch/zombiewatch/internal/control"
 	"github.com/zombiewatch/zombiewatch/internal/load"
 	"github.com/zombiewatch/zombiewatch/internal/model"
@@ -666,5 +667,64 @@ func TestUnreapedStaysTrue(t *testing.T) {
 	}
 	if st := s.set(t, "reaper=loop"); st.Unreaped != 0 {
 		t.Errorf("back to loop with no child left: unreaped %d, want 0", st.Unreaped)
+	}
+}
+
+// TestPidsMax is the seed's ulimit -u lesson the container way, as root:
+// in a pids cgroup of its own, with the reaper off, zombies fill pids.max
+// and the next fork fails with EAGAIN (503, logged); zombiewatch reads the
+// cgroup's use and the refused fork; the cgroup is gone after the server.
+func TestPidsMax(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a pids cgroup")
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/pids/cgroup.procs"); err != nil {
+		if b, err := os.ReadFile("/sys/fs/cgroup/cgroup.subtree_control"); err != nil || !strings.Contains(string(b), "pids") {
+			t.Skip("no writable pids controller here (v1 /sys/fs/cgroup/pids, or v2 with pids in subtree_control)")
+		}
+	}
+	const max = 60
+	s := startServer(t, "", nil, "--pids-max", strconv.Itoa(max), "--reaper", "off", "--max-children", "0")
+	ok := 0
+	for i := 0; ; i++ {
+		if i == max {
+			t.Fatalf("no 503 after %d requests (%d answered)", i, ok)
+		}
+		res := s.load(t, 1, 1)
+		s.settled(t)
+		if res.Status[503] == 1 {
+			break
+		}
+		ok += res.OK()
+	}
+	s.logged(t, "errno=EAGAIN")
+	fs, err := proc.New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfs, err := cgroup.New("/sys/fs/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := model.NewReader(fs, cgroup.Source(fs, cfs))
+	p, err := r.Process(context.Background(), s.pid, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.Cgroup
+	if c == nil || c.PidsMax == nil || *c.PidsMax != max || *c.PidsCurrent != max || c.PidsRefused == nil || *c.PidsRefused < 1 {
+		t.Fatalf("cgroup %+v; want pids %d of %d and refused forks", c, max, max)
+	}
+	if p.Zombies < ok || p.Limits[0].Name != "pids.max" || !strings.Contains(p.Diagnosis, "forks already refused") {
+		t.Errorf("%d zombies (%d answered), limits %+v, diagnosis %q", p.Zombies, ok, p.Limits, p.Diagnosis)
+	}
+	dir := filepath.Join("/sys/fs/cgroup/pids", c.PidsCgroup)
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-s.done; err != nil {
+		t.Fatalf("server exit: %v", err)
+	}
+	s.done <- nil
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the server's cgroup %s is still there after it stopped: %v", dir, err)
 	}
 }

@@ -43,6 +43,8 @@ func Main(ctx context.Context, prefix, args []string, stdout, stderr io.Writer) 
 	fs.Uint64Var(&cfg.NoFile, "nofile", 0, "")
 	fs.Uint64Var(&cfg.NProc, "nproc", 0, "")
 	fs.IntVar(&cfg.MaxChildren, "max-children", 256, "")
+	fs.IntVar(&cfg.PidsMax, "pids-max", 0, "")
+	fs.StringVar(&cfg.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "")
 	fs.StringVar(&logLevel, "log-level", "info", "")
 	fs.BoolVar(&child, "child", false, "") // internal: serve one connection on fd 3
 	showVersion := cli.VersionFlag(fs)
@@ -64,6 +66,8 @@ func Main(ctx context.Context, prefix, args []string, stdout, stderr io.Writer) 
 		return cli.Usagef("unexpected argument %q", fs.Arg(0))
 	case cfg.Child.Hold < 0, cfg.Child.ReadTimeout <= 0, cfg.Grace < 0:
 		return cli.Usagef("--hold, --read-timeout and --grace want positive durations")
+	case cfg.PidsMax < 0:
+		return cli.Usagef("--pids-max %d: want 0 (none) or more", cfg.PidsMax)
 	case cfg.MaxChildren < 0:
 		return cli.Usagef("--max-children %d: want 0 (no bound) or more", cfg.MaxChildren)
 	case maxHeader < 256:

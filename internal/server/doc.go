@@ -31,6 +31,11 @@ Flags:
 	                       keeps serving. Each child is a Go process of ~6 MiB: 256 keep
 	                       a burst of idle clients to ~1.5 GiB. With the reaper off,
 	                       zombies count: the process table filling is the lesson
+	--pids-max N           run in a pids cgroup of its own with pids.max N (made under
+	                       --cgroup-root, default /sys/fs/cgroup; v1 pids, or v2 with pids
+	                       in the root's subtree_control), removed at exit: with the
+	                       reaper off, zombies fill it and forks fail with EAGAIN, as
+	                       root too (where ulimit -u does not bind)
 	--version              print the version
 	--log-level LEVEL      debug (one line per reaped child), info, warn (default info)
 

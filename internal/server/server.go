@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/zombiewatch/zombiewatch/internal/cgroup"
 	"github.com/zombiewatch/zombiewatch/internal/control"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
@@ -49,6 +50,11 @@ type Config struct {
 	// MaxChildren bounds the children not yet reaped: past it, a new
 	// connection is answered 503 at once (0: no bound).
 	MaxChildren int
+	// PidsMax, when above 0, runs the server in a pids cgroup of its own
+	// with that pids.max (under CgroupRoot): the container way to the
+	// seed's ulimit -u lesson, which binds root too. Removed at exit.
+	PidsMax    int
+	CgroupRoot string
 	// ChildPrefix selects the server in this binary (see Main); LogLevel
 	// is passed on to the children.
 	ChildPrefix []string
@@ -67,7 +73,8 @@ type Server struct {
 	devnull *os.File
 	spare   *os.File // released on EMFILE to accept and shed one connection
 	sigch   chan os.Signal
-	procfs  *proc.FS // this process's /proc, for its children list
+	pidscg  *cgroup.Made // the pids cgroup of --pids-max, or nil
+	procfs  *proc.FS     // this process's /proc, for its children list
 
 	// applyMu makes each control request's switch whole (leave the old
 	// reaper, enter the new) and lets shutdown refuse later ones.
@@ -138,6 +145,22 @@ func Listen(cfg Config) (*Server, error) {
 		s.ln.Close()
 		return nil, err
 	}
+	if cfg.PidsMax > 0 {
+		// The children inherit the cgroup: the server's own threads and
+		// every child, zombies included, count against pids.max.
+		m, err := cgroup.MakePids(cfg.CgroupRoot, fmt.Sprintf("zombiewatch-server-%d", os.Getpid()), cfg.PidsMax)
+		if err == nil {
+			if err = m.Enter(os.Getpid()); err != nil {
+				m.Remove(time.Second)
+			}
+		}
+		if err != nil {
+			s.ln.Close()
+			s.ctl.Close()
+			return nil, fmt.Errorf("--pids-max %d: %w", cfg.PidsMax, err)
+		}
+		s.pidscg = m
+	}
 	return s, nil
 }
 
@@ -177,6 +200,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	close(s.sigch)
 	<-reaperDone
 	s.shutdown()
+	if s.pidscg != nil {
+		if err := s.pidscg.Remove(5 * time.Second); err != nil {
+			s.log.Warn("could not remove the --pids-max cgroup", "err", err)
+		}
+	}
 	return nil
 }
 

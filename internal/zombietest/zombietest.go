@@ -17,13 +17,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/zombiewatch/zombiewatch/internal/cgroup"
 	"github.com/zombiewatch/zombiewatch/internal/scenario"
 )
 
@@ -232,9 +233,8 @@ func NoPtrace(t testing.TB, bin string, args ...string) *exec.Cmd {
 	return exec.Command("setpriv", append([]string{"--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace", bin}, args...)...)
 }
 
-// PidsCgroup makes a cgroup of the pids controller with pids.max max,
-// under the v1 hierarchy at /sys/fs/cgroup/pids or a v2 root whose
-// subtree has pids; it skips the test, saying why, where root cannot make
+// PidsCgroup makes a cgroup of the pids controller with pids.max max
+// (cgroup.MakePids); it skips the test, saying why, where root cannot make
 // one. Cleanup kills whatever is left in it and removes it. It returns the
 // cgroup's directory and its path within the hierarchy.
 func PidsCgroup(t testing.TB, max int) (dir, path string) {
@@ -242,30 +242,13 @@ func PidsCgroup(t testing.TB, max int) (dir, path string) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to make a pids cgroup")
 	}
-	var parent string
-	for _, p := range []string{"/sys/fs/cgroup/pids", "/sys/fs/cgroup"} {
-		if _, err := os.Stat(filepath.Join(p, "cgroup.procs")); err != nil {
-			continue
-		}
-		if p == "/sys/fs/cgroup" {
-			if b, err := os.ReadFile(filepath.Join(p, "cgroup.subtree_control")); err != nil || !bytes.Contains(b, []byte("pids")) {
-				continue
-			}
-		}
-		parent = p
-		break
-	}
-	if parent == "" {
-		t.Skip("no writable pids controller (v1 /sys/fs/cgroup/pids, or v2 with pids in cgroup.subtree_control)")
-	}
-	name := fmt.Sprintf("zombietest-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
-	dir = filepath.Join(parent, name)
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	m, err := cgroup.MakePids("/sys/fs/cgroup", fmt.Sprintf("zombietest-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6), max)
+	if err != nil {
 		t.Skipf("cannot make a pids cgroup: %v", err)
 	}
 	t.Cleanup(func() {
 		for range 100 {
-			procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+			procs, _ := os.ReadFile(filepath.Join(m.Dir, "cgroup.procs"))
 			if len(bytes.TrimSpace(procs)) == 0 {
 				break
 			}
@@ -277,10 +260,9 @@ func PidsCgroup(t testing.TB, max int) (dir, path string) {
 			ReapAll()
 			time.Sleep(20 * time.Millisecond)
 		}
-		os.Remove(dir)
+		if err := m.Remove(5 * time.Second); err != nil {
+			t.Errorf("zombietest: %v", err)
+		}
 	})
-	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(strconv.Itoa(max)), 0o644); err != nil {
-		t.Fatalf("write pids.max: %v", err)
-	}
-	return dir, "/" + name
+	return m.Dir, m.Path
 }
