@@ -55,6 +55,11 @@ func (m *Made) Enter(pid int) error {
 	return os.WriteFile(filepath.Join(m.Dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644)
 }
 
+// Leave moves process pid back to the parent cgroup.
+func (m *Made) Leave(pid int) error {
+	return os.WriteFile(filepath.Join(m.parent, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644)
+}
+
 // Remove moves this process back to the parent and removes the cgroup,
 // once every other process in it has gone (waiting up to wait).
 func (m *Made) Remove(wait time.Duration) error {

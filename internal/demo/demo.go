@@ -31,7 +31,7 @@ type Config struct {
 	Server func(args ...string) *exec.Cmd
 	// Requests per phase, and the size of the bursts of phases 2 and 3.
 	Requests, Burst int
-	// Phases to run, 1-5; empty runs them all.
+	// Phases to run, 1-6; empty runs them all.
 	Phases []int
 	// Out receives the narration.
 	Out io.Writer
@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{PID: r.pid, Addr: r.addr}
 	phases := cfg.Phases
 	if len(phases) == 0 {
-		phases = []int{1, 2, 3, 4, 5}
+		phases = []int{1, 2, 3, 4, 5, 6}
 	}
 	for _, n := range phases {
 		r.setPhase(n)

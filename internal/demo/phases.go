@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/zombiewatch/zombiewatch/internal/cgroup"
+	"github.com/zombiewatch/zombiewatch/internal/diagnose"
+	"github.com/zombiewatch/zombiewatch/internal/load"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
@@ -12,7 +15,7 @@ import (
 // lessons are the phases, in order. Each sets the server up as it needs,
 // so that any one can run alone.
 var lessons = []func(context.Context, *run) (Phase, error){
-	reaperOff, reaperWait, reaperLoop, closeConnOff, closeConnOn,
+	reaperOff, reaperWait, reaperLoop, closeConnOff, closeConnOn, pidsMax,
 }
 
 // burstHold keeps the children of a burst alive until all have answered,
@@ -199,4 +202,82 @@ func psNote(ps *int, zombies int) string {
 	default:
 		return fmt.Sprintf(" (ps counts %d: the count moved between the two reads)", *ps)
 	}
+}
+
+// pidsRoom is how many pids phase 6's cgroup leaves above the server's own
+// threads: the zombies that fill it.
+const pidsRoom = 20
+
+// pidsMax is the seed's ulimit -u lesson the container way: the server is
+// moved into a pids cgroup with room for pidsRoom more tasks, its reaper
+// off; zombies fill pids.max and the next fork fails with EAGAIN, as root,
+// which RLIMIT_NPROC cannot show. zombiewatch names pids.max as the limit
+// that binds first before it does. Skipped, saying so, where no writable
+// pids controller exists.
+func pidsMax(ctx context.Context, r *run) (Phase, error) {
+	before, err := r.settled(ctx)
+	if err != nil {
+		return Phase{}, err
+	}
+	limit := before.Threads + pidsRoom
+	m, err := cgroup.MakePids("/sys/fs/cgroup", fmt.Sprintf("zombiewatch-demo-%d", r.pid), limit)
+	if err != nil {
+		p := phase("pids.max", 0, before, before)
+		p.Summary = "pids.max: skipped: " + err.Error()
+		p.Lesson = "In a container, the cgroup's pids.max (Kubernetes podPidsLimit, docker --pids-limit) is what zombies fill: root is not exempt from it as it is from ulimit -u."
+		return p, nil
+	}
+	defer m.Remove(5 * time.Second)
+	if err := m.Enter(r.pid); err != nil {
+		return Phase{}, err
+	}
+	defer m.Leave(r.pid) // out again before the cgroup goes
+	if err := r.set("reaper=off", "close-conn=on", "hold=0s"); err != nil {
+		return Phase{}, err
+	}
+	cfs, err := cgroup.New("/sys/fs/cgroup")
+	if err != nil {
+		return Phase{}, err
+	}
+	zw := model.NewReader(r.zw.FS, cgroup.Source(r.zw.FS, cfs))
+	requests, warnedAt := 0, -1
+	var last *model.Process
+	for requests < pidsRoom+5 {
+		if err := ctx.Err(); err != nil {
+			return Phase{}, err
+		}
+		res := load.Run(ctx, load.Config{Addr: r.addr, Clients: 1, Conns: 1, Timeout: 10 * time.Second})
+		requests++
+		if last, err = r.settled(ctx); err != nil {
+			return Phase{}, err
+		}
+		if p, err := zw.Process(ctx, r.pid, model.Options{}); err == nil && warnedAt < 0 &&
+			len(p.Limits) > 0 && p.Limits[0].Name == "pids.max" && p.Limits[0].Ratio >= diagnose.NearLimit {
+			warnedAt = requests
+		}
+		if res.Status[503] > 0 {
+			break
+		}
+	}
+	final, err := zw.Process(ctx, r.pid, model.Options{})
+	if err != nil {
+		return Phase{}, err
+	}
+	p := phase("pids.max", requests, before, last)
+	refused := 0
+	if c := final.Cgroup; c != nil && c.PidsRefused != nil {
+		refused = *c.PidsRefused
+	}
+	warned := "zombiewatch did not name pids.max before the failure"
+	if warnedAt > 0 {
+		warned = fmt.Sprintf("zombiewatch named pids.max as the limit that binds first after request %d", warnedAt)
+	}
+	p.Summary = fmt.Sprintf("pids.max: in a cgroup of %d pids (the server's %d threads + %d), %d zombies filled it; %s; request %d got 503: fork failed with EAGAIN, as root (pids.events counts %d refusals: the fork, and the server runtime's retried thread starts)",
+		limit, before.Threads, pidsRoom, last.Zombies, warned, requests, refused)
+	p.Lesson = "In a container, the cgroup's pids.max (Kubernetes podPidsLimit, docker --pids-limit) is what zombies fill: root is not exempt from it as it is from ulimit -u."
+	// Leave the server as the next lesson expects: reaped, out of the cgroup.
+	if err := r.set("reaper=loop"); err != nil {
+		return p, err
+	}
+	return p, nil
 }
