@@ -298,9 +298,10 @@ func (r *Reader) fdUsers(ctx context.Context, recs []rec, opt HostOptions, h *Ho
 			NprocSoftLimit: rc.limits.NprocSoft, NprocHardLimit: rc.limits.NprocHard,
 			FDRatio: Ratio(n, rc.limits.NofileSoft), ZombieList: []Zombie{}})
 	}
-	slices.SortFunc(list, func(a, b *Process) int {
+	nearestFirst := func(a, b *Process) int {
 		return cmp.Or(cmp.Compare(b.FDRatio, a.FDRatio), *b.FDs-*a.FDs, a.PID-b.PID)
-	})
+	}
+	slices.SortFunc(list, nearestFirst)
 	if top := opt.FDUsers; top > 0 && len(list) > top {
 		kept := list[:top:top] // the top, then whoever Include names
 		for _, u := range list[top:] {
@@ -324,6 +325,9 @@ func (r *Reader) fdUsers(ctx context.Context, recs []rec, opt HostOptions, h *Ho
 			h.addDenied(r.enrich(ctx, p, results))
 		}
 	}
+	// The listing may count differently from the pass (fds opened or
+	// closed since): the order follows what is shown.
+	slices.SortStableFunc(list, nearestFirst)
 	return list
 }
 
