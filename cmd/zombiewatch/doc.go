@@ -7,6 +7,7 @@ Usage:
 	zombiewatch demo [--phase N] [--requests N] [--burst N] [--out F] [--plot F]
 	zombiewatch [--top K] [--json]
 	zombiewatch --pid N [--json | --zombies] [flags]
+	zombiewatch --name RE [--full] | --user U  [--json | --zombies] [flags]
 	zombiewatch --pid N --watch [--interval 1s] [--count K] [--json]
 	zombiewatch ctl --pid N [reaper=off|wait|loop|ignore] [close-conn=on|off] [hold=D]
 	zombiewatch serve [--listen 127.0.0.1:9857] [--pid N]... [--name RE]... | --textfile DIR
@@ -24,7 +25,13 @@ it; its open descriptors by kind; and each limit it is close to
 
 Flags:
 
-	--pid N            the process to read
+	--pid N            the process to read (repeatable: several are read in turn,
+	                   and --json prints a JSON array)
+	--name RE          the processes whose name (comm) matches RE, as pgrep does;
+	                   with --full, whose command line matches (pgrep -f)
+	--user U           the processes of user U (a name or a uid), as pgrep -u
+	--min-age D        count only zombies at least D old (1s, 500ms): a parent
+	                   that reaps its children a little late is not accused
 	--top K            with no --pid: entries in each list (default 10; 0 for all)
 	--json             print one JSON object (keys in the README)
 	--zombies          list the zombies the way ps auxw shows them
@@ -35,6 +42,8 @@ Flags:
 	--max-zombies N    exit 3 if the process holds more than N zombie children
 	--max-fd-ratio R   exit 3 if open fds exceed R times the soft limit (0 < R <= 1)
 	--proc-root DIR    read another /proc: a container's, or a copied tree (default /proc)
+	--cgroup-root DIR  read another cgroupfs for pids.max and pod/container names
+	                   (default /sys/fs/cgroup; with another --proc-root, only if given)
 	--watch            sample again every --interval (default 1s) until the process
 	                   ends, Ctrl-C, or --count samples: on a terminal it redraws in
 	                   place with a chart (keys r, c and q switch a bundled server's

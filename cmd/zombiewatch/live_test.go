@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -394,4 +395,55 @@ func psZombieCount(t *testing.T, ppid string) int {
 	t.Helper()
 	out, _ := exec.Command("ps", "-o", "stat=", "--ppid", ppid).Output()
 	return strings.Count(string(out), "Z")
+}
+
+// TestNameAgreesWithPgrep: --name selects what pgrep selects.
+func TestNameAgreesWithPgrep(t *testing.T) {
+	if _, err := exec.LookPath("pgrep"); err != nil {
+		t.Skip("pgrep (procps) not installed: .ci/run installs it")
+	}
+	for range 3 {
+		c := exec.Command("sleep", "60")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	}
+	out, err := exec.Command("pgrep", "-x", "sleep").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other packages' tests may run sleeps of their own meanwhile: compare
+	// the ones this test started, as both tools saw them.
+	ours := func(pid int) bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		return len(f) > 1 && f[1] == strconv.Itoa(os.Getpid())
+	}
+	var want []int
+	for _, f := range strings.Fields(string(out)) {
+		if n, _ := strconv.Atoi(f); ours(n) {
+			want = append(want, n)
+		}
+	}
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--name", "^sleep$", "--json", "--fd-types=false"}, nil, &stdout, io.Discard); err != nil && !strings.Contains(err.Error(), "refused") {
+		t.Fatal(err)
+	}
+	var got []struct {
+		PID int `json:"pid"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	var pids []int
+	for _, p := range got {
+		if ours(p.PID) {
+			pids = append(pids, p.PID)
+		}
+	}
+	slices.Sort(want)
+	if len(want) != 3 || !slices.Equal(pids, want) {
+		t.Errorf("--name ^sleep$ read %v; pgrep -x sleep lists %v", pids, want)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"runtime"
 	"time"
 
@@ -22,7 +23,12 @@ import (
 
 // snapshotConfig is the root command's flags, validated.
 type snapshotConfig struct {
-	pid        int
+	pid        int   // the one process read (after selection)
+	pids       []int // --pid, repeatable
+	names      []*regexp.Regexp
+	full       bool
+	uid        *int
+	minAge     time.Duration
 	json       bool
 	zombies    bool
 	fdTypes    bool
@@ -41,7 +47,12 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 	var c snapshotConfig
 	fs := flag.NewFlagSet("zombiewatch", flag.ContinueOnError)
 	showVersion := cli.VersionFlag(fs)
-	fs.IntVar(&c.pid, "pid", 0, "")
+	var names, users listFlag
+	fs.Var((*pidList)(&c.pids), "pid", "")
+	fs.Var(&names, "name", "")
+	fs.BoolVar(&c.full, "full", false, "")
+	fs.Var(&users, "user", "")
+	fs.DurationVar(&c.minAge, "min-age", 0, "")
 	fs.BoolVar(&c.json, "json", false, "")
 	fs.BoolVar(&c.zombies, "zombies", false, "")
 	fs.BoolVar(&c.fdTypes, "fd-types", true, "")
@@ -59,19 +70,44 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	c.cgroupSet = set["cgroup-root"]
+	for _, n := range names {
+		re, err := regexp.Compile(n)
+		if err != nil {
+			return c, cli.Usagef("--name %q: %v", n, err)
+		}
+		c.names = append(c.names, re)
+	}
+	if len(users) > 1 {
+		return c, cli.Usagef("--user: give one user")
+	}
+	if len(users) == 1 {
+		uid, err := lookupUID(users[0])
+		if err != nil {
+			return c, cli.Usagef("--user %q: %v", users[0], err)
+		}
+		c.uid = &uid
+	}
+	for _, pid := range c.pids {
+		if pid <= 0 {
+			return c, cli.Usagef("--pid %d: not a process id (want a number above 0)", pid)
+		}
+	}
+	set["pid"] = set["pid"] || set["name"] || set["user"] // a selection, as --pid is
 	switch {
+	case set["full"] && !set["name"]:
+		return c, cli.Usagef("--full matches --name against the command line: give --name")
+	case c.minAge < 0:
+		return c, cli.Usagef("--min-age %s: want 0 or more", c.minAge)
 	case *showVersion:
 		return c, cli.PrintVersion(stdout, "zombiewatch")
 	case fs.NArg() > 0:
 		return c, cli.Usagef("unexpected argument %q", fs.Arg(0))
-	case !set["pid"] && (c.watch || c.zombies || set["max-zombies"] || set["max-fd-ratio"]):
-		return c, cli.Usagef("--watch, --zombies, --max-zombies and --max-fd-ratio need --pid")
+	case !set["pid"] && (c.watch || c.zombies || set["max-zombies"] || set["max-fd-ratio"] || set["min-age"]):
+		return c, cli.Usagef("--watch, --zombies, --min-age, --max-zombies and --max-fd-ratio need --pid (or --name, --user)")
 	case set["pid"] && set["top"]:
 		return c, cli.Usagef("--top bounds the host-wide lists: not with --pid")
 	case c.top < 0:
 		return c, cli.Usagef("--top %d: want 0 (no bound) or more", c.top)
-	case set["pid"] && c.pid <= 0:
-		return c, cli.Usagef("--pid %d: not a process id (want a number above 0)", c.pid)
 	case c.json && c.zombies:
 		return c, cli.Usagef("--json and --zombies both choose the output: pick one (the JSON has zombie_list)")
 	case set["max-zombies"] && c.maxZombies < 0:
@@ -113,13 +149,23 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 	if err := threadBudget(ctx, r); err != nil {
 		return err
 	}
-	switch {
-	case c.watch:
-		return runWatch(ctx, c, r, stdin, stdout, stderr)
-	case c.pid == 0:
+	if len(c.pids) == 0 && c.names == nil && c.uid == nil {
 		return runHost(ctx, c, r, stdout)
 	}
-	p, err := r.Process(ctx, c.pid, model.Options{FDTypes: c.fdTypes, ZombieOwners: c.zombies})
+	targets, err := selectTargets(ctx, c, r)
+	switch {
+	case err != nil:
+		return err
+	case len(targets) > 1 && c.watch:
+		return cli.Usagef("--watch follows one process; %d match: give one --pid", len(targets))
+	case len(targets) > 1:
+		return runMany(ctx, c, r, targets, stdout)
+	}
+	c.pid = targets[0]
+	if c.watch {
+		return runWatch(ctx, c, r, stdin, stdout, stderr)
+	}
+	p, err := r.Process(ctx, c.pid, c.options())
 	var denied *model.PermissionError
 	if err != nil && !errors.As(err, &denied) {
 		return err
@@ -137,7 +183,7 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 		if p.State == "Z" && err == nil {
 			// The pid copied from ps ... <defunct>: the parent is the
 			// process to look at, so show it too.
-			if parent, perr := r.Process(ctx, p.PPID, model.Options{FDTypes: c.fdTypes}); perr == nil {
+			if parent, perr := r.Process(ctx, p.PPID, c.options()); perr == nil {
 				fmt.Fprintf(stdout, "\nits parent:\n\n")
 				err = render.Table(stdout, parent)
 			}
@@ -153,6 +199,10 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 		return denied
 	}
 	return nil
+}
+
+func (c snapshotConfig) options() model.Options {
+	return model.Options{FDTypes: c.fdTypes, ZombieOwners: c.zombies, MinAge: c.minAge}
 }
 
 // checkThresholds turns a crossed --max-zombies or --max-fd-ratio into exit 3.

@@ -101,6 +101,8 @@ type Evidence struct {
 	Zombies, AdoptedZombies, DescendantZombies int
 	// OldestAge: of the oldest direct zombie (or, with none, of any below).
 	OldestAge time.Duration
+	// YoungZombies: zombie children younger than --min-age, not counted.
+	YoungZombies int
 	// DescendantHolder: the parent of the oldest zombie below, when it
 	// holds none itself.
 	DescendantHolder int
@@ -173,6 +175,9 @@ func Diagnose(e Evidence) Result {
 		r.Cause = DescendantsOnly
 		r.Sentence = fmt.Sprintf("pid %d holds no zombies itself; its descendants hold %d (the oldest under pid %d: zombiewatch --pid %d)",
 			e.PID, e.DescendantZombies, e.DescendantHolder, e.DescendantHolder)
+	case e.Zombies == 0 && e.YoungZombies > 0:
+		r.Cause = None
+		r.Sentence = fmt.Sprintf("pid %d holds no zombies older than --min-age (%d younger: children it has not reaped yet, which may be reaped as they come)", e.PID, e.YoungZombies)
 	case e.Zombies == 0:
 		r.Cause = None
 		r.Sentence = fmt.Sprintf("pid %d holds no zombies", e.PID)
@@ -180,6 +185,12 @@ func Diagnose(e Evidence) Result {
 		var why string
 		r.Cause, why = cause(e)
 		r.Sentence = fmt.Sprintf("pid %d holds %d %s, the oldest %s old; %s", e.PID, e.Zombies, plural(e.Zombies, "zombie"), Age(e.OldestAge), why)
+		if e.OldestAge < time.Second {
+			// A parent that reaps each child a little late holds a few
+			// zombies at any instant: say so rather than accuse it.
+			r.Sentence += "; but all are younger than a second: it may be reaping them as they come (zombiewatch --pid " +
+				fmt.Sprint(e.PID) + " --watch shows whether they stay; --min-age 1s counts only older ones)"
+		}
 	}
 	r.Sentence += connAdvice(e) + limitWarnings(e)
 	return r

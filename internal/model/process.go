@@ -70,7 +70,10 @@ type Process struct {
 	Zombies  int `json:"zombies"`  // direct children in state Z
 	// AdoptedZombies: direct zombie children that started before this
 	// process did, so it cannot have forked them: orphans it adopted.
-	AdoptedZombies    int      `json:"adopted_zombies"`
+	AdoptedZombies int `json:"adopted_zombies"`
+	// YoungZombies: direct zombie children younger than --min-age, left
+	// out of Zombies and the list.
+	YoungZombies      int      `json:"young_zombies,omitempty"`
 	DescendantZombies int      `json:"descendant_zombies"` // zombies anywhere below, direct ones included
 	ZombieList        []Zombie `json:"zombie_list"`        // every zombie below, oldest first
 
@@ -254,7 +257,7 @@ func (p *Process) OldestAge() time.Duration {
 func (p *Process) Evidence() diagnose.Evidence {
 	e := diagnose.Evidence{
 		PID: p.PID, State: p.State, PPID: p.PPID, Exit: p.Exit, KernelThread: p.KernelThread, Zombies: p.Zombies, AdoptedZombies: p.AdoptedZombies,
-		DescendantZombies: p.DescendantZombies, OldestAge: p.OldestAge(),
+		DescendantZombies: p.DescendantZombies, OldestAge: p.OldestAge(), YoungZombies: p.YoungZombies,
 		Sigchld: diagnose.Disposition(p.Sigchld), SigchldBlocked: p.SigchldBlocked,
 		NamespaceInit: p.NamespaceInit, Comm: p.Comm,
 		WaitingInWait: p.WaitingInWait != nil && *p.WaitingInWait,

@@ -49,6 +49,10 @@ type Options struct {
 	// NoUIDCount leaves UIDProcesses nil: counting reads every process's
 	// status, which a watcher does only every few samples.
 	NoUIDCount bool
+	// MinAge counts only zombies at least this old: a parent whose
+	// children live 50 ms as zombies before it reaps them is not
+	// accused. Younger ones are counted apart (YoungZombies).
+	MinAge time.Duration
 }
 
 // ZombieCache lets repeated readings skip the children they have seen as
@@ -298,6 +302,12 @@ func (r *Reader) readZombies(ctx context.Context, p *Process, opt Options) error
 				return err
 			}
 			z.Adopted = adopted(ks.StartTime, parent.start)
+			if opt.MinAge > 0 && z.AgeSeconds < opt.MinAge.Seconds() {
+				if direct {
+					p.YoungZombies++
+				}
+				continue
+			}
 			if direct {
 				p.Zombies++
 				if z.Adopted {

@@ -36,3 +36,5 @@ func (r *Reader) SelfHeadroom(ctx context.Context) (tasks, limit int, limited bo
 // FewSlots tells whether the uid is so near RLIMIT_NPROC that the reading
 // should keep to one thread.
 func FewSlots(tasks, limit int) bool { return limit-tasks < fewSlots }
+
+func selfPID() int { return os.Getpid() }

@@ -27,6 +27,15 @@ func JSON(w io.Writer, p *model.Process, indent bool) error {
 	return encode(w, p, indent)
 }
 
+// JSONList writes several processes as one JSON array of the one-process
+// objects.
+func JSONList(w io.Writer, ps []*model.Process, indent bool) error {
+	if ps == nil {
+		ps = []*model.Process{}
+	}
+	return encode(w, ps, indent)
+}
+
 func encode(w io.Writer, v any, indent bool) error {
 	enc := json.NewEncoder(w)
 	if indent {
