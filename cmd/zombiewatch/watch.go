@@ -25,7 +25,7 @@ func runWatch(ctx context.Context, c snapshotConfig, r *model.Reader, stdin *os.
 	} else {
 		emit := (&watch.Lines{W: stdout}).Emit
 		if c.json {
-			emit = watch.JSONLines{W: stdout}.Emit
+			emit = (&watch.JSONLines{W: stdout}).Emit
 		}
 		ticker := time.NewTicker(c.interval)
 		defer ticker.Stop()

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/zombiewatch/zombiewatch/internal/control"
 	"github.com/zombiewatch/zombiewatch/internal/load"
@@ -242,4 +243,59 @@ func TestWatchTargetDiesLive(t *testing.T) {
 		t.Errorf("watch output lacks %q:\n%s", want, out.String())
 	}
 	t.Logf("watch ended %s after the kill", time.Since(killed).Round(time.Millisecond))
+}
+
+// TestWatchFits80x24: on an 80x24 terminal the screen keeps its title and
+// key help, cuts long lines (at a word, with "…") and wraps none; after a
+// resize to 120x40 the chart has room again.
+func TestWatchFits80x24(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux not installed: .ci/run installs it")
+	}
+	pid, addr := startServer(t, "--reaper", "off", "--close-conn=false")
+	if res := load.Run(context.Background(), load.Config{Addr: addr, Clients: 1, Conns: 5, Timeout: 5 * time.Second}); res.OK() != 5 {
+		t.Fatalf("load: %v", res)
+	}
+	self, _ := os.Executable()
+	sock := fmt.Sprintf("zwfit%d", os.Getpid())
+	tmux := func(args ...string) string {
+		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v %s", args, err, out)
+		}
+		return string(out)
+	}
+	tmux("new-session", "-d", "-s", "w", "-x", "80", "-y", "24",
+		fmt.Sprintf("env ZW_TEST_MAIN=1 %s --pid %d --watch --interval 100ms", self, pid))
+	t.Cleanup(func() { exec.Command("tmux", "-L", sock, "kill-server").Run() })
+	waitScreen := func(ok func(lines []string) bool) []string {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			lines := strings.Split(strings.TrimRight(tmux("capture-pane", "-p", "-J", "-t", "w"), "\n"), "\n")
+			if ok(lines) || time.Now().After(deadline) {
+				return lines
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	lines := waitScreen(func(l []string) bool { return len(l) > 5 && strings.Contains(strings.Join(l, "\n"), "keys: ") })
+	text := strings.Join(lines, "\n")
+	if !strings.HasPrefix(lines[0], "zombiewatch: pid ") || !strings.Contains(lines[1], "keys: ") {
+		t.Fatalf("title and key help not on top at 80x24:\n%s", text)
+	}
+	for _, l := range lines {
+		if n := utf8.RuneCountInString(l); n > 80 {
+			t.Errorf("a line of %d columns at 80x24: %q", n, l)
+		}
+	}
+	if len(lines) > 24 || !strings.Contains(text, "…") || strings.Contains(text, "┤") {
+		t.Errorf("at 80x24: %d lines, long lines cut %v, chart shown %v (no room for it):\n%s", len(lines), strings.Contains(text, "…"), strings.Contains(text, "┤"), text)
+	}
+	tmux("resize-window", "-t", "w", "-x", "120", "-y", "40")
+	lines = waitScreen(func(l []string) bool { return strings.Contains(strings.Join(l, "\n"), "┤") })
+	if !strings.Contains(strings.Join(lines, "\n"), "┤") {
+		t.Errorf("after a resize to 120x40 the chart did not come back:\n%s", strings.Join(lines, "\n"))
+	}
+	tmux("send-keys", "-t", "w", "q")
 }

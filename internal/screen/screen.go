@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -31,27 +32,50 @@ type Screen struct {
 	Status func() string
 	// History gives the chart's data.
 	History func() (zombies, fds []float64)
+	// Size is the terminal's width and height, asked at each redraw so
+	// that a resize is followed; nil: 80x24.
+	Size func() (width, height int)
 }
 
-// Emit redraws the screen with s.
+// Emit redraws the screen with s, fitted to the terminal: every line cut
+// to its width (at a word, with "…"), and the chart, then the lines at
+// the bottom, dropped when the height runs out; the title and the key help
+// always stay.
 func (sc *Screen) Emit(s *watch.Sample) error {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "zombiewatch: pid %d (%s), sample %d at %s\n", s.PID, render.Printable(s.Comm), s.Seq, s.Time.Format("15:04:05"))
-	if sc.Status != nil {
-		fmt.Fprintln(&b, sc.Status())
+	width, height := 80, 24
+	if sc.Size != nil {
+		if w, h := sc.Size(); w > 0 && h > 0 {
+			width, height = w, h
+		}
 	}
-	fmt.Fprintln(&b)
+	var lines []string
+	lines = append(lines, fmt.Sprintf("zombiewatch: pid %d (%s), sample %d at %s", s.PID, render.Printable(s.Comm), s.Seq, s.Time.Format("15:04:05")))
+	if sc.Status != nil {
+		lines = append(lines, sc.Status())
+	}
+	lines = append(lines, "")
+	var b bytes.Buffer
 	if err := render.Table(&b, s.Process); err != nil {
 		return err
 	}
-	fmt.Fprintf(&b, "\nchange   zombies %s (%+.0f/min), fds %s (%+.0f/min)\n", watch.Signed(s.ZombiesDelta), s.ZombiesPerMin, watch.Signed(s.FDsDelta), s.FDsPerMin)
-	fmt.Fprintf(&b, "%s\n", watch.Projection(s))
-	if sc.History != nil {
+	lines = append(lines, strings.Split(strings.TrimRight(b.String(), "\n"), "\n")...)
+	lines = append(lines, "", fmt.Sprintf("change   zombies %s (%+.0f/min), fds %s (%+.0f/min)", watch.Signed(s.ZombiesDelta), s.ZombiesPerMin, watch.Signed(s.FDsDelta), s.FDsPerMin),
+		watch.Projection(s))
+	for i := range lines {
+		lines[i] = cut(lines[i], width)
+	}
+	if len(lines) > height {
+		lines = lines[:height]
+	}
+	// The chart takes what height is left (it is 60 columns wide).
+	if room := height - len(lines) - 4; sc.History != nil && room >= 4 && width >= 72 {
 		if zombies, fds := sc.History(); len(zombies) > 1 {
-			fmt.Fprintf(&b, "\n%s\n", render.Chart(zombies, fds, 60, 8, true))
+			chart := render.Chart(zombies, fds, min(60, width-12), min(8, room), true)
+			lines = append(lines, "")
+			lines = append(lines, strings.Split(chart, "\n")...)
 		}
 	}
-	text := b.String()
+	text := strings.Join(lines, "\n") + "\n"
 	// Home, each line cleared to its end, then the rest of the screen.
 	text = strings.ReplaceAll(text, "\n", "\x1b[K\n")
 	if sc.Raw {
@@ -61,11 +85,31 @@ func (sc *Screen) Emit(s *watch.Sample) error {
 	return err
 }
 
+// cut shortens a line to width columns, at the last space that fits, with
+// "…" to say so: long detail is cut, never wrapped mid-word.
+func cut(line string, width int) string {
+	if utf8.RuneCountInString(line) <= width {
+		return line
+	}
+	runes := []rune(line)[:width-1]
+	if i := strings.LastIndexByte(string(runes), ' '); i > width/2 {
+		return strings.TrimRight(string(runes)[:i], " ") + "…"
+	}
+	return string(runes) + "…"
+}
+
 // Watch runs the watch on a terminal: stdin in raw mode when it is a
 // terminal too (for the keys), the screen cleared, then redrawn at every
 // tick and after every switch.
 func Watch(ctx context.Context, s *watch.Sampler, in *os.File, out io.Writer, interval time.Duration, count int) error {
-	sc := &Screen{W: out, History: s.History}
+	sc := &Screen{W: out, History: s.History, Size: func() (int, int) {
+		if f, ok := out.(*os.File); ok {
+			if w, h, err := term.GetSize(int(f.Fd())); err == nil {
+				return w, h
+			}
+		}
+		return 80, 24
+	}}
 	var keys <-chan byte
 	if term.IsTerminal(int(in.Fd())) {
 		if old, err := term.MakeRaw(int(in.Fd())); err == nil {

@@ -10,11 +10,25 @@ import (
 	"github.com/zombiewatch/zombiewatch/internal/render"
 )
 
-// JSONLines writes each sample as one JSON object on one line.
-type JSONLines struct{ W io.Writer }
+// JSONLines writes each sample as one JSON object on one line: the whole
+// zombie_list in the first, then null, with zombies_appeared and
+// zombies_reaped saying what changed (a sample stays small however many
+// zombies there are).
+type JSONLines struct {
+	W    io.Writer
+	sent bool
+}
 
 // Emit writes s.
-func (j JSONLines) Emit(s *Sample) error {
+func (j *JSONLines) Emit(s *Sample) error {
+	if j.sent {
+		p := *s.Process
+		p.ZombieList = nil
+		c := *s
+		c.Process = &p
+		s = &c
+	}
+	j.sent = true
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -29,13 +43,15 @@ type Lines struct {
 	header bool
 }
 
-const lineFormat = "%-8s %7s %8s %6s %8s %7s %6s %8s %10s %9s %9s\n"
+// The last two columns are projections: how soon, at the rate over the
+// window, the fds reach RLIMIT_NOFILE and the uid's tasks RLIMIT_NPROC.
+const lineFormat = "%-8s %7s %8s %6s %8s %7s %6s %8s %10s %11s %13s\n"
 
 // Emit writes s.
 func (l *Lines) Emit(s *Sample) error {
 	if !l.header {
 		l.header = true
-		if _, err := fmt.Fprintf(l.W, lineFormat, "time", "pid", "zombies", "Δ", "/min", "fds", "Δ", "/min", "close_wait", "fd_limit", "nproc_lim"); err != nil {
+		if _, err := fmt.Fprintf(l.W, lineFormat, "time", "pid", "zombies", "Δ", "/min", "fds", "Δ", "/min", "close_wait", "fds_full_in", "tasks_full_in"); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/model"
@@ -38,6 +39,11 @@ type Sample struct {
 	// UIDProcessesEstimated: uid_processes is the last full count moved by
 	// the change in the target's own threads and children since.
 	UIDProcessesEstimated bool `json:"uid_processes_estimated,omitempty"`
+	// ZombiesAppeared and ZombiesReaped: the zombies below the target that
+	// are new since the last sample, and the pids of those gone (reaped).
+	// JSON lines send the whole zombie_list in the first sample only.
+	ZombiesAppeared []model.Zombie `json:"zombies_appeared"`
+	ZombiesReaped   []int          `json:"zombies_reaped"`
 }
 
 // Ended is how a watch ends when its target does: Reason says so for a
@@ -80,7 +86,21 @@ type Sampler struct {
 	// ownAtCount: the target's threads and children when tasks was read.
 	ownAtCount int
 	lastFDs    *int // the fd count of the last sample
+	// seen: the zombies of the last sample, by pid and start, to tell
+	// which appeared and which were reaped.
+	seen map[zombieKey]bool
 }
+
+type zombieKey struct {
+	pid  int
+	age0 int64 // start, as the age at a fixed clock, to tell a reused pid
+}
+
+func keyOf(z model.Zombie, now time.Time) zombieKey {
+	return zombieKey{z.PID, now.Add(-seconds(z.AgeSeconds)).Round(time.Second).Unix()}
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // kindsDue tells whether this sample reads the fd kinds: on the first, when
 // the fd count has changed since the last, and every few samples.
@@ -180,7 +200,26 @@ func (s *Sampler) Next(ctx context.Context) (*Sample, error) {
 		snap.Diagnose() // with the current estimate
 	}
 	sample := &Sample{Process: snap, Seq: s.seq, Time: s.Reader.Now(),
-		FDTypesFrom: fdTypesFrom, UIDProcessesFrom: tasksFrom, UIDProcessesEstimated: estimated}
+		FDTypesFrom: fdTypesFrom, UIDProcessesFrom: tasksFrom, UIDProcessesEstimated: estimated,
+		ZombiesAppeared: []model.Zombie{}, ZombiesReaped: []int{}}
+	seen := make(map[zombieKey]bool, len(snap.ZombieList))
+	for _, z := range snap.ZombieList {
+		k := keyOf(z, sample.Time)
+		seen[k] = true
+		if s.seen != nil && !s.seen[k] {
+			sample.ZombiesAppeared = append(sample.ZombiesAppeared, z)
+		}
+	}
+	for k := range s.seen {
+		if !seen[k] {
+			sample.ZombiesReaped = append(sample.ZombiesReaped, k.pid)
+		}
+	}
+	slices.Sort(sample.ZombiesReaped)
+	if s.seen == nil {
+		sample.ZombiesAppeared = slices.Clone(snap.ZombieList)
+	}
+	s.seen = seen
 	p := point{t: sample.Time, zombies: snap.Zombies, hasFDs: snap.FDs != nil}
 	if snap.UIDProcesses != nil {
 		p.uidProcesses, p.hasUIDProcesses = *snap.UIDProcesses, true

@@ -115,12 +115,13 @@ func TestWatchGrowingFixture(t *testing.T) {
 	var samples []*Sample
 	var lines, jsonl bytes.Buffer
 	ln := &Lines{W: &lines}
+	jsonLines := &JSONLines{W: &jsonl}
 	err := runK(t, g, 5, func(s *Sample) error {
 		samples = append(samples, s)
 		if err := ln.Emit(s); err != nil {
 			return err
 		}
-		return JSONLines{W: &jsonl}.Emit(s)
+		return jsonLines.Emit(s)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -161,10 +162,15 @@ func TestWatchGrowingFixture(t *testing.T) {
 	if len(jl) != 5 {
 		t.Fatalf("%d JSON lines, want 5", len(jl))
 	}
-	for _, key := range []string{`"pid":100`, `"zombies":7`, `"fd_types":{`, `"zombie_list":[`, `"sample":5`, `"zombies_per_min":60`, `"fd_limit_in_seconds":506.5`, `"nproc_limit_in_seconds":96353`} {
+	for _, key := range []string{`"pid":100`, `"zombies":7`, `"fd_types":{`, `"zombie_list":null`, `"sample":5`, `"zombies_per_min":60`,
+		`"fd_limit_in_seconds":506.5`, `"nproc_limit_in_seconds":96353`, `"zombies_appeared":[{"pid":403,`, `"zombies_reaped":[]`} {
 		if !strings.Contains(jl[4], key) {
 			t.Errorf("last JSON line lacks %s:\n%s", key, jl[4])
 		}
+	}
+	// The first sample carries the whole list; the others only changes.
+	if !strings.Contains(jl[0], `"zombie_list":[{"pid":200,`) || len(jl[4]) > len(jl[0])+200 {
+		t.Errorf("first JSON line: want the whole zombie_list:\n%s", jl[0])
 	}
 }
 
