@@ -9,6 +9,7 @@ Usage:
 	zombiewatch --pid N [--json | --zombies] [flags]
 	zombiewatch --name RE [--full] | --user U  [--json | --zombies] [flags]
 	zombiewatch --pid N --watch [--interval 1s] [--count K] [--json]
+	zombiewatch --watch [--interval 1s] [--count K] [--json]
 	zombiewatch ctl --pid N [reaper=off|wait|loop|ignore] [close-conn=on|off] [hold=D]
 	zombiewatch serve [--listen 127.0.0.1:9857] [--pid N]... [--name RE]... | --textfile DIR
 	zombiewatch server [flags]
@@ -17,6 +18,14 @@ With no --pid, zombiewatch scans every process once and lists the parents
 holding zombies (most first, each with its diagnosis), the processes nearest
 their RLIMIT_NOFILE (with kinds and TCP states for those listed), and the
 tasks of each uid against RLIMIT_NPROC; --top K bounds each list (default 10).
+
+With --watch and no --pid, it samples the whole host every --interval and
+ranks the processes whose zombies, fds or tasks grow, most urgent first
+(soonest to the limit their growth meets), with the rates per minute over
+the last 60 samples and when the growth began: a top-like screen on a
+terminal (keys u z f g sort, j k select, o opens the selected process's own
+watch, q quits), one line per sample piped, one JSON object per sample
+with --json.
 
 With --pid, zombiewatch reads the process once and prints: its zombie (Z)
 children and the zombies below it, why nobody reaps them and what would fix

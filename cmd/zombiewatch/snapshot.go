@@ -102,8 +102,10 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 		return c, cli.PrintVersion(stdout, "zombiewatch")
 	case fs.NArg() > 0:
 		return c, cli.Usagef("unexpected argument %q", fs.Arg(0))
-	case !set["pid"] && (c.watch || c.zombies || set["max-zombies"] || set["max-fd-ratio"] || set["min-age"]):
-		return c, cli.Usagef("--watch, --zombies, --min-age, --max-zombies and --max-fd-ratio need --pid (or --name, --user)")
+	case !set["pid"] && (c.zombies || set["max-zombies"] || set["max-fd-ratio"] || set["min-age"]):
+		return c, cli.Usagef("--zombies, --min-age, --max-zombies and --max-fd-ratio need --pid (or --name, --user)")
+	case !set["pid"] && c.watch && set["top"]:
+		return c, cli.Usagef("--top bounds the one-shot host lists: the host watch lists what grows")
 	case set["pid"] && set["top"]:
 		return c, cli.Usagef("--top bounds the host-wide lists: not with --pid")
 	case c.top < 0:
@@ -150,6 +152,9 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 		return err
 	}
 	if len(c.pids) == 0 && c.names == nil && c.uid == nil {
+		if c.watch {
+			return runHostWatch(ctx, c, r, stdin, stdout)
+		}
 		return runHost(ctx, c, r, stdout)
 	}
 	targets, err := selectTargets(ctx, c, r)

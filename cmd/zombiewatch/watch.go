@@ -42,3 +42,23 @@ func runWatch(ctx context.Context, c snapshotConfig, r *model.Reader, stdin *os.
 	}
 	return err
 }
+
+// runHostWatch samples the whole host every c.interval and ranks what
+// grows: a top-like screen on a terminal, one line or one JSON object per
+// sample otherwise.
+func runHostWatch(ctx context.Context, c snapshotConfig, r *model.Reader, stdin *os.File, stdout io.Writer) error {
+	hs := &watch.HostSampler{Reader: r}
+	if isTerminal(stdout) && !c.json {
+		pidSampler := func(pid int) *watch.Sampler {
+			return &watch.Sampler{Reader: r, PID: pid, Opt: model.Options{FDTypes: c.fdTypes}}
+		}
+		return screen.HostWatch(ctx, hs, pidSampler, stdin, stdout, c.interval, c.count)
+	}
+	emit := (&watch.HostLines{W: stdout}).Emit
+	if c.json {
+		emit = watch.HostJSONLines{W: stdout}.Emit
+	}
+	ticker := time.NewTicker(c.interval)
+	defer ticker.Stop()
+	return watch.RunHost(ctx, hs, ticker.C, c.count, emit)
+}

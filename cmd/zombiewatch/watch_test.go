@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -298,4 +301,79 @@ func TestWatchFits80x24(t *testing.T) {
 		t.Errorf("after a resize to 120x40 the chart did not come back:\n%s", strings.Join(lines, "\n"))
 	}
 	tmux("send-keys", "-t", "w", "q")
+}
+
+// TestHostWatchRanksTheLeak: a process leaking fds toward its limit ranks
+// first in the host-wide watch, its rate the change of its count over the
+// samples' own times, and RLIMIT_NOFILE named as the limit it meets.
+func TestHostWatchRanksTheLeak(t *testing.T) {
+	cmd := exec.Command("python3", "-c", `
+import os, resource, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+keep = []
+print("ready", flush=True)
+while len(keep) < 3000:
+    keep.extend(os.open("/dev/null", os.O_RDONLY) for _ in range(5)); time.sleep(0.05)
+time.sleep(120)`)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("python3: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--watch", "--interval", "250ms", "--count", "6", "--json"}, nil, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var last struct {
+		Sample        int     `json:"sample"`
+		WindowSeconds float64 `json:"window_seconds"`
+		Growing       []struct {
+			PID            int      `json:"pid"`
+			FDs            int      `json:"fds"`
+			FDsPerMin      float64  `json:"fds_per_min"`
+			Limit          string   `json:"limit"`
+			LimitInSeconds *float64 `json:"limit_in_seconds"`
+		} `json:"growing"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	if last.Sample != 6 || len(last.Growing) == 0 {
+		t.Fatalf("sample %d, growing %+v", last.Sample, last.Growing)
+	}
+	// Other packages' tests run at the same time and may leak faster
+	// toward a nearer limit: the leak must be listed, and whatever ranks
+	// above it must be nearer its limit.
+	i := slices.IndexFunc(last.Growing, func(g struct {
+		PID            int      `json:"pid"`
+		FDs            int      `json:"fds"`
+		FDsPerMin      float64  `json:"fds_per_min"`
+		Limit          string   `json:"limit"`
+		LimitInSeconds *float64 `json:"limit_in_seconds"`
+	}) bool {
+		return g.PID == cmd.Process.Pid
+	})
+	if i < 0 {
+		t.Fatalf("the leaking pid %d is not among the growing: %+v", cmd.Process.Pid, last.Growing)
+	}
+	g := last.Growing[i]
+	if g.Limit != "RLIMIT_NOFILE" || g.LimitInSeconds == nil || g.FDsPerMin <= 0 {
+		t.Fatalf("%+v; want pid %d leaking fds toward RLIMIT_NOFILE", g, cmd.Process.Pid)
+	}
+	for _, above := range last.Growing[:i] {
+		if above.LimitInSeconds == nil || *above.LimitInSeconds > *g.LimitInSeconds {
+			t.Errorf("pid %d ranks above the leak (limit in %v s) though farther from a limit than its %.0f s", above.PID, above.LimitInSeconds, *g.LimitInSeconds)
+		}
+	}
+	want := float64(4096-g.FDs) / (g.FDsPerMin / 60)
+	if got := *g.LimitInSeconds; got < want*0.95-1 || got > want*1.05+1 {
+		t.Errorf("limit in %.1f s; (4096 - %d fds) / %.0f per min says %.1f s", got, g.FDs, g.FDsPerMin, want)
+	}
 }

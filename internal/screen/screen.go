@@ -102,22 +102,34 @@ func cut(line string, width int) string {
 // terminal too (for the keys), the screen cleared, then redrawn at every
 // tick and after every switch.
 func Watch(ctx context.Context, s *watch.Sampler, in *os.File, out io.Writer, interval time.Duration, count int) error {
-	sc := &Screen{W: out, History: s.History, Size: func() (int, int) {
+	var keys <-chan byte
+	raw := false
+	if term.IsTerminal(int(in.Fd())) {
+		if old, err := term.MakeRaw(int(in.Fd())); err == nil {
+			raw = true
+			defer term.Restore(int(in.Fd()), old)
+			keys = readKeys(in)
+		}
+	}
+	return watchKeys(ctx, s, keys, raw, out, interval, count)
+}
+
+// terminalSize is out's size, or 80x24 when it cannot be asked.
+func terminalSize(out io.Writer) func() (int, int) {
+	return func() (int, int) {
 		if f, ok := out.(*os.File); ok {
 			if w, h, err := term.GetSize(int(f.Fd())); err == nil {
 				return w, h
 			}
 		}
 		return 80, 24
-	}}
-	var keys <-chan byte
-	if term.IsTerminal(int(in.Fd())) {
-		if old, err := term.MakeRaw(int(in.Fd())); err == nil {
-			sc.Raw = true
-			defer term.Restore(int(in.Fd()), old)
-			keys = readKeys(in)
-		}
 	}
+}
+
+// watchKeys is Watch with its keys from a channel (nil: none), so that the
+// host screen can hand its own over while a process view is open.
+func watchKeys(ctx context.Context, s *watch.Sampler, keys <-chan byte, raw bool, out io.Writer, interval time.Duration, count int) error {
+	sc := &Screen{W: out, History: s.History, Size: terminalSize(out), Raw: raw}
 	// last and note are written by the sampling loop and the key loop.
 	var mu sync.Mutex
 	var last *watch.Sample
@@ -158,6 +170,7 @@ func Watch(ctx context.Context, s *watch.Sampler, in *os.File, out io.Writer, in
 			case triggers <- struct{}{}:
 			case <-ctx.Done():
 				return
+			default: // a sample is being taken: this tick is not needed
 			}
 		}
 	}()

@@ -91,3 +91,58 @@ func Projection(s *Sample) string {
 	}
 	return "limits   " + strings.Join(parts, "; ")
 }
+
+// HostJSONLines writes each host sample as one JSON object on one line.
+type HostJSONLines struct{ W io.Writer }
+
+// Emit writes s.
+func (j HostJSONLines) Emit(s *HostSample) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	_, err = j.W.Write(append(b, '\n'))
+	return err
+}
+
+// HostLines writes one line per host sample, like vmstat: the totals and
+// the most urgent growth.
+type HostLines struct {
+	W      io.Writer
+	header bool
+}
+
+// Emit writes s.
+func (l *HostLines) Emit(s *HostSample) error {
+	if !l.header {
+		l.header = true
+		if _, err := fmt.Fprintf(l.W, "%-8s %9s %8s %8s  %s\n", "time", "processes", "threads", "zombies", "most urgent growth"); err != nil {
+			return err
+		}
+	}
+	top := "nothing grows"
+	if len(s.Growing) > 0 {
+		top = GrowingLine(s.Growing[0])
+	}
+	_, err := fmt.Fprintf(l.W, "%-8s %9d %8d %8d  %s\n", s.Time.Format("15:04:05"), s.Processes, s.Threads, s.Zombies, top)
+	return err
+}
+
+// GrowingLine says what grows in a process, and how soon it meets a limit.
+func GrowingLine(g Growing) string {
+	var parts []string
+	if g.ZombiesPerMin > 0 {
+		parts = append(parts, fmt.Sprintf("zombies %d %+.0f/min", g.Zombies, g.ZombiesPerMin))
+	}
+	if g.FDsPerMin > 0 {
+		parts = append(parts, fmt.Sprintf("fds %d %+.0f/min", g.FDs, g.FDsPerMin))
+	}
+	if g.TasksPerMin > 0 && g.ZombiesPerMin <= 0 {
+		parts = append(parts, fmt.Sprintf("tasks %d %+.0f/min", g.Tasks, g.TasksPerMin))
+	}
+	line := fmt.Sprintf("pid %d (%s) %s since %s", g.PID, render.Printable(g.Comm), strings.Join(parts, ", "), g.Since.Format("15:04:05"))
+	if g.LimitInSeconds != nil {
+		line += fmt.Sprintf(": %s in %s", g.Limit, in(g.LimitInSeconds))
+	}
+	return line
+}

@@ -1,0 +1,180 @@
+package screen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/zombiewatch/zombiewatch/internal/render"
+	"github.com/zombiewatch/zombiewatch/internal/watch"
+)
+
+// sortKeys are the host screen's sort orders, by key.
+var sortKeys = map[byte]string{'u': "urgency", 'z': "zombies", 'f': "fds", 'g': "growth"}
+
+// HostWatch runs the host-wide watch on a terminal, like top: the
+// processes whose zombies, fds or tasks grow, most urgent first. Keys: u z
+// f g sort (urgency, zombies, fds, growth), j and k move the selection, o
+// opens the selected process's own watch (where r and c switch a bundled
+// server; q comes back), q quits.
+func HostWatch(ctx context.Context, hs *watch.HostSampler, pidSampler func(pid int) *watch.Sampler,
+	in *os.File, out io.Writer, interval time.Duration, count int) error {
+	size := terminalSize(out)
+	raw := false
+	var keys <-chan byte
+	if term.IsTerminal(int(in.Fd())) {
+		if old, err := term.MakeRaw(int(in.Fd())); err == nil {
+			raw = true
+			defer term.Restore(int(in.Fd()), old)
+			keys = readKeys(in)
+		}
+	}
+	io.WriteString(out, "\x1b[2J")
+	defer io.WriteString(out, "\r\n")
+
+	var mu sync.Mutex // the sort, the selection, the last sample and the open view: keys and samples
+	sortBy, selected := "urgency", 0
+	var view chan byte // while a process view is open, the keys go to it
+	var last *watch.HostSample
+	draw := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if last == nil {
+			return nil
+		}
+		w, h := size()
+		return drawHost(out, last, sortBy, selected, w, h, raw)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	triggers := make(chan struct{})
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	open := make(chan int, 1)
+	go func() {
+		defer close(triggers)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			case k := <-keys:
+				mu.Lock()
+				if view != nil {
+					v := view
+					mu.Unlock()
+					select {
+					case v <- k:
+					case <-ctx.Done():
+						return
+					}
+					continue
+				}
+				switch {
+				case k == 'q' || k == 3 || k == 4:
+					mu.Unlock()
+					cancel()
+					return
+				case sortKeys[k] != "":
+					sortBy, selected = sortKeys[k], 0
+				case k == 'j' && last != nil && selected < len(last.Growing)-1:
+					selected++
+				case k == 'k' && selected > 0:
+					selected--
+				case k == 'o' && last != nil && selected < len(last.Growing):
+					select {
+					case open <- last.Growing[selected].PID:
+					default:
+					}
+					mu.Unlock()
+					select { // take the next sample now, to open it
+					case triggers <- struct{}{}:
+					default:
+					}
+					continue
+				}
+				mu.Unlock()
+				draw()
+				continue
+			}
+			select {
+			case triggers <- struct{}{}:
+			case <-ctx.Done():
+				return
+			default: // a sample is being taken, or a process view is open
+			}
+		}
+	}()
+	return watch.RunHost(ctx, hs, triggers, count, func(s *watch.HostSample) error {
+		mu.Lock()
+		last = s
+		watch.SortGrowing(last.Growing, sortBy)
+		mu.Unlock()
+		select {
+		case pid := <-open:
+			// The selected process's own watch, in this terminal, with the
+			// keys handed over, until its q; then back here.
+			v := make(chan byte)
+			mu.Lock()
+			view = v
+			mu.Unlock()
+			io.WriteString(out, "\x1b[2J")
+			err := watchKeys(ctx, pidSampler(pid), v, raw, out, interval, 0)
+			mu.Lock()
+			view = nil
+			mu.Unlock()
+			io.WriteString(out, "\x1b[2J")
+			var ended *watch.Ended
+			if err != nil && !errors.As(err, &ended) && ctx.Err() == nil {
+				return err
+			}
+		default:
+		}
+		return draw()
+	})
+}
+
+// drawHost draws the host screen, fitted to width x height.
+func drawHost(out io.Writer, s *watch.HostSample, sortBy string, selected, width, height int, raw bool) error {
+	lines := []string{
+		fmt.Sprintf("zombiewatch: host, sample %d at %s: %d processes, %d threads, %d zombies", s.Seq, s.Time.Format("15:04:05"), s.Processes, s.Threads, s.Zombies),
+		fmt.Sprintf("keys: u z f g sort (now %s)  j k select  o open  q quit   rates over %.0fs", sortBy, s.WindowSeconds),
+		"",
+		fmt.Sprintf("  %7s %-15s %6s %7s %6s %7s %6s %7s %8s  %s", "PID", "COMMAND", "ZOMB", "Z/MIN", "FDS", "FD/MIN", "TASKS", "T/MIN", "SINCE", "LIMIT IN"),
+	}
+	if len(s.Growing) == 0 {
+		lines = append(lines, "  nothing grows over the window")
+	}
+	for i, g := range s.Growing {
+		mark := "  "
+		if i == selected {
+			mark = "> "
+		}
+		limit := "-"
+		if g.LimitInSeconds != nil {
+			limit = g.Limit + " ~" + render.Age(time.Duration(*g.LimitInSeconds*float64(time.Second)))
+		}
+		lines = append(lines, fmt.Sprintf("%s%7d %-15s %6d %+7.0f %6d %+7.0f %6d %+7.0f %8s  %s", mark, g.PID, render.Printable(g.Comm),
+			g.Zombies, g.ZombiesPerMin, g.FDs, g.FDsPerMin, g.Tasks, g.TasksPerMin, g.Since.Format("15:04:05"), limit))
+	}
+	for i := range lines {
+		lines[i] = cut(lines[i], width)
+	}
+	if len(lines) > height {
+		lines = lines[:height]
+	}
+	text := strings.Join(lines, "\n") + "\n"
+	text = strings.ReplaceAll(text, "\n", "\x1b[K\n")
+	if raw {
+		text = strings.ReplaceAll(text, "\n", "\r\n")
+	}
+	_, err := io.WriteString(out, "\x1b[H"+text+"\x1b[J")
+	return err
+}
