@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/zombiewatch/zombiewatch/internal/events"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/screen"
 	"github.com/zombiewatch/zombiewatch/internal/watch"
@@ -17,7 +18,17 @@ import (
 // (with keys that switch a bundled server), one line or one JSON object per
 // sample otherwise.
 func runWatch(ctx context.Context, c snapshotConfig, r *model.Reader, stdin *os.File, stdout, stderr io.Writer) error {
-	s := &watch.Sampler{Reader: r, PID: c.pid, Opt: model.Options{FDTypes: c.fdTypes}}
+	s := &watch.Sampler{Reader: r, PID: c.pid, Opt: model.Options{FDTypes: c.fdTypes, MinAge: c.minAge}}
+	// Every exit and reap from the kernel's process events, where it
+	// allows them (root or CAP_NET_ADMIN, on this host's /proc); else the
+	// watch polls, and says once why there are no latencies.
+	if r.FS.Live() {
+		src, err := events.Start(ctx, r.FS)
+		if err != nil {
+			fmt.Fprintf(stderr, "zombiewatch: no exit-to-reap latencies, polling only: %v\n", err)
+		}
+		s.Events = src
+	}
 	tty := isTerminal(stdout) && !c.json
 	var err error
 	if tty {

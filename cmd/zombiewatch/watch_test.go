@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -375,5 +376,55 @@ time.sleep(120)`)
 	want := float64(4096-g.FDs) / (g.FDsPerMin / 60)
 	if got := *g.LimitInSeconds; got < want*0.95-1 || got > want*1.05+1 {
 		t.Errorf("limit in %.1f s; (4096 - %d fds) / %.0f per min says %.1f s", got, g.FDs, g.FDsPerMin, want)
+	}
+}
+
+// TestWatchShowsLateReaping: a parent that reaps each child 300 ms after
+// it exits holds at most one zombie at any instant, which a poll finds
+// harmless; the process events show the 300 ms.
+func TestWatchShowsLateReaping(t *testing.T) {
+	cmd := exec.Command("/usr/bin/python3", "-c", `
+import os, time
+print("go", flush=True)
+for i in range(200):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    time.sleep(0.3)
+    os.waitpid(pid, 0)
+time.sleep(60)`)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("python3: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); zombietest.ReapAll() })
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"--pid", strconv.Itoa(cmd.Process.Pid), "--watch", "--interval", "400ms", "--count", "6", "--json"}, nil, &stdout, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stderr.String(), "no exit-to-reap latencies") {
+		t.Skipf("process events refused here: %s", stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var last struct {
+		Zombies int      `json:"zombies"`
+		Events  bool     `json:"events"`
+		Reaped  *int64   `json:"reaped"`
+		P50     *float64 `json:"reap_latency_p50_seconds"`
+		Window  float64  `json:"reap_latency_window_seconds"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	if !last.Events || last.P50 == nil || *last.P50 < 0.29 || *last.P50 > 2 || last.Window != 60 || last.Zombies > 1 {
+		t.Errorf("last sample: events %v, p50 %v s over %v s, %d zombies; want the 0.3 s late reaping shown while a poll sees at most 1 zombie",
+			last.Events, last.P50, last.Window, last.Zombies)
 	}
 }

@@ -59,8 +59,15 @@ func (sc *Screen) Emit(s *watch.Sample) error {
 		return err
 	}
 	lines = append(lines, strings.Split(strings.TrimRight(b.String(), "\n"), "\n")...)
-	lines = append(lines, "", fmt.Sprintf("change   zombies %s (%+.0f/min), fds %s (%+.0f/min)", watch.Signed(s.ZombiesDelta), s.ZombiesPerMin, watch.Signed(s.FDsDelta), s.FDsPerMin),
-		watch.Projection(s))
+	lines = append(lines, "", fmt.Sprintf("change   zombies %s (%+.0f/min), fds %s (%+.0f/min)", watch.Signed(s.ZombiesDelta), s.ZombiesPerMin, watch.Signed(s.FDsDelta), s.FDsPerMin))
+	if s.Events {
+		lat := "no child reaped in the window"
+		if s.ReapLatencyP50 != nil {
+			lat = fmt.Sprintf("exit-to-reap p50 %s p99 %s over %.0fs", seconds(*s.ReapLatencyP50), seconds(*s.ReapLatencyP99), s.ReapLatencyWindow)
+		}
+		lines = append(lines, fmt.Sprintf("reaping  %d exited, %d reaped since the last sample; %s", *s.Exits, *s.Reaped, lat))
+	}
+	lines = append(lines, watch.Projection(s))
 	for i := range lines {
 		lines[i] = cut(lines[i], width)
 	}
@@ -83,6 +90,17 @@ func (sc *Screen) Emit(s *watch.Sample) error {
 	}
 	_, err := io.WriteString(sc.W, "\x1b[H"+text+"\x1b[J")
 	return err
+}
+
+// seconds prints a latency: 1.2ms, 310ms, 2.5s.
+func seconds(v float64) string {
+	switch {
+	case v < 0.01:
+		return fmt.Sprintf("%.1fms", v*1000)
+	case v < 1:
+		return fmt.Sprintf("%.0fms", v*1000)
+	}
+	return fmt.Sprintf("%.1fs", v)
 }
 
 // cut shortens a line to width columns, at the last space that fits, with
@@ -143,6 +161,13 @@ func watchKeys(ctx context.Context, s *watch.Sampler, keys <-chan byte, raw bool
 	triggers := make(chan struct{})
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	// With process events, an exit or a reap redraws at once (at most
+	// every 200 ms), not only on the tick.
+	var changed <-chan struct{}
+	if s.Events != nil {
+		changed = s.Events.Changed()
+	}
+	var lastEventDraw time.Time
 	go func() {
 		defer close(triggers)
 		for {
@@ -150,6 +175,11 @@ func watchKeys(ctx context.Context, s *watch.Sampler, keys <-chan byte, raw bool
 			case <-ctx.Done():
 				return
 			case <-ticker.C:
+			case <-changed:
+				if time.Since(lastEventDraw) < 200*time.Millisecond {
+					continue
+				}
+				lastEventDraw = time.Now()
 			case k := <-keys:
 				switch k {
 				case 'q', 3, 4: // q, Ctrl-C, Ctrl-D

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/zombiewatch/zombiewatch/internal/events"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
@@ -44,6 +45,20 @@ type Sample struct {
 	// JSON lines send the whole zombie_list in the first sample only.
 	ZombiesAppeared []model.Zombie `json:"zombies_appeared"`
 	ZombiesReaped   []int          `json:"zombies_reaped"`
+	// Events: the numbers below come from the kernel's process events
+	// (every exit seen); false where they are not available, and the
+	// fields below are then absent.
+	Events bool `json:"events"`
+	// Exits and Reaped: the target's children that exited, and that it
+	// reaped, since the last sample.
+	Exits  *int64 `json:"exits,omitempty"`
+	Reaped *int64 `json:"reaped,omitempty"`
+	// Exit-to-reap latency over the last ReapLatencyWindow seconds.
+	ReapLatencyP50    *float64 `json:"reap_latency_p50_seconds,omitempty"`
+	ReapLatencyP99    *float64 `json:"reap_latency_p99_seconds,omitempty"`
+	ReapLatencyWindow float64  `json:"reap_latency_window_seconds,omitempty"`
+	// EventsLost: times the kernel dropped events: the counts are lower bounds.
+	EventsLost int64 `json:"events_lost,omitempty"`
 }
 
 // Ended is how a watch ends when its target does: Reason says so for a
@@ -65,6 +80,8 @@ type Sampler struct {
 	Reader *model.Reader
 	PID    int
 	Opt    model.Options
+	// Events, when not nil, gives exits, reaps and exit-to-reap latency.
+	Events *events.Source
 	// Window is how many samples the rates and the chart look back over.
 	Window int
 	// SlowEvery: the reads that cost more than the rest are made on the
@@ -89,6 +106,8 @@ type Sampler struct {
 	// seen: the zombies of the last sample, by pid and start, to tell
 	// which appeared and which were reaped.
 	seen map[zombieKey]bool
+	// The event counts at the last sample, for the deltas.
+	lastExits, lastReaped int64
 }
 
 type zombieKey struct {
@@ -220,6 +239,18 @@ func (s *Sampler) Next(ctx context.Context) (*Sample, error) {
 		sample.ZombiesAppeared = slices.Clone(snap.ZombieList)
 	}
 	s.seen = seen
+	if s.Events != nil {
+		st := s.Events.Parent(s.PID)
+		exits, reaped := st.Exits-s.lastExits, st.Reaped-s.lastReaped
+		s.lastExits, s.lastReaped = st.Exits, st.Reaped
+		sample.Events, sample.Exits, sample.Reaped = true, &exits, &reaped
+		sample.ReapLatencyWindow = events.Window.Seconds()
+		sample.EventsLost = s.Events.Lost()
+		if st.P50 != nil {
+			p50, p99 := roundMs(st.P50.Seconds()), roundMs(st.P99.Seconds())
+			sample.ReapLatencyP50, sample.ReapLatencyP99 = &p50, &p99
+		}
+	}
 	p := point{t: sample.Time, zombies: snap.Zombies, hasFDs: snap.FDs != nil}
 	if snap.UIDProcesses != nil {
 		p.uidProcesses, p.hasUIDProcesses = *snap.UIDProcesses, true
@@ -281,6 +312,8 @@ func eta(left, perSec float64) *float64 {
 }
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
+
+func roundMs(v float64) float64 { return math.Round(v*1e4) / 1e4 }
 
 // History returns the zombie and fd counts of the window, oldest first.
 func (s *Sampler) History() (zombies, fds []float64) {

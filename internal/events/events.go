@@ -1,0 +1,377 @@
+// Package events follows every process exit on the host through the
+// kernel's process-events connector (netlink NETLINK_CONNECTOR, group
+// CN_IDX_PROC), and each exited process until it is reaped: its /proc
+// entry goes (there is no "reaped" event). That turns zombie watching from
+// sampling into accounting: per parent, exits, reaps and the time from
+// exit to reap, which a poll of the zombies present cannot see.
+//
+// Only the exited pids are checked, each with a growing back-off, so the
+// cost follows the zombies pending, not the processes on the host. A pid
+// is known by its start time too: a reaped pid taken by a new process is
+// not joined to the old exit. Events the socket dropped (ENOBUFS) are
+// counted, never hidden.
+package events
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+)
+
+// The connector's constants (linux/connector.h, linux/cn_proc.h).
+const (
+	cnIdxProc         = 1
+	cnValProc         = 1
+	procCnMcastListen = 1
+	procEventExit     = 0x80000000
+	nlmsgHdrLen       = 16
+	cnMsgLen          = 20
+)
+
+// Window is how far back the latency quantiles look.
+const Window = 60 * time.Second
+
+// ErrUnavailable wraps why events cannot be had (not root nor
+// CAP_NET_ADMIN, a pid namespace that refuses the connector).
+var ErrUnavailable = errors.New("process events unavailable")
+
+// Source is a running subscription.
+type Source struct {
+	fs   *proc.FS
+	fd   int
+	lost atomic.Int64
+
+	mu      sync.Mutex
+	parents map[int]*parentStats
+	pending map[int]*exit // by pid, until reaped
+	changed chan struct{} // a non-blocking note that something happened
+	wake    chan struct{} // a new exit to follow: the follower recomputes its timer
+}
+
+type exit struct {
+	pid, parent int
+	start       uint64    // the exited process's start time, to tell reuse
+	at          time.Time // the exit
+	next        time.Time // the next check
+	wait        time.Duration
+}
+
+type parentStats struct {
+	last          time.Time // its last exit, to forget idle parents
+	exits, reaped int64
+	// A cumulative histogram of every latency seen, for Prometheus.
+	buckets [len(Buckets)]uint64
+	sum     float64
+	lat     []sampleLat // the window's latencies, oldest first
+}
+
+type sampleLat struct {
+	at time.Time
+	d  time.Duration
+}
+
+// Stats is what the source knows of one parent's children.
+type Stats struct {
+	Exits, Reaped int64 // since the source started
+	Pending       int   // exited, not reaped yet
+	// P50 and P99: exit-to-reap latency over Window (nil: no reap seen).
+	P50, P99 *time.Duration
+	// Latencies: the window's.
+	Latencies []time.Duration
+	// Buckets (cumulative counts at each bound of Buckets) and Sum (in
+	// seconds): every latency since the source started, for a histogram.
+	Buckets [len(Buckets)]uint64
+	Sum     float64
+}
+
+// Buckets are the latency histogram's upper bounds, in seconds: from a
+// prompt reaper's milliseconds to a zombie left for a minute.
+var Buckets = [...]float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+// Start subscribes to process events; it returns ErrUnavailable (wrapped,
+// with the reason) where the kernel refuses. The source stops with ctx.
+func Start(ctx context.Context, fs *proc.FS) (*Source, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_CONNECTOR)
+	if err != nil {
+		return nil, fmt.Errorf("%w: netlink socket: %v", ErrUnavailable, err)
+	}
+	// A big receive buffer absorbs bursts (10,000 forks in a second);
+	// what still overflows is counted as lost.
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: cnIdxProc}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%w: bind to the process connector: %v (needs root or CAP_NET_ADMIN, in the host's pid namespace)", ErrUnavailable, err)
+	}
+	msg := make([]byte, nlmsgHdrLen+cnMsgLen+4)
+	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
+	binary.NativeEndian.PutUint16(msg[4:], unix.NLMSG_DONE)
+	binary.NativeEndian.PutUint32(msg[12:], uint32(os.Getpid()))
+	binary.NativeEndian.PutUint32(msg[16:], cnIdxProc)
+	binary.NativeEndian.PutUint32(msg[20:], cnValProc)
+	binary.NativeEndian.PutUint16(msg[32:], 4)
+	binary.NativeEndian.PutUint32(msg[36:], procCnMcastListen)
+	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%w: subscribe: %v (needs root or CAP_NET_ADMIN)", ErrUnavailable, err)
+	}
+	// The receiver wakes every 200 ms to see whether ctx ended, and closes
+	// the socket itself: closed from outside, its number could be reused
+	// by another socket while a read is still under way.
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200_000})
+	s := &Source{fs: fs, fd: fd, parents: map[int]*parentStats{}, pending: map[int]*exit{}, changed: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
+	go s.receive(ctx)
+	go s.follow(ctx)
+	return s, nil
+}
+
+// Changed is signalled (without blocking) when an exit or a reap arrives:
+// a screen redraws on it rather than only on its tick.
+func (s *Source) Changed() <-chan struct{} { return s.changed }
+
+// Lost counts the times the kernel dropped events (the socket overflowed):
+// the numbers are then lower bounds.
+func (s *Source) Lost() int64 { return s.lost.Load() }
+
+func (s *Source) note() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// receive reads events until ctx ends, then closes the socket.
+func (s *Source) receive(ctx context.Context) {
+	defer unix.Close(s.fd)
+	buf := make([]byte, 64<<10)
+	for ctx.Err() == nil {
+		n, _, err := unix.Recvfrom(s.fd, buf, 0)
+		if err != nil {
+			switch err {
+			case unix.ENOBUFS:
+				s.lost.Add(1)
+				continue
+			case unix.EINTR, unix.EAGAIN:
+				continue
+			}
+			return
+		}
+		for msg := buf[:n]; len(msg) >= nlmsgHdrLen; {
+			l := int(binary.NativeEndian.Uint32(msg[0:]))
+			if l < nlmsgHdrLen || l > len(msg) {
+				break
+			}
+			s.event(msg[nlmsgHdrLen:l])
+			adv := (l + 3) &^ 3
+			if adv >= len(msg) {
+				break
+			}
+			msg = msg[adv:]
+		}
+	}
+}
+
+// event handles one cn_msg holding a proc_event.
+func (s *Source) event(cn []byte) {
+	if len(cn) < cnMsgLen+16 {
+		return
+	}
+	ev := cn[cnMsgLen:]
+	if binary.NativeEndian.Uint32(ev[0:]) != procEventExit || len(ev) < 16+24 {
+		return
+	}
+	data := ev[16:]
+	pid := int(int32(binary.NativeEndian.Uint32(data[0:])))
+	tgid := int(int32(binary.NativeEndian.Uint32(data[4:])))
+	parentTgid := int(int32(binary.NativeEndian.Uint32(data[20:])))
+	if pid != tgid || pid <= 0 {
+		return // a thread, not a process: no zombie of its own
+	}
+	// The exit's time from the event's own clock (CLOCK_MONOTONIC, ns),
+	// so a burst read late is not read as late reaping.
+	at := time.Now()
+	var mono unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono) == nil {
+		if ago := time.Duration(mono.Nano() - int64(binary.NativeEndian.Uint64(ev[8:]))); ago > 0 && ago < time.Minute {
+			at = at.Add(-ago)
+		}
+	}
+	e := &exit{pid: pid, parent: parentTgid, at: at, wait: time.Millisecond}
+	if st, _, err := s.fs.ReadStat(pid, nil); err == nil {
+		e.start = st.StartTime
+		e.parent = st.PPID // the parent that must reap it now (an orphan's is its adopter)
+	}
+	e.next = e.at.Add(e.wait)
+	s.mu.Lock()
+	s.pending[pid] = e
+	ps := s.stats(e.parent)
+	ps.exits++
+	ps.last = at
+	s.mu.Unlock()
+	s.note()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Source) stats(parent int) *parentStats {
+	ps := s.parents[parent]
+	if ps == nil {
+		ps = &parentStats{}
+		s.parents[parent] = ps
+	}
+	return ps
+}
+
+// maxWait caps a pending pid's back-off: a zombie left for good is
+// checked every 2 s.
+const maxWait = 2 * time.Second
+
+// follow checks the pending pids as their back-off says, until ctx ends.
+// It sleeps until the next one is due (or a new exit arrives): with none
+// pending it costs nothing.
+func (s *Source) follow(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	buf := make([]byte, 0, 1024)
+	pruned := time.Now()
+	for {
+		s.mu.Lock()
+		var next time.Time
+		for _, e := range s.pending {
+			if next.IsZero() || e.next.Before(next) {
+				next = e.next
+			}
+		}
+		s.mu.Unlock()
+		wait := time.Minute
+		if !next.IsZero() {
+			wait = max(time.Until(next), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+			timer.Stop()
+			continue
+		case <-timer.C:
+		}
+		now := time.Now()
+		if now.Sub(pruned) > 10*time.Second {
+			s.prune(now)
+			pruned = now
+		}
+		s.mu.Lock()
+		due := make([]*exit, 0, 16)
+		for _, e := range s.pending {
+			if !now.Before(e.next) {
+				due = append(due, e)
+			}
+		}
+		s.mu.Unlock()
+		reaped := false
+		for _, e := range due {
+			st, b, err := s.fs.ReadStat(e.pid, buf)
+			buf = b
+			gone := proc.IsGone(err) || (err == nil && e.start != 0 && st.StartTime != e.start)
+			s.mu.Lock()
+			if gone {
+				delete(s.pending, e.pid)
+				ps := s.stats(e.parent)
+				ps.reaped++
+				lat := now.Sub(e.at)
+				ps.lat = append(ps.lat, sampleLat{now, lat})
+				ps.sum += lat.Seconds()
+				for i, b := range Buckets {
+					if lat.Seconds() <= b {
+						ps.buckets[i]++
+					}
+				}
+				reaped = true
+			} else {
+				e.wait = min(e.wait*2, maxWait)
+				e.next = now.Add(e.wait)
+			}
+			s.mu.Unlock()
+		}
+		if reaped {
+			s.note()
+		}
+	}
+}
+
+// Parent is what is known of parent's children.
+func (s *Source) Parent(parent int) Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var st Stats
+	for _, e := range s.pending {
+		if e.parent == parent {
+			st.Pending++
+		}
+	}
+	ps := s.parents[parent]
+	if ps == nil {
+		return st
+	}
+	st.Exits, st.Reaped, st.Buckets, st.Sum = ps.exits, ps.reaped, ps.buckets, ps.sum
+	cutoff := time.Now().Add(-Window)
+	i := 0
+	for i < len(ps.lat) && ps.lat[i].at.Before(cutoff) {
+		i++
+	}
+	ps.lat = ps.lat[i:]
+	for _, l := range ps.lat {
+		st.Latencies = append(st.Latencies, l.d)
+	}
+	if len(st.Latencies) > 0 {
+		sorted := slices.Clone(st.Latencies)
+		slices.Sort(sorted)
+		p50, p99 := sorted[(len(sorted)-1)/2], sorted[(len(sorted)-1)*99/100]
+		st.P50, st.P99 = &p50, &p99
+	}
+	return st
+}
+
+// Parents lists the parents with exits seen, for a host view.
+func (s *Source) Parents() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]int, 0, len(s.parents))
+	for p := range s.parents {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// idle is how long a parent without exits, pending children or latencies
+// in the window is remembered: the map follows the active parents only.
+const idle = 10 * time.Minute
+
+func (s *Source) prune(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	busy := map[int]bool{}
+	for _, e := range s.pending {
+		busy[e.parent] = true
+	}
+	for p, ps := range s.parents {
+		if !busy[p] && now.Sub(ps.last) > idle {
+			delete(s.parents, p)
+		}
+	}
+}
