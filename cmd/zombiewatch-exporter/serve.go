@@ -23,6 +23,7 @@ import (
 	"github.com/zombiewatch/zombiewatch/internal/bundled"
 	"github.com/zombiewatch/zombiewatch/internal/cgroup"
 	"github.com/zombiewatch/zombiewatch/internal/cli"
+	"github.com/zombiewatch/zombiewatch/internal/events"
 	"github.com/zombiewatch/zombiewatch/internal/exporter"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
@@ -101,6 +102,15 @@ func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Write
 	cgSources, cgHost := cgroup.Sources(pfs, cgroupRoot, set["cgroup-root"])
 	cfg.Reader = model.NewReader(pfs, append([]model.Source{model.TCPStates(pfs), bundled.Source(pfs)}, cgSources...)...)
 	cfg.Reader.HostSources = cgHost
+	// Every exit and reap on the host, where the kernel allows it (root or
+	// CAP_NET_ADMIN); else zombiewatch_events_up is 0 and the log says why.
+	if pfs.Live() {
+		src, err := events.Start(ctx, pfs)
+		if err != nil {
+			fmt.Fprintf(stderr, "zombiewatch-exporter: no exit-to-reap latencies, polling only: %v\n", err)
+		}
+		cfg.Events = src
+	}
 	col := exporter.New(cfg)
 	if textfile != "" {
 		return writeTextfiles(ctx, col, textfile, interval, once, stderr)

@@ -82,7 +82,7 @@ time.sleep(60)`)
 	if st.Exits != 5 || st.Reaped != 5 || st.P50 == nil {
 		t.Fatalf("late reaper: %+v; want 5 exits and 5 reaps", st)
 	}
-	if *st.P50 < 290*time.Millisecond || *st.P50 > 2*time.Second {
+	if *st.P50 < 290*time.Millisecond || *st.P50 > 500*time.Millisecond {
 		t.Errorf("p50 exit-to-reap %s; the parent waits 300 ms after each exit", *st.P50)
 	}
 }
@@ -119,6 +119,7 @@ for i in range(20):
 time.sleep(60)`)
 	st := waitFor(t, s, cmd.Process.Pid, func(st Stats) bool { return st.Reaped >= 20 })
 	if st.Reaped != 20 || st.P99 == nil || *st.P99 > 200*time.Millisecond {
-		t.Errorf("a prompt reaper: %+v (p99 %v); want 20 reaps within milliseconds", st, st.P99)
+		t.Errorf("a prompt reaper: %+v (p99 %v, lost %d); want 20 reaps within milliseconds", st, st.P99, s.Lost())
+
 	}
 }

@@ -13,6 +13,7 @@
 package exporter
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"regexp"
@@ -27,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/zombiewatch/zombiewatch/internal/diagnose"
+	"github.com/zombiewatch/zombiewatch/internal/events"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
@@ -39,6 +41,9 @@ type Config struct {
 	Top        int              // fd users exported by rank
 	MaxParents int              // parents holding zombies exported, most first
 	MaxUIDs    int              // uids exported, nearest their RLIMIT_NPROC first (0: no bound)
+	// Events, when not nil, gives every exit and reap on the host: the
+	// exit-to-reap histogram and exit counts of the busiest parents.
+	Events *events.Source
 }
 
 var (
@@ -91,7 +96,20 @@ var (
 	descKernelThreadsMax = prometheus.NewDesc("zombiewatch_kernel_threads_max", "kernel.threads-max.", nil, nil)
 	descKernelFileNr     = prometheus.NewDesc("zombiewatch_kernel_file_nr", "Allocated file handles (fs/file-nr).", nil, nil)
 	descKernelFileMax    = prometheus.NewDesc("zombiewatch_kernel_file_max", "fs.file-max.", nil, nil)
+
+	descReapLatency = prometheus.NewDesc("zombiewatch_reap_latency_seconds",
+		"Time from a child's exit to its parent's wait (from the kernel's process events), by the parent's comm: the busiest parents and those with children pending.", []string{"comm"}, nil)
+	descChildExits = prometheus.NewDesc("zombiewatch_child_exits_total",
+		"Children that exited, by the parent's comm (the same parents).", []string{"comm"}, nil)
+	descEventsLost = prometheus.NewDesc("zombiewatch_events_lost_total",
+		"Times the kernel dropped process events (the socket overflowed): the counts above are then lower bounds.", nil, nil)
+	descEventsUp = prometheus.NewDesc("zombiewatch_events_up",
+		"1 if process events are followed, 0 if only polling (no root or CAP_NET_ADMIN, or a pid namespace).", nil, nil)
 )
+
+// maxReapParents bounds the parents in the reap-latency series (beside
+// those with children pending).
+const maxReapParents = 20
 
 // Label makes a label value of a string from /proc: invalid UTF-8 bytes
 // become '?', as ps shows them.
@@ -144,7 +162,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		descThreads, descOpenFDs, descFDSoft, descFDKind, descCloseWait, descUIDTasks, descUIDZombies, descUIDNproc,
 		descWatchedUp, descDuration, descByCause, descSourceOK, descSourceDuration,
 		descCgroupZombie, descCgroupPids, descCgroupPidsMax, descCgroupRefused,
-		descKernelPidMax, descKernelPids, descKernelThreadsMax, descKernelFileNr, descKernelFileMax} {
+		descKernelPidMax, descKernelPids, descKernelThreadsMax, descKernelFileNr, descKernelFileMax,
+		descReapLatency, descChildExits, descEventsLost, descEventsUp} {
 		ch <- d
 	}
 	c.errors.Describe(ch)
@@ -233,6 +252,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descKernelFileNr, float64(k.FileNr))
 		gauge(descKernelFileMax, float64(k.FileMax))
 	}
+	c.collectEvents(ch)
 	for _, s := range h.Sources {
 		ok := 1.0
 		if s.Err != nil {
@@ -315,4 +335,60 @@ func Registry(c *Collector, self bool) (*prometheus.Registry, error) {
 		}
 	}
 	return reg, nil
+}
+
+// collectEvents sends the exit-to-reap histograms, aggregated by the
+// parent's comm over the busiest parents and those with children pending.
+func (c *Collector) collectEvents(ch chan<- prometheus.Metric) {
+	up := 0.0
+	if c.cfg.Events != nil {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descEventsUp, prometheus.GaugeValue, up)
+	src := c.cfg.Events
+	if src == nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descEventsLost, prometheus.CounterValue, float64(src.Lost()))
+	type parent struct {
+		pid int
+		st  events.Stats
+	}
+	var all []parent
+	for _, pid := range src.Parents() {
+		all = append(all, parent{pid, src.Parent(pid)})
+	}
+	slices.SortFunc(all, func(a, b parent) int { return cmp.Compare(b.st.Exits, a.st.Exits) })
+	type agg struct {
+		exits   int64
+		count   uint64
+		sum     float64
+		buckets map[float64]uint64
+	}
+	byComm := map[string]*agg{}
+	for i, p := range all {
+		if i >= maxReapParents && p.st.Pending == 0 {
+			continue
+		}
+		st, _, err := c.cfg.Reader.FS.ReadStatus(p.pid, nil)
+		if err != nil {
+			continue // the parent is gone
+		}
+		comm := Label(st.Name)
+		a := byComm[comm]
+		if a == nil {
+			a = &agg{buckets: map[float64]uint64{}}
+			byComm[comm] = a
+		}
+		a.exits += p.st.Exits
+		a.count += uint64(p.st.Reaped)
+		a.sum += p.st.Sum
+		for i, b := range events.Buckets {
+			a.buckets[b] += p.st.Buckets[i]
+		}
+	}
+	for comm, a := range byComm {
+		ch <- prometheus.MustNewConstMetric(descChildExits, prometheus.CounterValue, float64(a.exits), comm)
+		ch <- prometheus.MustNewConstHistogram(descReapLatency, a.count, a.sum, a.buckets, comm)
+	}
 }
