@@ -153,7 +153,7 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 	}
 	if len(c.pids) == 0 && c.names == nil && c.uid == nil {
 		if c.watch {
-			return runHostWatch(ctx, c, r, stdin, stdout)
+			return runHostWatch(ctx, c, r, stdin, stdout, stderr)
 		}
 		return runHost(ctx, c, r, stdout)
 	}

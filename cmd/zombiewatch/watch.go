@@ -57,11 +57,18 @@ func runWatch(ctx context.Context, c snapshotConfig, r *model.Reader, stdin *os.
 // runHostWatch samples the whole host every c.interval and ranks what
 // grows: a top-like screen on a terminal, one line or one JSON object per
 // sample otherwise.
-func runHostWatch(ctx context.Context, c snapshotConfig, r *model.Reader, stdin *os.File, stdout io.Writer) error {
+func runHostWatch(ctx context.Context, c snapshotConfig, r *model.Reader, stdin *os.File, stdout, stderr io.Writer) error {
 	hs := &watch.HostSampler{Reader: r}
+	if r.FS.Live() {
+		if src, err := events.Start(ctx, r.FS); err == nil {
+			hs.Events = src
+		} else {
+			fmt.Fprintf(stderr, "zombiewatch: no exit-to-reap latencies, polling only: %v\n", err)
+		}
+	}
 	if isTerminal(stdout) && !c.json {
 		pidSampler := func(pid int) *watch.Sampler {
-			return &watch.Sampler{Reader: r, PID: pid, Opt: model.Options{FDTypes: c.fdTypes}}
+			return &watch.Sampler{Reader: r, PID: pid, Opt: model.Options{FDTypes: c.fdTypes}, Events: hs.Events}
 		}
 		return screen.HostWatch(ctx, hs, pidSampler, stdin, stdout, c.interval, c.count)
 	}

@@ -428,3 +428,41 @@ time.sleep(60)`)
 			last.Events, last.P50, last.Window, last.Zombies)
 	}
 }
+
+// TestHostWatchFindsSlowReaper: a parent that reaps each child 1.2 s late
+// holds at most one zombie, grows nothing, and is still listed: its
+// exit-to-reap p99, from the process events, is over a second.
+func TestHostWatchFindsSlowReaper(t *testing.T) {
+	cmd := exec.Command("/usr/bin/python3", "-c", `
+import os, time
+print("go", flush=True)
+while True:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    time.sleep(1.2)
+    os.waitpid(pid, 0)`)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("python3: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); zombietest.ReapAll() })
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"--watch", "--interval", "500ms", "--count", "8", "--json"}, nil, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, fmt.Sprintf(`"pid":%d,`, cmd.Process.Pid)) || !strings.Contains(last, `"reap_latency_p99_seconds":1.`) {
+		if strings.Contains(stderr.String(), "no exit-to-reap latencies") {
+			t.Skipf("process events refused here: %s", stderr.String())
+		}
+		t.Errorf("the slow reaper %d is not listed with its p99 over a second:\n%s", cmd.Process.Pid, last)
+	}
+}

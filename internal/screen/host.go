@@ -17,7 +17,7 @@ import (
 )
 
 // sortKeys are the host screen's sort orders, by key.
-var sortKeys = map[byte]string{'u': "urgency", 'z': "zombies", 'f': "fds", 'g': "growth"}
+var sortKeys = map[byte]string{'u': "urgency", 'z': "zombies", 'f': "fds", 'g': "growth", 'l': "latency"}
 
 // HostWatch runs the host-wide watch on a terminal, like top: the
 // processes whose zombies, fds or tasks grow, most urgent first. Keys: u z
@@ -145,7 +145,7 @@ func HostWatch(ctx context.Context, hs *watch.HostSampler, pidSampler func(pid i
 func drawHost(out io.Writer, s *watch.HostSample, sortBy string, selected, width, height int, raw bool) error {
 	lines := []string{
 		fmt.Sprintf("zombiewatch: host, sample %d at %s: %d processes, %d threads, %d zombies", s.Seq, s.Time.Format("15:04:05"), s.Processes, s.Threads, s.Zombies),
-		fmt.Sprintf("keys: u z f g sort (now %s)  j k select  o open  q quit   rates over %.0fs", sortBy, s.WindowSeconds),
+		fmt.Sprintf("keys: u z f g l sort (now %s)  j k select  o open  q quit   rates over %.0fs", sortBy, s.WindowSeconds),
 		"",
 		fmt.Sprintf("  %7s %-15s %6s %7s %6s %7s %6s %7s %8s  %s", "PID", "COMMAND", "ZOMB", "Z/MIN", "FDS", "FD/MIN", "TASKS", "T/MIN", "SINCE", "LIMIT IN"),
 	}
@@ -160,6 +160,9 @@ func drawHost(out io.Writer, s *watch.HostSample, sortBy string, selected, width
 		limit := "-"
 		if g.LimitInSeconds != nil {
 			limit = g.Limit + " ~" + render.Age(time.Duration(*g.LimitInSeconds*float64(time.Second)))
+		}
+		if g.ReapLatencyP99 != nil {
+			limit += fmt.Sprintf("; reaps late, p99 %.2fs", *g.ReapLatencyP99)
 		}
 		lines = append(lines, fmt.Sprintf("%s%7d %-15s %6d %+7.0f %6d %+7.0f %6d %+7.0f %8s  %s", mark, g.PID, render.Printable(g.Comm),
 			g.Zombies, g.ZombiesPerMin, g.FDs, g.FDsPerMin, g.Tasks, g.TasksPerMin, g.Since.Format("15:04:05"), limit))

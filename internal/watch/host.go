@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/zombiewatch/zombiewatch/internal/events"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
@@ -43,6 +44,9 @@ type Growing struct {
 	// null when no growth heads to a known limit.
 	Limit          string   `json:"limit,omitempty"`
 	LimitInSeconds *float64 `json:"limit_in_seconds"`
+	// ReapLatencyP99: its children's exit-to-reap p99 over the events
+	// window, in seconds (with process events only).
+	ReapLatencyP99 *float64 `json:"reap_latency_p99_seconds,omitempty"`
 }
 
 // HostSampler samples the host again and again with one host reading
@@ -54,6 +58,10 @@ type HostSampler struct {
 	Window int // samples the rates look back over (default DefaultWindow)
 	// Top bounds the growing list (default 20).
 	Top int
+	// Events, when not nil, adds the parents that reap late (exit-to-reap
+	// p99 over a second) to the list, ranked among what grows: a slow
+	// reaper is found before it leaks.
+	Events *events.Source
 
 	seq     int
 	history map[hostKey][]hostPoint
@@ -131,7 +139,18 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 		users[u.UID] = u.User
 	}
 	for k, hist := range s.history {
-		if g, ok := growth(k, hist); ok {
+		g, ok := growth(k, hist)
+		if s.Events != nil {
+			if st := s.Events.Parent(k.pid); st.P99 != nil && *st.P99 >= slowReap {
+				p99 := roundMs(st.P99.Seconds())
+				if !ok {
+					last := hist[len(hist)-1]
+					g, ok = Growing{PID: k.pid, Comm: k.comm, Zombies: last.zombies, FDs: last.fds, Tasks: last.tasks, Since: hist[0].t}, true
+				}
+				g.ReapLatencyP99 = &p99
+			}
+		}
+		if ok {
 			g.User = users[hist[len(hist)-1].uid]
 			sample.Growing = append(sample.Growing, g)
 		}
@@ -151,6 +170,10 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 	}
 	return sample, nil
 }
+
+// slowReap is the exit-to-reap p99 from which a parent is listed as
+// reaping late.
+const slowReap = time.Second
 
 // growth is a process's rates over its history, when something grows.
 func growth(k hostKey, hist []hostPoint) (Growing, bool) {
@@ -203,7 +226,8 @@ func growth(k hostKey, hist []hostPoint) (Growing, bool) {
 }
 
 // SortGrowing orders the list by key: "urgency" (soonest to a limit, then
-// fastest), "zombies", "fds", "growth" (the fastest rate of the three).
+// the slowest reaper, then fastest), "zombies", "fds", "growth" (the
+// fastest rate of the three), "latency" (exit-to-reap p99).
 func SortGrowing(list []Growing, key string) {
 	fastest := func(g Growing) float64 { return max(g.ZombiesPerMin, g.FDsPerMin, g.TasksPerMin) }
 	slices.SortFunc(list, func(a, b Growing) int {
@@ -214,6 +238,8 @@ func SortGrowing(list []Growing, key string) {
 			return cmp.Or(b.FDs-a.FDs, cmp.Compare(b.FDsPerMin, a.FDsPerMin), a.PID-b.PID)
 		case "growth":
 			return cmp.Or(cmp.Compare(fastest(b), fastest(a)), a.PID-b.PID)
+		case "latency":
+			return cmp.Or(cmp.Compare(latency(b), latency(a)), a.PID-b.PID)
 		}
 		switch {
 		case a.LimitInSeconds != nil && b.LimitInSeconds == nil:
@@ -223,8 +249,15 @@ func SortGrowing(list []Growing, key string) {
 		case a.LimitInSeconds != nil && *a.LimitInSeconds != *b.LimitInSeconds:
 			return cmp.Compare(*a.LimitInSeconds, *b.LimitInSeconds)
 		}
-		return cmp.Or(cmp.Compare(fastest(b), fastest(a)), a.PID-b.PID)
+		return cmp.Or(cmp.Compare(latency(b), latency(a)), cmp.Compare(fastest(b), fastest(a)), a.PID-b.PID)
 	})
+}
+
+func latency(g Growing) float64 {
+	if g.ReapLatencyP99 == nil {
+		return 0
+	}
+	return *g.ReapLatencyP99
 }
 
 // RunHost samples the host at once and then at every trigger, handing

@@ -140,6 +140,9 @@ func GrowingLine(g Growing) string {
 	if g.TasksPerMin > 0 && g.ZombiesPerMin <= 0 {
 		parts = append(parts, fmt.Sprintf("tasks %d %+.0f/min", g.Tasks, g.TasksPerMin))
 	}
+	if g.ReapLatencyP99 != nil {
+		parts = append(parts, fmt.Sprintf("reaps late (p99 %.2fs)", *g.ReapLatencyP99))
+	}
 	line := fmt.Sprintf("pid %d (%s) %s since %s", g.PID, render.Printable(g.Comm), strings.Join(parts, ", "), g.Since.Format("15:04:05"))
 	if g.LimitInSeconds != nil {
 		line += fmt.Sprintf(": %s in %s", g.Limit, in(g.LimitInSeconds))
