@@ -87,8 +87,13 @@ func TestDemoEndToEnd(t *testing.T) {
 			t.Fatalf("--out line of unknown kind: %s", line)
 		}
 	}
-	if len(phases) != 6 || samples < 5 {
-		t.Fatalf("--out holds %d phases and %d samples; want 6 phases and samples", len(phases), samples)
+	if len(phases) != 7 || samples < 5 {
+		t.Fatalf("--out holds %d phases and %d samples; want 7 phases and samples", len(phases), samples)
+	}
+	// Phase 7 needs process events; where there are none it says so.
+	if p7 := phases[6]; !strings.Contains(p7.Summary, "skipped") &&
+		(p7.WaitP50Ms == nil || p7.LoopP50Ms == nil || *p7.WaitP50Ms <= *p7.LoopP50Ms) {
+		t.Errorf("phase 7: %q; want children waiting longer under reaper wait than under loop, or skipped", p7.Summary)
 	}
 	// Phase 6 needs a writable pids controller; where there is none it
 	// says it was skipped.

@@ -114,7 +114,7 @@ server, switching the server live and measuring each step:
 It ends with a table of the phases and a chart, and stops the server and
 every child it started, also on Ctrl-C.
 
-	--phase N       run lesson N (1-6) alone
+	--phase N       run lesson N (1-7) alone
 	--requests N    requests in phases 1, 4 and 5 (default 30)
 	--burst N       simultaneous connections in phases 2 and 3 (default 100)
 	--out FILE      write the run as JSON lines: each sample, then each phase

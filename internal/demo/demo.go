@@ -31,7 +31,7 @@ type Config struct {
 	Server func(args ...string) *exec.Cmd
 	// Requests per phase, and the size of the bursts of phases 2 and 3.
 	Requests, Burst int
-	// Phases to run, 1-6; empty runs them all.
+	// Phases to run, 1-7; empty runs them all.
 	Phases []int
 	// Out receives the narration.
 	Out io.Writer
@@ -53,6 +53,12 @@ type Phase struct {
 	// Recover is how long the switch took to bring zombies to 0 (or fds
 	// back to where they were), when the phase switches something on.
 	RecoverMs *float64 `json:"recover_ms,omitempty"`
+	// Exit-to-reap p50 and p99 under reaper wait and loop (phase 7, from
+	// the process events).
+	WaitP50Ms *float64 `json:"wait_p50_ms,omitempty"`
+	WaitP99Ms *float64 `json:"wait_p99_ms,omitempty"`
+	LoopP50Ms *float64 `json:"loop_p50_ms,omitempty"`
+	LoopP99Ms *float64 `json:"loop_p99_ms,omitempty"`
 	Summary   string   `json:"summary"`
 }
 
@@ -130,7 +136,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{PID: r.pid, Addr: r.addr}
 	phases := cfg.Phases
 	if len(phases) == 0 {
-		phases = []int{1, 2, 3, 4, 5, 6}
+		phases = []int{1, 2, 3, 4, 5, 6, 7}
 	}
 	for _, n := range phases {
 		r.setPhase(n)
