@@ -303,7 +303,7 @@ func reapLatency(ctx context.Context, r *run) (Phase, error) {
 		return Phase{}, err
 	}
 	p := phase("reap latency", latencyGroup*latencyPairs, before, before)
-	p.Lesson = "A poll sees the zombies of one instant; every exit seen shows how long children wait: one wait per signal leaves one child of a pair until the next signal (webserver3e/3f), the loop reaps at once (3g)."
+	p.Lesson = "A poll sees the zombies of one instant; every exit seen shows how long children wait: one wait per signal leaves some of each group until the next signal (webserver3e/3f), the loop reaps at once (3g)."
 	var most [2]int
 	var p50, p99 [2]time.Duration
 	for i, mode := range []string{"wait", "loop"} {
@@ -350,7 +350,7 @@ func reapLatency(ctx context.Context, r *run) (Phase, error) {
 		return p, err
 	}
 	p = phase("reap latency", latencyGroup*latencyPairs, before, after)
-	p.Lesson = "A poll sees the zombies of one instant; every exit seen shows how long children wait: one wait per signal leaves one child of a pair until the next signal (webserver3e/3f), the loop reaps at once (3g)."
+	p.Lesson = "A poll sees the zombies of one instant; every exit seen shows how long children wait: one wait per signal leaves some of each group until the next signal (webserver3e/3f), the loop reaps at once (3g)."
 	p.WaitP50Ms, p.WaitP99Ms, p.LoopP50Ms, p.LoopP99Ms = ms(p50[0]), ms(p99[0]), ms(p50[1]), ms(p99[1])
 	p.Summary = fmt.Sprintf("reap latency: %d children exiting together every %s; reaper wait: at most %d zombies at any read, exit-to-reap p50 %.0f ms, p99 %.0f ms; reaper loop: at most %d, p50 %.1f ms, p99 %.1f ms",
 		latencyGroup, latencyGap, most[0], *p.WaitP50Ms, *p.WaitP99Ms, most[1], *p.LoopP50Ms, *p.LoopP99Ms)
