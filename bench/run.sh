@@ -62,7 +62,9 @@ if [[ $ROWS == all ]]; then
     "ls /proc/P/fd | wc -l::ls /proc/$P/fd | wc -l"
     "lsfd -p P::lsfd -p $P"
     "zombiewatch (host-wide)::$bin/zombiewatch --fd-types=false"
-    "zombiewatch (host-wide, fd kinds of the top 10)::$bin/zombiewatch"
+    # Exit 1 where a read is refused (PID 1's fd links here): the reading
+    # is printed whole all the same.
+    "zombiewatch (host-wide, fd kinds of the top 10)::$bin/zombiewatch || test \$? -eq 1"
   )
 fi
 "$bin/compare" -rounds "$ROUNDS" "${rows[@]}"
