@@ -44,6 +44,9 @@ Flags:
 	--top K            with no --pid: entries in each list (default 10; 0 for all)
 	--json             print one JSON object (keys in the README)
 	--zombies          list the zombies the way ps auxw shows them
+	--fds              list every descriptor as lsof -p does (kind, protocol, TCP
+	                   state, local and remote address, target, deleted files),
+	                   then grouped by what they point at (--json: fd_list, fd_groups)
 	--fd-types         count descriptors by kind, one readlink each (default true;
 	                   --fd-types=false keeps the count O(1): it then counts
 	                   allocated slots, which include one per thread blocked in

@@ -447,3 +447,97 @@ func TestNameAgreesWithPgrep(t *testing.T) {
 		t.Errorf("--name ^sleep$ read %v; pgrep -x sleep lists %v", pids, want)
 	}
 }
+
+// TestFDsAgreeWithLsof: --fds lists what lsof -p lists, fd for fd (number
+// and type), on a process holding files, a deleted file, pipes, TCP and
+// UDP sockets (listening, CLOSE_WAIT), a unix socket and anon inodes; the
+// 12 connections whose peer closed are one group.
+func TestFDsAgreeWithLsof(t *testing.T) {
+	if _, err := exec.LookPath("lsof"); err != nil {
+		t.Skip("lsof not installed: .ci/run installs it")
+	}
+	cmd := exec.Command("/usr/bin/python3", "-c", `
+import os, socket, tempfile, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(16)
+keep = []
+for i in range(12):
+    c = socket.create_connection(l.getsockname()); a, _ = l.accept(); c.close(); keep.append(a)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+x = socket.socket(socket.AF_UNIX); x.bind("\0zwtest-fds-%d" % os.getpid())
+f = tempfile.NamedTemporaryFile(delete=False); os.unlink(f.name)
+g = open("/etc/hostname")
+r, w = os.pipe()
+e = os.eventfd(0)
+print("ready", flush=True); time.sleep(60)`)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("python3: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	pid := strconv.Itoa(cmd.Process.Pid)
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--pid", pid, "--fds", "--json"}, nil, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		FDList []struct {
+			FD       int    `json:"fd"`
+			Kind     string `json:"kind"`
+			Deleted  bool   `json:"deleted"`
+			Protocol string `json:"protocol"`
+			TCPState string `json:"tcp_state"`
+		} `json:"fd_list"`
+		FDGroups []struct {
+			TCPState string `json:"tcp_state"`
+			Count    int    `json:"count"`
+		} `json:"fd_groups"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	lsof, err := exec.Command("lsof", "-n", "-P", "-w", "-p", pid, "-F", "ft").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// lsof's TYPE for each numbered fd.
+	want := map[int]string{}
+	fd := -1
+	for line := range strings.Lines(string(lsof)) {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "f"):
+			n, err := strconv.Atoi(strings.TrimRight(line[1:], "rwu"))
+			fd = -1
+			if err == nil {
+				fd = n
+			}
+		case strings.HasPrefix(line, "t") && fd >= 0:
+			want[fd] = line[1:]
+		}
+	}
+	types := map[string][]string{"socket": {"IPv4", "IPv6", "unix", "sock"}, "pipe": {"FIFO"}, "file": {"REG", "DIR"},
+		"device": {"CHR"}, "anon_inode:eventfd": {"a_inode"}}
+	if len(got.FDList) != len(want) {
+		t.Errorf("--fds lists %d descriptors, lsof %d: %v", len(got.FDList), len(want), want)
+	}
+	deleted := false
+	for _, e := range got.FDList {
+		lt, ok := want[e.FD]
+		if !ok || !slices.Contains(types[e.Kind], lt) {
+			t.Errorf("fd %d: ours %s, lsof %q", e.FD, e.Kind, lt)
+		}
+		deleted = deleted || e.Deleted
+	}
+	if !deleted {
+		t.Error("the deleted file is not marked deleted")
+	}
+	if len(got.FDGroups) == 0 || got.FDGroups[0].Count != 12 || got.FDGroups[0].TCPState != "CLOSE_WAIT" {
+		t.Errorf("first group %+v; want the 12 connections in CLOSE_WAIT as one", got.FDGroups)
+	}
+}

@@ -31,6 +31,7 @@ type snapshotConfig struct {
 	minAge     time.Duration
 	json       bool
 	zombies    bool
+	fds        bool
 	fdTypes    bool
 	maxZombies int
 	maxFDRatio float64
@@ -55,6 +56,7 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 	fs.DurationVar(&c.minAge, "min-age", 0, "")
 	fs.BoolVar(&c.json, "json", false, "")
 	fs.BoolVar(&c.zombies, "zombies", false, "")
+	fs.BoolVar(&c.fds, "fds", false, "")
 	fs.BoolVar(&c.fdTypes, "fd-types", true, "")
 	fs.IntVar(&c.maxZombies, "max-zombies", -1, "")
 	fs.Float64Var(&c.maxFDRatio, "max-fd-ratio", 0, "")
@@ -102,8 +104,12 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 		return c, cli.PrintVersion(stdout, "zombiewatch")
 	case fs.NArg() > 0:
 		return c, cli.Usagef("unexpected argument %q", fs.Arg(0))
-	case !set["pid"] && (c.zombies || set["max-zombies"] || set["max-fd-ratio"] || set["min-age"]):
-		return c, cli.Usagef("--zombies, --min-age, --max-zombies and --max-fd-ratio need --pid (or --name, --user)")
+	case !set["pid"] && (c.zombies || c.fds || set["max-zombies"] || set["max-fd-ratio"] || set["min-age"]):
+		return c, cli.Usagef("--zombies, --fds, --min-age, --max-zombies and --max-fd-ratio need --pid (or --name, --user)")
+	case c.fds && c.zombies:
+		return c, cli.Usagef("--fds and --zombies both choose the output: pick one")
+	case c.fds && c.watch:
+		return c, cli.Usagef("--fds lists once: not with --watch")
 	case !set["pid"] && c.watch && set["top"]:
 		return c, cli.Usagef("--top bounds the one-shot host lists: the host watch lists what grows")
 	case set["pid"] && set["top"]:
@@ -183,6 +189,8 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 		err = render.JSON(stdout, p, isTerminal(stdout))
 	case c.zombies:
 		err = render.Zombies(stdout, p)
+	case c.fds:
+		err = render.FDs(stdout, p)
 	default:
 		err = render.Table(stdout, p)
 		if p.State == "Z" && err == nil {
@@ -207,7 +215,7 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 }
 
 func (c snapshotConfig) options() model.Options {
-	return model.Options{FDTypes: c.fdTypes, ZombieOwners: c.zombies, MinAge: c.minAge}
+	return model.Options{FDTypes: c.fdTypes, ZombieOwners: c.zombies, MinAge: c.minAge, FDList: c.fds}
 }
 
 // checkThresholds turns a crossed --max-zombies or --max-fd-ratio into exit 3.

@@ -85,6 +85,10 @@ type Process struct {
 	// accept, not listed but counted toward EMFILE (known when listed).
 	FDSlotsReserved int            `json:"fd_slots_reserved,omitempty"`
 	FDTypes         map[string]int `json:"fd_types"` // null unless asked for
+	// FDList: every descriptor as lsof lists it, and FDGroups: them grouped
+	// by what they point at, largest first (with Options.FDList).
+	FDList   []FDEntry `json:"fd_list,omitempty"`
+	FDGroups []FDGroup `json:"fd_groups,omitempty"`
 	// TCPStates counts the TCP sockets among the fds by state
 	// ("CLOSE_WAIT": 398); null unless fd types were asked for.
 	TCPStates map[string]int `json:"tcp_states"`

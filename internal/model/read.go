@@ -49,6 +49,9 @@ type Options struct {
 	// NoUIDCount leaves UIDProcesses nil: counting reads every process's
 	// status, which a watcher does only every few samples.
 	NoUIDCount bool
+	// FDList lists every descriptor (target, socket addresses) and groups
+	// them: lsof -p's work, O(fds) plus the network tables.
+	FDList bool
 	// MinAge counts only zombies at least this old: a parent whose
 	// children live 50 ms as zombies before it reaps them is not
 	// accused. Younger ones are counted apart (YoungZombies).
@@ -401,6 +404,11 @@ func (r *Reader) readFDs(h *proc.Proc, p *Process, opt Options) error {
 	}
 	p.FDs = &n
 	p.FDRatio = Ratio(n, p.FDSoftLimit)
+	if opt.FDList {
+		if err := r.readFDList(h, p); err != nil {
+			return err
+		}
+	}
 	if !opt.FDTypes {
 		return nil
 	}

@@ -341,3 +341,40 @@ func shortID(id string) string {
 	}
 	return id
 }
+
+// FDs lists every descriptor as lsof -p does (number, kind, protocol and
+// state, addresses, target), then the groups, largest first.
+func FDs(w io.Writer, p *model.Process) error {
+	var b bytes.Buffer
+	t := newTable(&b, "FD", "KIND", "PROTO", "STATE", "LOCAL", "REMOTE", "TARGET")
+	for _, e := range p.FDList {
+		target := Printable(e.Target)
+		if e.Deleted {
+			target += " (deleted)"
+		}
+		if err := t.Append(strconv.Itoa(e.FD), e.Kind, dash(e.Protocol), dash(e.TCPState), dash(Printable(e.Local)), dash(e.Remote), target); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	fmt.Fprintln(&b, "\nGROUPS (descriptors pointing at the same thing, largest first)")
+	g := newTable(&b, "COUNT", "KIND", "PROTO", "STATE", "REMOTE", "TARGET")
+	for _, e := range p.FDGroups {
+		if err := g.Append(strconv.Itoa(e.Count), e.Kind, dash(e.Protocol), dash(e.TCPState), dash(e.Remote), dash(Printable(e.Target))); err != nil {
+			return err
+		}
+	}
+	if err := g.Render(); err != nil {
+		return err
+	}
+	return flushTrimmed(w, &b)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

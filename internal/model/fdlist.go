@@ -1,0 +1,112 @@
+package model
+
+import (
+	"cmp"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+)
+
+// FDEntry is one descriptor, as lsof lists it.
+type FDEntry struct {
+	FD       int    `json:"fd"`
+	Kind     string `json:"kind"`
+	Target   string `json:"target"` // path, "pipe:[9]", "socket:[12]", "anon_inode:[eventfd]"
+	Deleted  bool   `json:"deleted,omitempty"`
+	Protocol string `json:"protocol,omitempty"`  // sockets: TCP, TCPv6, UDP, UDPv6, UNIX
+	TCPState string `json:"tcp_state,omitempty"` // TCP sockets
+	Local    string `json:"local,omitempty"`     // address:port, or a unix socket's path
+	Remote   string `json:"remote,omitempty"`
+}
+
+// FDGroup is descriptors that point at the same thing: the same file, the
+// same pipe, sockets with the same protocol, state and remote address.
+// "312 TCP sockets in CLOSE_WAIT to 10.1.2.3:5432" finds a leaking pool.
+type FDGroup struct {
+	Kind     string `json:"kind"`
+	Target   string `json:"target,omitempty"`
+	Protocol string `json:"protocol,omitempty"`
+	TCPState string `json:"tcp_state,omitempty"`
+	Remote   string `json:"remote,omitempty"`
+	Count    int    `json:"count"`
+}
+
+// readFDList lists every descriptor with what the network tables say of
+// its socket, and groups them, largest group first.
+func (r *Reader) readFDList(h *proc.Proc, p *Process) error {
+	entries, err := r.FS.FDList(p.PID)
+	if err != nil {
+		return classify(p.PID, "fd list", h.Path("fd"), err)
+	}
+	var sockets map[uint64]proc.Socket
+	list := make([]FDEntry, 0, len(entries))
+	for _, e := range entries {
+		fe := FDEntry{FD: e.FD, Kind: proc.Kind(e.Target), Target: e.Target}
+		if t, ok := strings.CutSuffix(e.Target, " (deleted)"); ok {
+			fe.Target, fe.Deleted = t, true
+		}
+		if fe.Kind == proc.FDSocket {
+			if sockets == nil {
+				if sockets, err = r.FS.Sockets(p.PID); err != nil {
+					p.Unread = append(p.Unread, "fd list sockets: "+err.Error())
+					sockets = map[uint64]proc.Socket{}
+				}
+			}
+			ino, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(e.Target, "socket:["), "]"), 10, 64)
+			if s, ok := sockets[ino]; ok {
+				fe.Protocol, fe.TCPState, fe.Local, fe.Remote = s.Protocol, s.State, s.Local, s.Remote
+			} else if proto, err := r.FS.SocketProtocol(p.PID, strconv.Itoa(e.FD)); err == nil {
+				fe.Protocol = proto
+				if proto == "TCP" || proto == "TCPv6" {
+					fe.TCPState = "CLOSE" // the peer reset it: in no table, its fd still open
+				}
+			}
+		}
+		list = append(list, fe)
+	}
+	p.FDList = list
+	p.FDGroups = groupFDs(list)
+	return nil
+}
+
+// groupFDs groups by the end of a connection that does not change: the
+// remote address of outgoing connections (a pool to 10.1.2.3:5432), and for
+// connections accepted on one of the process's listening addresses, that
+// address and the remote host (the remote port is ephemeral).
+func groupFDs(list []FDEntry) []FDGroup {
+	listening := map[string]bool{}
+	for _, e := range list {
+		if e.TCPState == "LISTEN" {
+			listening[e.Local] = true
+		}
+	}
+	type key struct{ kind, target, proto, state, remote string }
+	counts := map[key]int{}
+	for _, e := range list {
+		k := key{kind: e.Kind, proto: e.Protocol, state: e.TCPState, remote: e.Remote}
+		switch {
+		case e.Kind == proc.FDSocket && e.Protocol == "UNIX":
+			k.target = e.Local
+		case e.Kind == proc.FDSocket && listening[e.Local] && e.Remote != "":
+			host, _, err := net.SplitHostPort(e.Remote)
+			if err == nil {
+				k.remote = net.JoinHostPort(host, "*")
+			}
+			k.target = "accepted on " + e.Local
+		case e.Kind != proc.FDSocket:
+			k.target = e.Target
+		}
+		counts[k]++
+	}
+	groups := make([]FDGroup, 0, len(counts))
+	for k, n := range counts {
+		groups = append(groups, FDGroup{Kind: k.kind, Target: k.target, Protocol: k.proto, TCPState: k.state, Remote: k.remote, Count: n})
+	}
+	slices.SortFunc(groups, func(a, b FDGroup) int {
+		return cmp.Or(b.Count-a.Count, cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Target, b.Target), cmp.Compare(a.Remote, b.Remote))
+	})
+	return groups
+}
