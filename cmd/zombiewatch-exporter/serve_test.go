@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zombiewatch/zombiewatch/internal/cgroup"
 	"github.com/zombiewatch/zombiewatch/internal/zombietest"
 )
 
@@ -186,6 +187,15 @@ func TestPrometheusEndToEnd(t *testing.T) {
 			t.Cleanup(func() { late.Process.Kill(); late.Wait(); zombietest.ReapAll() })
 		}
 	}
+	// A pids cgroup with a pids.max, for the cgroup series (root with a
+	// writable pids controller; elsewhere that part is skipped).
+	var cgPath string
+	if os.Geteuid() == 0 {
+		if m, err := cgroup.MakePids("/sys/fs/cgroup", fmt.Sprintf("zombiewatch-prom-%d", os.Getpid()), 50); err == nil {
+			cgPath = m.Path
+			t.Cleanup(func() { m.Remove(5 * time.Second) })
+		}
+	}
 	target := strings.TrimSuffix(strings.TrimPrefix(startServe(t), "http://"), "/metrics")
 
 	dir := t.TempDir()
@@ -233,7 +243,9 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		}
 	}
 	ask(fmt.Sprintf(`zombiewatch_zombie_children{pid="%d"}`, h.PID), func(v float64) bool { return v == 8 })
-	// A pids.max the exporter reads from the cgroupfs.
+	if cgPath != "" {
+		ask(fmt.Sprintf(`zombiewatch_cgroup_pids_max{cgroup=%q}`, cgPath), func(v float64) bool { return v == 50 })
+	}
 	if late != nil {
 		ask(`max(zombiewatch_kernel_pid_max)`, func(v float64) bool { return v > 0 })
 		// The late reaper's exit-to-reap tail, per parent, from its histogram.

@@ -90,6 +90,10 @@ type run struct {
 	mu     sync.Mutex
 	phase  int
 	points []Point
+
+	// after runs once the server and its children are gone (removing the
+	// cgroup of phase 6, which a child still exiting would keep busy).
+	after []func()
 }
 
 // Run starts the server, runs the phases and stops the server, leaving no
@@ -117,7 +121,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r := &run{cfg: cfg, zw: zw, pid: cmd.Process.Pid, start: time.Now()}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	defer r.stop(cmd, exited)
+	defer func() {
+		r.stop(cmd, exited)
+		for _, f := range r.after {
+			f()
+		}
+	}()
 
 	st, err := r.waitServer(ctx, exited)
 	if err != nil {

@@ -228,7 +228,7 @@ func pidsMax(ctx context.Context, r *run) (Phase, error) {
 		p.Lesson = "In a container, the cgroup's pids.max (Kubernetes podPidsLimit, docker --pids-limit) is what zombies fill: root is not exempt from it as it is from ulimit -u."
 		return p, nil
 	}
-	defer m.Remove(5 * time.Second)
+	r.after = append(r.after, func() { m.Remove(5 * time.Second) })
 	if err := m.Enter(r.pid); err != nil {
 		return Phase{}, err
 	}
