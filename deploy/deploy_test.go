@@ -71,8 +71,8 @@ func TestDaemonSet(t *testing.T) {
 	if !sc.RunAsNonRoot || sc.RunAsUser == 0 || sc.AllowPrivilegeEscalation || !sc.ReadOnlyRootFilesystem {
 		t.Errorf("security context %+v: want non-root, no escalation, read-only root", sc)
 	}
-	if strings.Join(sc.Capabilities.Drop, ",") != "ALL" || strings.Join(sc.Capabilities.Add, ",") != "SYS_PTRACE,NET_ADMIN" {
-		t.Errorf("capabilities %+v: want all dropped but SYS_PTRACE and NET_ADMIN (process events)", sc.Capabilities)
+	if strings.Join(sc.Capabilities.Drop, ",") != "ALL" || strings.Join(sc.Capabilities.Add, ",") != "SYS_PTRACE" {
+		t.Errorf("capabilities %+v: want all dropped but SYS_PTRACE", sc.Capabilities)
 	}
 	if len(c.VolumeMounts) != 2 || c.VolumeMounts[0].MountPath != "/host/proc" || !c.VolumeMounts[0].ReadOnly ||
 		c.VolumeMounts[1].MountPath != "/host/sys/fs/cgroup" || !c.VolumeMounts[1].ReadOnly {

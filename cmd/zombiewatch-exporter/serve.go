@@ -103,7 +103,8 @@ func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Write
 	cfg.Reader = model.NewReader(pfs, append([]model.Source{model.TCPStates(pfs), bundled.Source(pfs)}, cgSources...)...)
 	cfg.Reader.HostSources = cgHost
 	// Every exit and reap on the host, where the kernel allows it (root or
-	// CAP_NET_ADMIN); else zombiewatch_events_up is 0 and the log says why.
+	// the host's pid namespace); else zombiewatch_events_up is 0 and the
+	// log says why.
 	if pfs.Live() {
 		src, err := events.Start(ctx, pfs)
 		if err != nil {

@@ -20,15 +20,9 @@ import (
 func runWatch(ctx context.Context, c snapshotConfig, r *model.Reader, stdin *os.File, stdout, stderr io.Writer) error {
 	s := &watch.Sampler{Reader: r, PID: c.pid, Opt: model.Options{FDTypes: c.fdTypes, MinAge: c.minAge}}
 	// Every exit and reap from the kernel's process events, where it
-	// allows them (root or CAP_NET_ADMIN, on this host's /proc); else the
+	// allows them (in the host's pid namespace, on its /proc); else the
 	// watch polls, and says once why there are no latencies.
-	if r.FS.Live() {
-		src, err := events.Start(ctx, r.FS)
-		if err != nil {
-			fmt.Fprintf(stderr, "zombiewatch: no exit-to-reap latencies, polling only: %v\n", err)
-		}
-		s.Events = src
-	}
+	s.Events = startEvents(ctx, r, stderr)
 	tty := isTerminal(stdout) && !c.json
 	var err error
 	if tty {
@@ -58,14 +52,7 @@ func runWatch(ctx context.Context, c snapshotConfig, r *model.Reader, stdin *os.
 // grows: a top-like screen on a terminal, one line or one JSON object per
 // sample otherwise.
 func runHostWatch(ctx context.Context, c snapshotConfig, r *model.Reader, stdin *os.File, stdout, stderr io.Writer) error {
-	hs := &watch.HostSampler{Reader: r}
-	if r.FS.Live() {
-		if src, err := events.Start(ctx, r.FS); err == nil {
-			hs.Events = src
-		} else {
-			fmt.Fprintf(stderr, "zombiewatch: no exit-to-reap latencies, polling only: %v\n", err)
-		}
-	}
+	hs := &watch.HostSampler{Reader: r, Events: startEvents(ctx, r, stderr)}
 	if isTerminal(stdout) && !c.json {
 		pidSampler := func(pid int) *watch.Sampler {
 			return &watch.Sampler{Reader: r, PID: pid, Opt: model.Options{FDTypes: c.fdTypes}, Events: hs.Events}
@@ -79,4 +66,19 @@ func runHostWatch(ctx context.Context, c snapshotConfig, r *model.Reader, stdin 
 	ticker := time.NewTicker(c.interval)
 	defer ticker.Stop()
 	return watch.RunHost(ctx, hs, ticker.C, c.count, emit)
+}
+
+// startEvents subscribes to the kernel's process events for exit-to-reap
+// latency where it can; else the watch polls, and says why once.
+func startEvents(ctx context.Context, r *model.Reader, stderr io.Writer) *events.Source {
+	if !r.FS.Live() {
+		fmt.Fprintf(stderr, "zombiewatch: no exit-to-reap latencies, polling only: %s is not this host's own /proc as seen from here\n", r.FS.Root())
+		return nil
+	}
+	src, err := events.Start(ctx, r.FS)
+	if err != nil {
+		fmt.Fprintf(stderr, "zombiewatch: no exit-to-reap latencies, polling only: %v\n", err)
+		return nil
+	}
+	return src
 }

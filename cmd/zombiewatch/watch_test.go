@@ -466,3 +466,34 @@ while True:
 		t.Errorf("the slow reaper %d is not listed with its p99 over a second:\n%s", cmd.Process.Pid, last)
 	}
 }
+
+// TestWatchWithoutEvents: in a pid namespace of its own (a container
+// without hostPID) the kernel refuses the process events: the watch polls,
+// says why in one line, and its samples say events: false.
+func TestWatchWithoutEvents(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a pid namespace")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skipf("unshare not found: %v", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Inside, this binary is PID 1 of the namespace and watches itself.
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", self, "--pid", "1", "--watch", "--count", "2",
+		"--interval", "50ms", "--json", "--fd-types=false")
+	cmd.Env = append(os.Environ(), "ZW_TEST_MAIN=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Skipf("a pid namespace could not be made here: %v %s", err, stderr.String())
+	}
+	if n := strings.Count(stderr.String(), "\n"); n != 1 || !strings.Contains(stderr.String(), "no exit-to-reap latencies, polling only") {
+		t.Errorf("stderr %q: want one line saying why there are no latencies", stderr.String())
+	}
+	if strings.Count(stdout.String(), `"events":false`) != 2 || strings.Contains(stdout.String(), `"reap_latency`) {
+		t.Errorf("samples: %s; want events false and no latency keys", stdout.String())
+	}
+}

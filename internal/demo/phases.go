@@ -296,7 +296,7 @@ const (
 // at any instant look harmless, while the exit-to-reap latency from the
 // kernel's process events shows one child of each pair waiting for the
 // next signal; reaper=loop brings it to milliseconds. Skipped, saying so,
-// without process events (not root, no CAP_NET_ADMIN).
+// without process events (another pid namespace than the host's).
 func reapLatency(ctx context.Context, r *run) (Phase, error) {
 	before, err := r.settled(ctx)
 	if err != nil {

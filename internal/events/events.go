@@ -43,7 +43,7 @@ const (
 const Window = 60 * time.Second
 
 // ErrUnavailable wraps why events cannot be had (not root nor
-// CAP_NET_ADMIN, a pid namespace that refuses the connector).
+// the connector, another pid namespace than the host's).
 var ErrUnavailable = errors.New("process events unavailable")
 
 // Source is a running subscription.
@@ -102,6 +102,12 @@ var Buckets = [...]float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
 // Start subscribes to process events; it returns ErrUnavailable (wrapped,
 // with the reason) where the kernel refuses. The source stops with ctx.
 func Start(ctx context.Context, fs *proc.FS) (*Source, error) {
+	// The events carry pids of the host's (initial) pid namespace: in
+	// another one they would name other processes, or none, in its /proc.
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/pid", &st); err != nil || st.Ino != proc.InitPIDNamespace {
+		return nil, fmt.Errorf("%w: this process is not in the host's pid namespace, and the events carry the host's pids", ErrUnavailable)
+	}
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_CONNECTOR)
 	if err != nil {
 		return nil, fmt.Errorf("%w: netlink socket: %v", ErrUnavailable, err)
@@ -113,7 +119,7 @@ func Start(ctx context.Context, fs *proc.FS) (*Source, error) {
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: cnIdxProc}); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("%w: bind to the process connector: %v (needs root or CAP_NET_ADMIN, in the host's pid namespace)", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: bind to the process connector: %v (it needs the host's pid namespace)", ErrUnavailable, err)
 	}
 	msg := make([]byte, nlmsgHdrLen+cnMsgLen+4)
 	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
@@ -125,7 +131,7 @@ func Start(ctx context.Context, fs *proc.FS) (*Source, error) {
 	binary.NativeEndian.PutUint32(msg[36:], procCnMcastListen)
 	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("%w: subscribe: %v (needs root or CAP_NET_ADMIN)", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
 	}
 	// The receiver wakes every 200 ms to see whether ctx ended, and closes
 	// the socket itself: closed from outside, its number could be reused

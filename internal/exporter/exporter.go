@@ -104,7 +104,7 @@ var (
 	descEventsLost = prometheus.NewDesc("zombiewatch_events_lost_total",
 		"Times the kernel dropped process events (the socket overflowed): the counts above are then lower bounds.", nil, nil)
 	descEventsUp = prometheus.NewDesc("zombiewatch_events_up",
-		"1 if process events are followed, 0 if only polling (no root or CAP_NET_ADMIN, or a pid namespace).", nil, nil)
+		"1 if process events are followed, 0 if only polling (another pid namespace than the host's).", nil, nil)
 )
 
 // maxReapParents bounds the parents in the reap-latency series (beside
