@@ -57,12 +57,13 @@ type Source struct {
 	pending map[int]*exit // by pid, until reaped
 	changed chan struct{} // a non-blocking note that something happened
 	wake    chan struct{} // a new exit to follow: the follower recomputes its timer
+	due     time.Time     // when the follower's timer fires (zero: idle)
 }
 
 type exit struct {
 	pid, parent int
-	start       uint64    // the exited process's start time, to tell reuse
 	at          time.Time // the exit
+	atNs        uint64    // the exit, in the event's ns since boot
 	next        time.Time // the next check
 	wait        time.Duration
 }
@@ -208,32 +209,32 @@ func (s *Source) event(cn []byte) {
 	// The exit's time from the event's own clock (CLOCK_MONOTONIC, ns),
 	// so a burst read late is not read as late reaping.
 	at := time.Now()
+	stamp := binary.NativeEndian.Uint64(ev[8:])
 	var mono unix.Timespec
 	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono) == nil {
-		if ago := time.Duration(mono.Nano() - int64(binary.NativeEndian.Uint64(ev[8:]))); ago > 0 && ago < time.Minute {
+		if ago := time.Duration(mono.Nano() - int64(stamp)); ago > 0 && ago < time.Minute {
 			at = at.Add(-ago)
 		}
 	}
-	e := &exit{pid: pid, parent: parentTgid, at: at, wait: time.Millisecond}
-	if st, _, err := s.fs.ReadStat(pid, nil); err == nil {
-		e.start = st.StartTime
-		// The parent that must reap it now (an orphan's is its adopter);
-		// a task being released reads as ppid 0: the event's then.
-		if st.PPID > 0 {
-			e.parent = st.PPID
-		}
-	}
+	// The parent is the event's: a process's own parent does not change
+	// as it exits (its children are the ones reparented).
+	e := &exit{pid: pid, parent: parentTgid, at: at, atNs: stamp, wait: time.Millisecond}
 	e.next = e.at.Add(e.wait)
 	s.mu.Lock()
 	s.pending[pid] = e
 	ps := s.stats(e.parent)
 	ps.exits++
 	ps.last = at
+	// Wake the follower only if this check is due before its timer: at a
+	// thousand exits a second it would otherwise wake for each.
+	wake := s.due.IsZero() || e.next.Before(s.due)
 	s.mu.Unlock()
 	s.note()
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -266,10 +267,12 @@ func (s *Source) follow(ctx context.Context) {
 				next = e.next
 			}
 		}
+		s.due = next
 		s.mu.Unlock()
 		wait := time.Minute
 		if !next.IsZero() {
-			wait = max(time.Until(next), 0)
+			// Checks due within a millisecond are done together.
+			wait = max(time.Until(next), time.Millisecond)
 		}
 		timer.Reset(wait)
 		select {
@@ -297,7 +300,9 @@ func (s *Source) follow(ctx context.Context) {
 		for _, e := range due {
 			st, b, err := s.fs.ReadStat(e.pid, buf)
 			buf = b
-			gone := proc.IsGone(err) || (err == nil && e.start != 0 && st.StartTime != e.start)
+			// Gone, or the pid names a process that started after the
+			// exit: the exited one was reaped and its pid reused.
+			gone := proc.IsGone(err) || (err == nil && startedAfter(st.StartTime, e.atNs))
 			s.mu.Lock()
 			if gone {
 				delete(s.pending, e.pid)
@@ -388,4 +393,12 @@ func (s *Source) prune(now time.Time) {
 			delete(s.parents, p)
 		}
 	}
+}
+
+// startedAfter tells whether a process that started ticks (of 10 ms)
+// after boot started after the event at ns after boot, with a tick of
+// slack: both count from boot (a host suspended between a process's start
+// and its exit could read as reused: servers do not suspend).
+func startedAfter(ticks, ns uint64) bool {
+	return ticks*10_000_000 > ns+10_000_000
 }
