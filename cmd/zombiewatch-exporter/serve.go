@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,17 +28,12 @@ import (
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-
 // run is zombiewatch-exporter: it parses args and serves or writes metrics.
 func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Writer) error {
 	var (
 		listen, textfile, procRoot string
 		cgroupRoot                 string
-		pids, names                listFlag
+		pids, names                cli.ListFlag
 		top, maxParents, maxUIDs   int
 		interval                   time.Duration
 		once                       bool

@@ -37,22 +37,11 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	case burst < 2 || burst > 1000:
 		return cli.Usagef("demo: --burst %d: want 2 to 1000", burst)
 	}
-	// Open the output files before the run, so a bad path fails at once.
-	var out, svg *os.File
-	for _, f := range []struct {
-		path string
-		file **os.File
-	}{{outFile, &out}, {plot, &svg}} {
-		if f.path == "" {
-			continue
-		}
-		file, err := os.Create(f.path)
-		if err != nil {
-			return fmt.Errorf("demo: %w", err)
-		}
-		defer file.Close()
-		*f.file = file
+	outs, err := demo.OpenOutputs(outFile, plot) // before the run: a bad path fails at once
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
 	}
+	defer outs.Close()
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -78,29 +67,5 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := demo.Summary(stdout, res, isTerminal(stdout)); err != nil {
 		return err
 	}
-	if out != nil {
-		if err := finish(out, func(w io.Writer) error { return demo.JSONLines(w, res) }); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "wrote the run to %s\n", outFile)
-	}
-	if svg != nil {
-		if err := finish(svg, func(w io.Writer) error { return demo.SVG(w, res) }); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "wrote the picture to %s\n", plot)
-	}
-	return nil
-}
-
-// finish writes to f and closes it, naming it in an error.
-func finish(f *os.File, write func(io.Writer) error) error {
-	err := write(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	return nil
+	return outs.Write(stdout, res)
 }

@@ -5,46 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/user"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/render"
 )
-
-// pidList is --pid, which may be given more than once.
-type pidList []int
-
-func (l *pidList) String() string { return fmt.Sprint(*l) }
-
-func (l *pidList) Set(v string) error {
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return errors.New("parse error")
-	}
-	*l = append(*l, n)
-	return nil
-}
-
-// listFlag is a repeatable string flag.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-
-// lookupUID takes a user name or a uid number, as pgrep -u does.
-func lookupUID(name string) (int, error) {
-	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
-		return n, nil
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return 0, errors.New("no such user")
-	}
-	return strconv.Atoi(u.Uid)
-}
 
 // selectTargets is the --pid list and what --name and --user match, as
 // pgrep selects them (both when both are given). No match is an error.
@@ -68,45 +33,34 @@ func selectTargets(ctx context.Context, c snapshotConfig, r *model.Reader) ([]in
 // of the one-process objects. A process that exits meanwhile is left out;
 // thresholds hold for any of them.
 func runMany(ctx context.Context, c snapshotConfig, r *model.Reader, pids []int, stdout io.Writer) error {
-	var read []*model.Process
-	var denied, gone error
-	for _, pid := range pids {
-		p, err := r.Process(ctx, pid, c.options())
-		var perm *model.PermissionError
-		switch {
-		case errors.Is(err, model.ErrNoProcess), errors.Is(err, model.ErrPIDReused):
-			if slices.Contains(c.pids, pid) && gone == nil {
-				gone = err // asked for by pid: named after the others are shown
-			}
-			continue
-		case errors.As(err, &perm):
-			denied = err
-		case err != nil:
+	read, denied, gone := r.Processes(ctx, pids, c.options(), func(pid int) bool { return slices.Contains(c.pids, pid) })
+	if gone != nil && denied == nil && len(read) == 0 {
+		return gone
+	}
+	if c.json {
+		if err := render.JSONList(stdout, read, isTerminal(stdout)); err != nil {
 			return err
 		}
-		read = append(read, p)
 	}
-	var err error
-	switch {
-	case c.json:
-		err = render.JSONList(stdout, read, isTerminal(stdout))
-	default:
-		for i, p := range read {
-			if i > 0 {
-				fmt.Fprintln(stdout)
-			}
-			if c.zombies {
-				err = render.Zombies(stdout, p)
-			} else {
-				err = render.Table(stdout, p)
-			}
-			if err != nil {
-				return err
-			}
+	for i, p := range read {
+		if c.json {
+			break
 		}
-	}
-	if err != nil {
-		return err
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		var err error
+		switch {
+		case c.zombies:
+			err = render.Zombies(stdout, p)
+		case c.fds:
+			err = render.FDs(stdout, p)
+		default:
+			err = render.Table(stdout, p)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	for _, p := range read {
 		if terr := checkThresholds(c, p); terr != nil {

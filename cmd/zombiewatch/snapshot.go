@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"runtime"
 	"time"
 
 	"golang.org/x/term"
@@ -48,8 +47,8 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 	var c snapshotConfig
 	fs := flag.NewFlagSet("zombiewatch", flag.ContinueOnError)
 	showVersion := cli.VersionFlag(fs)
-	var names, users listFlag
-	fs.Var((*pidList)(&c.pids), "pid", "")
+	var names, users cli.ListFlag
+	fs.Var((*cli.PIDList)(&c.pids), "pid", "")
 	fs.Var(&names, "name", "")
 	fs.BoolVar(&c.full, "full", false, "")
 	fs.Var(&users, "user", "")
@@ -83,7 +82,7 @@ func parseSnapshotFlags(args []string, stdout io.Writer) (snapshotConfig, error)
 		return c, cli.Usagef("--user: give one user")
 	}
 	if len(users) == 1 {
-		uid, err := lookupUID(users[0])
+		uid, err := cli.LookupUID(users[0])
 		if err != nil {
 			return c, cli.Usagef("--user %q: %v", users[0], err)
 		}
@@ -154,7 +153,7 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 	cgSources, cgHost := cgroup.Sources(fs, c.cgroupRoot, c.cgroupSet)
 	r := model.NewReader(fs, append([]model.Source{model.TCPStates(fs), bundled.Source(fs)}, cgSources...)...)
 	r.HostSources = cgHost
-	if err := threadBudget(ctx, r); err != nil {
+	if err := r.ThreadBudget(ctx); err != nil {
 		return err
 	}
 	if len(c.pids) == 0 && c.names == nil && c.uid == nil {
@@ -246,23 +245,6 @@ func runHost(ctx context.Context, c snapshotConfig, r *model.Reader, stdout io.W
 		err = fmt.Errorf("%d %s refused: %s", len(h.Denied), plural(len(h.Denied), "read was", "reads were"), h.Denied[0])
 	}
 	return err
-}
-
-// threadBudget keeps zombiewatch alive near its own uid's RLIMIT_NPROC,
-// the situation it exists to diagnose: there the Go runtime dies with a
-// trace when it cannot start a thread. With few slots left it keeps to one
-// thread of its own; with too few, it says so in one line.
-func threadBudget(ctx context.Context, r *model.Reader) error {
-	tasks, limit, limited := r.SelfHeadroom(ctx)
-	switch {
-	case !limited:
-	case limit-tasks < model.MinFreeSlots:
-		return fmt.Errorf("uid %d runs %d of the %d tasks its RLIMIT_NPROC allows (zombiewatch's own threads among them): too few left for the threads a reading needs; run it as root or as another user (it reads /proc as any uid), or raise ulimit -u",
-			os.Getuid(), tasks, limit)
-	case model.FewSlots(tasks, limit):
-		runtime.GOMAXPROCS(1)
-	}
-	return nil
 }
 
 func plural(n int, one, many string) string {

@@ -19,7 +19,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"os/user"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -171,4 +173,37 @@ func MainInterrupted(prog string, run func(ctx context.Context, args []string, s
 		return ExitInterrupted
 	}
 	return ExitCode(prog, err, os.Stderr)
+}
+
+// ListFlag is a string flag that may be given more than once.
+type ListFlag []string
+
+func (l *ListFlag) String() string     { return strings.Join(*l, ",") }
+func (l *ListFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// PIDList is a process id flag that may be given more than once; the
+// caller checks the values (a pid above 0).
+type PIDList []int
+
+func (l *PIDList) String() string { return fmt.Sprint(*l) }
+
+func (l *PIDList) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return errors.New("parse error")
+	}
+	*l = append(*l, n)
+	return nil
+}
+
+// LookupUID takes a user name or a uid number, as pgrep -u does.
+func LookupUID(name string) (int, error) {
+	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
+		return n, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, errors.New("no such user")
+	}
+	return strconv.Atoi(u.Uid)
 }

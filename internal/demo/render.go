@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 
 	"github.com/zombiewatch/zombiewatch/internal/render"
@@ -60,4 +61,61 @@ func JSONLines(w io.Writer, res *Result) error {
 		}
 	}
 	return nil
+}
+
+// Outputs are the files a run is written to (--out, --plot), opened
+// before the run so that a bad path fails at once, not after it.
+type Outputs struct {
+	jsonl, svg *os.File
+}
+
+// OpenOutputs creates the files named (an empty name: none).
+func OpenOutputs(jsonlPath, svgPath string) (*Outputs, error) {
+	o := &Outputs{}
+	for _, f := range []struct {
+		path string
+		file **os.File
+	}{{jsonlPath, &o.jsonl}, {svgPath, &o.svg}} {
+		if f.path == "" {
+			continue
+		}
+		file, err := os.Create(f.path)
+		if err != nil {
+			o.Close()
+			return nil, err
+		}
+		*f.file = file
+	}
+	return o, nil
+}
+
+// Write writes res to the files and closes them, saying so on w.
+func (o *Outputs) Write(w io.Writer, res *Result) error {
+	for _, f := range []struct {
+		file  *os.File
+		what  string
+		write func(io.Writer, *Result) error
+	}{{o.jsonl, "the run", JSONLines}, {o.svg, "the picture", SVG}} {
+		if f.file == nil {
+			continue
+		}
+		err := f.write(f.file, res)
+		if cerr := f.file.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", f.file.Name(), err)
+		}
+		fmt.Fprintf(w, "wrote %s to %s\n", f.what, f.file.Name())
+	}
+	return nil
+}
+
+// Close closes the files (after an interrupted run).
+func (o *Outputs) Close() {
+	for _, f := range []*os.File{o.jsonl, o.svg} {
+		if f != nil {
+			f.Close()
+		}
+	}
 }

@@ -547,3 +547,27 @@ func (r *Reader) kernelTasks() *KernelTasks {
 	}
 	return &KernelTasks{Tasks: n, PIDMax: k.PIDMax, ThreadsMax: k.ThreadsMax}
 }
+
+// Processes reads several processes in turn. One that exits meanwhile is
+// left out (gone names the first, when it was asked for by pid, so
+// that the caller can say so after showing the others); a refused read
+// is returned as denied, its process kept.
+func (r *Reader) Processes(ctx context.Context, pids []int, opt Options, asked func(pid int) bool) (ps []*Process, denied, gone error) {
+	for _, pid := range pids {
+		p, err := r.Process(ctx, pid, opt)
+		var perm *PermissionError
+		switch {
+		case errors.Is(err, ErrNoProcess), errors.Is(err, ErrPIDReused):
+			if asked(pid) && gone == nil {
+				gone = err
+			}
+			continue
+		case errors.As(err, &perm):
+			denied = err
+		case err != nil:
+			return ps, nil, err
+		}
+		ps = append(ps, p)
+	}
+	return ps, denied, gone
+}

@@ -2,7 +2,9 @@ package model
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,8 +35,21 @@ func (r *Reader) SelfHeadroom(ctx context.Context) (tasks, limit int, limited bo
 	return n, int(rl.Cur), true
 }
 
-// FewSlots tells whether the uid is so near RLIMIT_NPROC that the reading
-// should keep to one thread.
-func FewSlots(tasks, limit int) bool { return limit-tasks < fewSlots }
+// ThreadBudget keeps this process alive near its own uid's RLIMIT_NPROC,
+// the situation zombiewatch exists to diagnose: there the Go runtime dies
+// with a trace when it cannot start a thread. With few slots left it keeps
+// to one thread of its own; with too few, it says so in one line.
+func (r *Reader) ThreadBudget(ctx context.Context) error {
+	tasks, limit, limited := r.SelfHeadroom(ctx)
+	switch {
+	case !limited:
+	case limit-tasks < MinFreeSlots:
+		return fmt.Errorf("uid %d runs %d of the %d tasks its RLIMIT_NPROC allows (zombiewatch's own threads among them): too few left for the threads a reading needs; run it as root or as another user (it reads /proc as any uid), or raise ulimit -u",
+			os.Getuid(), tasks, limit)
+	case limit-tasks < fewSlots:
+		runtime.GOMAXPROCS(1)
+	}
+	return nil
+}
 
 func selfPID() int { return os.Getpid() }
