@@ -264,7 +264,7 @@ func latency(g Growing) float64 {
 // each sample to emit, until ctx ends, the triggers close or count samples
 // were taken (0: no bound).
 func RunHost[T any](ctx context.Context, s *HostSampler, triggers <-chan T, count int, emit func(*HostSample) error) error {
-	take := func() error {
+	return drive(ctx, triggers, func() bool { return count <= 0 || s.seq < count }, func() error {
 		sample, err := s.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -273,22 +273,5 @@ func RunHost[T any](ctx context.Context, s *HostSampler, triggers <-chan T, coun
 			return err
 		}
 		return emit(sample)
-	}
-	if err := take(); err != nil {
-		return err
-	}
-	for count <= 0 || s.seq < count {
-		select {
-		case <-ctx.Done():
-			return nil
-		case _, ok := <-triggers:
-			if !ok {
-				return nil
-			}
-			if err := take(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	})
 }

@@ -329,17 +329,23 @@ func (s *Sampler) History() (zombies, fds []float64) {
 // sample to emit, until ctx ends, the trigger channel closes, count samples
 // were taken (0: no bound), the target ends (*Ended) or an error.
 func Run[T any](ctx context.Context, s *Sampler, triggers <-chan T, count int, emit func(*Sample) error) error {
-	take := func() error {
+	return drive(ctx, triggers, func() bool { return count <= 0 || s.seq < count }, func() error {
 		sample, err := s.Next(ctx)
 		if err != nil {
 			return err
 		}
 		return emit(sample)
-	}
+	})
+}
+
+// drive takes a sample at once and then at every trigger while more says
+// so, until ctx ends, the triggers close or take fails: the one loop of
+// both watches.
+func drive[T any](ctx context.Context, triggers <-chan T, more func() bool, take func() error) error {
 	if err := take(); err != nil {
 		return err
 	}
-	for count <= 0 || s.seq < count {
+	for more() {
 		select {
 		case <-ctx.Done():
 			return nil
