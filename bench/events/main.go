@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -54,7 +55,17 @@ func main() {
 	rate := flag.Int("rate", 1000, "exits a second")
 	seconds := flag.Float64("seconds", 10, "how long")
 	burst := flag.Int("burst", 10000, "forks as fast as they go, after")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "events:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	fs, err := proc.New("/proc")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "events:", err)

@@ -34,6 +34,7 @@ const (
 	cnIdxProc         = 1
 	cnValProc         = 1
 	procCnMcastListen = 1
+	procEventFork     = 0x00000001
 	procEventExit     = 0x80000000
 	nlmsgHdrLen       = 16
 	cnMsgLen          = 20
@@ -49,15 +50,18 @@ var ErrUnavailable = errors.New("process events unavailable")
 // Source is a running subscription.
 type Source struct {
 	fs   *proc.FS
-	fd   int
 	lost atomic.Int64
 
 	mu      sync.Mutex
 	parents map[int]*parentStats
-	pending map[int]*exit // by pid, until reaped
-	changed chan struct{} // a non-blocking note that something happened
-	wake    chan struct{} // a new exit to follow: the follower recomputes its timer
-	due     time.Time     // when the follower's timer fires (zero: idle)
+	// parentOf: the parent of each process forked since the source began
+	// (from fork events): an exit event names no parent when the parent
+	// reaped so fast that the kernel had released the child already.
+	parentOf map[int]int
+	pending  map[int]*exit // by pid, until reaped
+	changed  chan struct{} // a non-blocking note that something happened
+	wake     chan struct{} // a new exit to follow: the follower recomputes its timer
+	due      time.Time     // when the follower's timer fires (zero: idle)
 }
 
 type exit struct {
@@ -109,7 +113,7 @@ func Start(ctx context.Context, fs *proc.FS) (*Source, error) {
 	if err := unix.Stat("/proc/self/ns/pid", &st); err != nil || st.Ino != proc.InitPIDNamespace {
 		return nil, fmt.Errorf("%w: this process is not in the host's pid namespace, and the events carry the host's pids", ErrUnavailable)
 	}
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_CONNECTOR)
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_CONNECTOR)
 	if err != nil {
 		return nil, fmt.Errorf("%w: netlink socket: %v", ErrUnavailable, err)
 	}
@@ -134,12 +138,13 @@ func Start(ctx context.Context, fs *proc.FS) (*Source, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
 	}
-	// The receiver wakes every 200 ms to see whether ctx ended, and closes
-	// the socket itself: closed from outside, its number could be reused
-	// by another socket while a read is still under way.
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200_000})
-	s := &Source{fs: fs, fd: fd, parents: map[int]*parentStats{}, pending: map[int]*exit{}, changed: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
-	go s.receive(ctx)
+	// Read through the runtime's poller: the receiver parks between
+	// events instead of holding a thread in recvfrom (each event would wake
+	// one), and closing the file when ctx ends is safe while a read waits.
+	sock := os.NewFile(uintptr(fd), "netlink-connector")
+	context.AfterFunc(ctx, func() { sock.Close() })
+	s := &Source{fs: fs, parents: map[int]*parentStats{}, parentOf: map[int]int{}, pending: map[int]*exit{}, changed: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
+	go s.receive(sock)
 	go s.follow(ctx)
 	return s, nil
 }
@@ -159,22 +164,19 @@ func (s *Source) note() {
 	}
 }
 
-// receive reads events until ctx ends, then closes the socket.
-func (s *Source) receive(ctx context.Context) {
-	defer unix.Close(s.fd)
+// batchDelay: after the socket runs dry the receiver waits this long
+// before it parks again, so that one wakeup handles the events of a few
+// milliseconds, not each (their times come from the kernel's stamps).
+const batchDelay = 10 * time.Millisecond
+
+// receive reads events until the socket is closed.
+func (s *Source) receive(sock *os.File) {
+	rc, err := sock.SyscallConn()
+	if err != nil {
+		return
+	}
 	buf := make([]byte, 64<<10)
-	for ctx.Err() == nil {
-		n, _, err := unix.Recvfrom(s.fd, buf, 0)
-		if err != nil {
-			switch err {
-			case unix.ENOBUFS:
-				s.lost.Add(1)
-				continue
-			case unix.EINTR, unix.EAGAIN:
-				continue
-			}
-			return
-		}
+	handle := func(n int) {
 		for msg := buf[:n]; len(msg) >= nlmsgHdrLen; {
 			l := int(binary.NativeEndian.Uint32(msg[0:]))
 			if l < nlmsgHdrLen || l > len(msg) {
@@ -188,6 +190,37 @@ func (s *Source) receive(ctx context.Context) {
 			msg = msg[adv:]
 		}
 	}
+	for {
+		// Park until an event comes, then take every one there is.
+		var n int
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
+			return rerr != unix.EAGAIN
+		}); err != nil {
+			return // closed
+		}
+		for {
+			switch rerr {
+			case nil:
+				handle(n)
+			case unix.ENOBUFS:
+				s.lost.Add(1)
+			case unix.EINTR:
+			default:
+				if rerr != unix.EAGAIN {
+					return
+				}
+			}
+			if rerr == unix.EAGAIN {
+				break
+			}
+			if err := rc.Control(func(fd uintptr) { n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT) }); err != nil {
+				return
+			}
+		}
+		time.Sleep(batchDelay)
+	}
 }
 
 // event handles one cn_msg holding a proc_event.
@@ -196,7 +229,22 @@ func (s *Source) event(cn []byte) {
 		return
 	}
 	ev := cn[cnMsgLen:]
-	if binary.NativeEndian.Uint32(ev[0:]) != procEventExit || len(ev) < 16+24 {
+	what := binary.NativeEndian.Uint32(ev[0:])
+	if what == procEventFork && len(ev) >= 16+16 {
+		data := ev[16:]
+		parentTgid := int(int32(binary.NativeEndian.Uint32(data[4:])))
+		child, childTgid := int(int32(binary.NativeEndian.Uint32(data[8:]))), int(int32(binary.NativeEndian.Uint32(data[12:])))
+		if child == childTgid { // a process, not a thread
+			s.mu.Lock()
+			if len(s.parentOf) > maxForks {
+				s.parentOf = map[int]int{} // bounded: the oldest are the least needed
+			}
+			s.parentOf[child] = parentTgid
+			s.mu.Unlock()
+		}
+		return
+	}
+	if what != procEventExit || len(ev) < 16+24 {
 		return
 	}
 	data := ev[16:]
@@ -218,13 +266,28 @@ func (s *Source) event(cn []byte) {
 	}
 	// The parent is the event's: a process's own parent does not change
 	// as it exits (its children are the ones reparented).
-	e := &exit{pid: pid, parent: parentTgid, at: at, atNs: stamp, wait: time.Millisecond}
+	e := &exit{pid: pid, parent: parentTgid, at: at, atNs: stamp, wait: minWait}
 	e.next = e.at.Add(e.wait)
 	s.mu.Lock()
-	s.pending[pid] = e
+	if forker, ok := s.parentOf[pid]; ok {
+		if e.parent == 0 {
+			e.parent = forker
+		}
+		delete(s.parentOf, pid)
+	}
 	ps := s.stats(e.parent)
 	ps.exits++
 	ps.last = at
+	if parentTgid == 0 {
+		// The kernel had released it before the event was made: reaped
+		// already, at once.
+		ps.reaped++
+		ps.add(sampleLat{at, 0})
+		s.mu.Unlock()
+		s.note()
+		return
+	}
+	s.pending[pid] = e
 	// Wake the follower only if this check is due before its timer: at a
 	// thousand exits a second it would otherwise wake for each.
 	wake := s.due.IsZero() || e.next.Before(s.due)
@@ -246,6 +309,24 @@ func (s *Source) stats(parent int) *parentStats {
 	}
 	return ps
 }
+
+// add records one latency in the window and the histogram.
+func (ps *parentStats) add(l sampleLat) {
+	ps.lat = append(ps.lat, l)
+	ps.sum += l.d.Seconds()
+	for i, b := range Buckets {
+		if l.d.Seconds() <= b {
+			ps.buckets[i]++
+		}
+	}
+}
+
+// maxForks bounds the fork map (a process each; a host has fewer).
+const maxForks = 1 << 20
+
+// minWait is the finest a reap is timed: a prompt reaper reads as a few
+// milliseconds.
+const minWait = 10 * time.Millisecond
 
 // maxWait caps a pending pid's back-off: a zombie left for good is
 // checked every 2 s.
@@ -271,8 +352,9 @@ func (s *Source) follow(ctx context.Context) {
 		s.mu.Unlock()
 		wait := time.Minute
 		if !next.IsZero() {
-			// Checks due within a millisecond are done together.
-			wait = max(time.Until(next), time.Millisecond)
+			// Checks due within minWait are done together: at a thousand
+			// exits a second the follower wakes 100 times, not 1,000.
+			wait = max(time.Until(next), minWait)
 		}
 		timer.Reset(wait)
 		select {
@@ -298,30 +380,27 @@ func (s *Source) follow(ctx context.Context) {
 		s.mu.Unlock()
 		reaped := false
 		for _, e := range due {
-			st, b, err := s.fs.ReadStat(e.pid, buf)
-			buf = b
-			// Gone, or the pid names a process that started after the
-			// exit: the exited one was reaped and its pid reused.
-			gone := proc.IsGone(err) || (err == nil && startedAfter(st.StartTime, e.atNs))
+			// Gone (one stat of the directory tells, the common case), or
+			// the pid names a process that started after the exit: the
+			// exited one was reaped and its pid reused.
+			gone := !s.exists(e.pid)
+			if !gone {
+				st, b, err := s.fs.ReadStat(e.pid, buf)
+				buf = b
+				gone = proc.IsGone(err) || (err == nil && startedAfter(st.StartTime, e.atNs))
+			}
 			s.mu.Lock()
 			if gone {
 				delete(s.pending, e.pid)
 				ps := s.stats(e.parent)
 				ps.reaped++
-				lat := now.Sub(e.at)
-				ps.lat = append(ps.lat, sampleLat{now, lat})
-				ps.sum += lat.Seconds()
-				for i, b := range Buckets {
-					if lat.Seconds() <= b {
-						ps.buckets[i]++
-					}
-				}
+				ps.add(sampleLat{now, now.Sub(e.at)})
 				reaped = true
 			} else {
 				// The next check after a sixteenth of the time since the
 				// exit: the latency is measured to within ~6%, and a
 				// zombie left for good costs a check every 2 s.
-				e.wait = min(max(now.Sub(e.at)/16, time.Millisecond), maxWait)
+				e.wait = min(max(now.Sub(e.at)/16, minWait), maxWait)
 				e.next = now.Add(e.wait)
 			}
 			s.mu.Unlock()
@@ -401,4 +480,10 @@ func (s *Source) prune(now time.Time) {
 // and its exit could read as reused: servers do not suspend).
 func startedAfter(ticks, ns uint64) bool {
 	return ticks*10_000_000 > ns+10_000_000
+}
+
+// exists tells whether root/PID is there: one stat.
+func (s *Source) exists(pid int) bool {
+	var st unix.Stat_t
+	return unix.Stat(s.fs.PIDPath(pid), &st) == nil
 }
