@@ -86,8 +86,14 @@ func Projection(s *Sample) string {
 	if s.NprocLimitIn != nil {
 		parts = append(parts, fmt.Sprintf("uid %d's processes grow: RLIMIT_NPROC %s reached in %s", s.UID, s.NprocSoftLimit, in(s.NprocLimitIn)))
 	}
+	if s.LimitIn != nil && s.Limit != "RLIMIT_NOFILE" && s.Limit != "RLIMIT_NPROC" {
+		parts = append(parts, fmt.Sprintf("tasks %+.0f/min: %s reached in %s", s.TasksPerMinute(), s.Limit, in(s.LimitIn)))
+	}
 	if len(parts) == 0 {
 		return "limits   no count grows toward a limit"
+	}
+	if s.Limit != "" && len(parts) > 1 {
+		parts = append(parts, s.Limit+" first")
 	}
 	return "limits   " + strings.Join(parts, "; ")
 }

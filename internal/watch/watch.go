@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/events"
@@ -32,6 +33,13 @@ type Sample struct {
 	// count does not grow, the limit is unlimited, or (NPROC) the uid is root.
 	FDLimitIn    *float64 `json:"fd_limit_in_seconds"`
 	NprocLimitIn *float64 `json:"nproc_limit_in_seconds"`
+	// Limit and LimitIn: the limit the growth reaches first of all those
+	// known (RLIMIT_NOFILE, RLIMIT_NPROC, the cgroup's pids.max, the
+	// kernel's pid_max and threads-max), and in how many seconds.
+	Limit   string   `json:"limit,omitempty"`
+	LimitIn *float64 `json:"limit_in_seconds"`
+
+	tasksPerMin float64
 	// FDTypesFrom and UIDProcessesFrom are the samples fd_types and
 	// tcp_states, and uid_processes, were read in (they are read every
 	// few samples: see Sampler.SlowEvery).
@@ -73,6 +81,9 @@ type point struct {
 	zombies, fds            int
 	uidProcesses            int
 	hasFDs, hasUIDProcesses bool
+	// tasks: the target's threads and children (zombies included): what
+	// it adds to a pids.max and to the host's pid_max.
+	tasks int
 }
 
 // Sampler takes samples of one process.
@@ -251,7 +262,7 @@ func (s *Sampler) Next(ctx context.Context) (*Sample, error) {
 			sample.ReapLatencyP50, sample.ReapLatencyP99 = &p50, &p99
 		}
 	}
-	p := point{t: sample.Time, zombies: snap.Zombies, hasFDs: snap.FDs != nil}
+	p := point{t: sample.Time, zombies: snap.Zombies, hasFDs: snap.FDs != nil, tasks: snap.Threads + snap.Children}
 	if snap.UIDProcesses != nil {
 		p.uidProcesses, p.hasUIDProcesses = *snap.UIDProcesses, true
 	}
@@ -302,6 +313,22 @@ func (s *Sampler) rates(sample *Sample) {
 	if tf != nil && tl != tf && sample.NprocSoftLimit != proc.Unlimited {
 		if rate := float64(tl.uidProcesses-tf.uidProcesses) / tl.t.Sub(tf.t).Seconds(); rate > 0 {
 			sample.NprocLimitIn = eta(float64(sample.NprocSoftLimit)-float64(tl.uidProcesses), rate)
+		}
+	}
+	// The nearest of every limit: each limit's count moves with the
+	// target's own growth (its tasks for pids.max and the kernel's).
+	taskRate := float64(last.tasks-first.tasks) / secs
+	sample.tasksPerMin = round1(taskRate * 60)
+	nearest := func(name string, in *float64) {
+		if in != nil && (sample.LimitIn == nil || *in < *sample.LimitIn) {
+			sample.Limit, sample.LimitIn = name, in
+		}
+	}
+	nearest("RLIMIT_NOFILE", sample.FDLimitIn)
+	nearest("RLIMIT_NPROC", sample.NprocLimitIn)
+	for _, l := range sample.Limits {
+		if (l.Name == "pids.max" || strings.HasPrefix(l.Name, "kernel.")) && taskRate > 0 {
+			nearest(l.Name, eta(float64(l.Limit)-float64(l.Used), taskRate))
 		}
 	}
 }
@@ -360,3 +387,7 @@ func drive[T any](ctx context.Context, triggers <-chan T, more func() bool, take
 	}
 	return nil
 }
+
+// TasksPerMinute is the target's tasks (threads and children) growth over
+// the window.
+func (s *Sample) TasksPerMinute() float64 { return s.tasksPerMin }

@@ -156,6 +156,9 @@ func TestWatchGrowingFixture(t *testing.T) {
 		t.Errorf("samples (-want +got):\n%s", diff)
 	}
 	golden(t, "watch.lines", lines.Bytes())
+	if last := samples[4]; last.Limit != "RLIMIT_NOFILE" || last.LimitIn == nil || *last.LimitIn != 506.5 {
+		t.Errorf("nearest limit %q in %v s; want RLIMIT_NOFILE in 506.5 s (RLIMIT_NPROC is a day away)", last.Limit, last.LimitIn)
+	}
 
 	// Every JSON line has the one-shot keys and the watch keys.
 	jl := strings.Split(strings.TrimSpace(jsonl.String()), "\n")
