@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/zombiewatch/zombiewatch/internal/render"
 	"github.com/zombiewatch/zombiewatch/internal/watch"
 )
@@ -27,15 +25,8 @@ var sortKeys = map[byte]string{'u': "urgency", 'z': "zombies", 'f': "fds", 'g': 
 func HostWatch(ctx context.Context, hs *watch.HostSampler, pidSampler func(pid int) *watch.Sampler,
 	in *os.File, out io.Writer, interval time.Duration, count int) error {
 	size := terminalSize(out)
-	raw := false
-	var keys <-chan byte
-	if term.IsTerminal(int(in.Fd())) {
-		if old, err := term.MakeRaw(int(in.Fd())); err == nil {
-			raw = true
-			defer term.Restore(int(in.Fd()), old)
-			keys = readKeys(in)
-		}
-	}
+	keys, raw, restore := rawKeys(in)
+	defer restore()
 	io.WriteString(out, "\x1b[2J")
 	defer io.WriteString(out, "\r\n")
 

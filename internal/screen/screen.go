@@ -120,16 +120,22 @@ func cut(line string, width int) string {
 // terminal too (for the keys), the screen cleared, then redrawn at every
 // tick and after every switch.
 func Watch(ctx context.Context, s *watch.Sampler, in *os.File, out io.Writer, interval time.Duration, count int) error {
-	var keys <-chan byte
-	raw := false
+	keys, raw, restore := rawKeys(in)
+	defer restore()
+	return watchKeys(ctx, s, keys, raw, out, interval, count)
+}
+
+// rawKeys puts in, when it is a terminal, in raw mode and delivers the
+// keys typed on it; restore puts the terminal back. Elsewhere there are
+// no keys (raw is false).
+func rawKeys(in *os.File) (keys <-chan byte, raw bool, restore func()) {
+	restore = func() {}
 	if term.IsTerminal(int(in.Fd())) {
 		if old, err := term.MakeRaw(int(in.Fd())); err == nil {
-			raw = true
-			defer term.Restore(int(in.Fd()), old)
-			keys = readKeys(in)
+			return readKeys(in), true, func() { term.Restore(int(in.Fd()), old) }
 		}
 	}
-	return watchKeys(ctx, s, keys, raw, out, interval, count)
+	return nil, false, restore
 }
 
 // terminalSize is out's size, or 80x24 when it cannot be asked.
