@@ -7,16 +7,17 @@ import (
 	"io"
 	"slices"
 
+	"github.com/zombiewatch/zombiewatch/internal/flags"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/render"
 )
 
 // selectTargets is the --pid list and what --name and --user match, as
 // pgrep selects them (both when both are given). No match is an error.
-func selectTargets(ctx context.Context, c snapshotConfig, r *model.Reader) ([]int, error) {
-	targets := slices.Clone(c.pids)
-	if c.names != nil || c.uid != nil {
-		matched, err := r.Select(ctx, model.Selector{Names: c.names, Full: c.full, UID: c.uid})
+func selectTargets(ctx context.Context, c flags.Config, r *model.Reader) ([]int, error) {
+	targets := slices.Clone(c.PIDs)
+	if c.Names != nil || c.UID != nil {
+		matched, err := r.Select(ctx, model.Selector{Names: c.Names, Full: c.Full, UID: c.UID})
 		if err != nil {
 			return nil, err
 		}
@@ -32,18 +33,18 @@ func selectTargets(ctx context.Context, c snapshotConfig, r *model.Reader) ([]in
 // runMany reads several processes: each table in turn, or one JSON array
 // of the one-process objects. A process that exits meanwhile is left out;
 // thresholds hold for any of them.
-func runMany(ctx context.Context, c snapshotConfig, r *model.Reader, pids []int, stdout io.Writer) error {
-	read, denied, gone := r.Processes(ctx, pids, c.options(), func(pid int) bool { return slices.Contains(c.pids, pid) })
+func runMany(ctx context.Context, c flags.Config, r *model.Reader, pids []int, stdout io.Writer) error {
+	read, denied, gone := r.Processes(ctx, pids, c.Options(), func(pid int) bool { return slices.Contains(c.PIDs, pid) })
 	if gone != nil && denied == nil && len(read) == 0 {
 		return gone
 	}
-	if c.json {
+	if c.JSON {
 		if err := render.JSONList(stdout, read, isTerminal(stdout)); err != nil {
 			return err
 		}
 	}
 	for i, p := range read {
-		if c.json {
+		if c.JSON {
 			break
 		}
 		if i > 0 {
@@ -51,9 +52,9 @@ func runMany(ctx context.Context, c snapshotConfig, r *model.Reader, pids []int,
 		}
 		var err error
 		switch {
-		case c.zombies:
+		case c.Zombies:
 			err = render.Zombies(stdout, p)
-		case c.fds:
+		case c.FDs:
 			err = render.FDs(stdout, p)
 		default:
 			err = render.Table(stdout, p)
@@ -63,7 +64,7 @@ func runMany(ctx context.Context, c snapshotConfig, r *model.Reader, pids []int,
 		}
 	}
 	for _, p := range read {
-		if terr := checkThresholds(c, p); terr != nil {
+		if terr := c.Thresholds(p); terr != nil {
 			return terr
 		}
 	}

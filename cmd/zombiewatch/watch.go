@@ -9,37 +9,38 @@ import (
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/events"
+	"github.com/zombiewatch/zombiewatch/internal/flags"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/screen"
 	"github.com/zombiewatch/zombiewatch/internal/watch"
 )
 
-// runWatch samples c.pid every c.interval: redrawn in place on a terminal
+// runWatch samples c.PID every c.Interval: redrawn in place on a terminal
 // (with keys that switch a bundled server), one line or one JSON object per
 // sample otherwise.
-func runWatch(ctx context.Context, c snapshotConfig, r *model.Reader, stdin *os.File, stdout, stderr io.Writer) error {
-	s := &watch.Sampler{Reader: r, PID: c.pid, Opt: model.Options{FDTypes: c.fdTypes, MinAge: c.minAge}}
+func runWatch(ctx context.Context, c flags.Config, r *model.Reader, stdin *os.File, stdout, stderr io.Writer) error {
+	s := &watch.Sampler{Reader: r, PID: c.PID, Opt: model.Options{FDTypes: c.FDTypes, MinAge: c.MinAge}}
 	// Every exit and reap from the kernel's process events, where it
 	// allows them (in the host's pid namespace, on its /proc); else the
 	// watch polls, and says once why there are no latencies.
 	s.Events = startEvents(ctx, r, stderr)
-	tty := isTerminal(stdout) && !c.json
+	tty := isTerminal(stdout) && !c.JSON
 	var err error
 	if tty {
-		err = screen.Watch(ctx, s, stdin, stdout, c.interval, c.count)
+		err = screen.Watch(ctx, s, stdin, stdout, c.Interval, c.Count)
 	} else {
 		emit := (&watch.Lines{W: stdout}).Emit
-		if c.json {
+		if c.JSON {
 			emit = (&watch.JSONLines{W: stdout}).Emit
 		}
-		ticker := time.NewTicker(c.interval)
+		ticker := time.NewTicker(c.Interval)
 		defer ticker.Stop()
-		err = watch.Run(ctx, s, ticker.C, c.count, emit)
+		err = watch.Run(ctx, s, ticker.C, c.Count, emit)
 	}
 	var ended *watch.Ended
 	if errors.As(err, &ended) {
 		out := stdout
-		if c.json {
+		if c.JSON {
 			out = stderr // stdout stays JSON lines
 		}
 		fmt.Fprintf(out, "%s\n", ended.Reason)
@@ -48,24 +49,24 @@ func runWatch(ctx context.Context, c snapshotConfig, r *model.Reader, stdin *os.
 	return err
 }
 
-// runHostWatch samples the whole host every c.interval and ranks what
+// runHostWatch samples the whole host every c.Interval and ranks what
 // grows: a top-like screen on a terminal, one line or one JSON object per
 // sample otherwise.
-func runHostWatch(ctx context.Context, c snapshotConfig, r *model.Reader, stdin *os.File, stdout, stderr io.Writer) error {
+func runHostWatch(ctx context.Context, c flags.Config, r *model.Reader, stdin *os.File, stdout, stderr io.Writer) error {
 	hs := &watch.HostSampler{Reader: r, Events: startEvents(ctx, r, stderr)}
-	if isTerminal(stdout) && !c.json {
+	if isTerminal(stdout) && !c.JSON {
 		pidSampler := func(pid int) *watch.Sampler {
-			return &watch.Sampler{Reader: r, PID: pid, Opt: model.Options{FDTypes: c.fdTypes}, Events: hs.Events}
+			return &watch.Sampler{Reader: r, PID: pid, Opt: model.Options{FDTypes: c.FDTypes}, Events: hs.Events}
 		}
-		return screen.HostWatch(ctx, hs, pidSampler, stdin, stdout, c.interval, c.count)
+		return screen.HostWatch(ctx, hs, pidSampler, stdin, stdout, c.Interval, c.Count)
 	}
 	emit := (&watch.HostLines{W: stdout}).Emit
-	if c.json {
+	if c.JSON {
 		emit = watch.HostJSONLines{W: stdout}.Emit
 	}
-	ticker := time.NewTicker(c.interval)
+	ticker := time.NewTicker(c.Interval)
 	defer ticker.Stop()
-	return watch.RunHost(ctx, hs, ticker.C, c.count, emit)
+	return watch.RunHost(ctx, hs, ticker.C, c.Count, emit)
 }
 
 // startEvents subscribes to the kernel's process events for exit-to-reap

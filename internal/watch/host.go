@@ -171,13 +171,18 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 	return sample, nil
 }
 
+// minHistory is how many samples of a process its growth needs.
+const minHistory = 3
+
 // slowReap is the exit-to-reap p99 from which a parent is listed as
 // reaping late.
 const slowReap = time.Second
 
 // growth is a process's rates over its history, when something grows.
 func growth(k hostKey, hist []hostPoint) (Growing, bool) {
-	if len(hist) < 2 {
+	// Three samples at least: a process just started (its threads coming
+	// up) is not a leak.
+	if len(hist) < minHistory {
 		return Growing{}, false
 	}
 	first, last := hist[0], hist[len(hist)-1]
