@@ -17,12 +17,13 @@ func FuzzParseStat(f *testing.F) {
 	f.Add("100 (a) Z 1 2")
 	f.Add("0100 (a) S 0100 " + strings.Repeat("0 ", 60))
 	f.Add("18446744073709551716 (x) S 1 " + strings.Repeat("1 ", 50))
+	f.Add("1()0A 0     0           0  10000000000000000000") // found by the fuzzer: a start 3 billion years after boot
 	f.Fuzz(func(t *testing.T, data string) {
 		s, err := ParseStat([]byte(data))
 		if err != nil {
 			return
 		}
-		if s.PID <= 0 || s.PPID < 0 || s.Threads < 0 || s.StartTime > 1<<63 {
+		if s.PID <= 0 || s.PPID < 0 || s.Threads < 0 || s.StartTime > maxTicks {
 			t.Errorf("ParseStat(%q) = %+v: out of range", data, s)
 		}
 	})

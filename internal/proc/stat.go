@@ -74,7 +74,10 @@ func parseStatInterned(data []byte, comms map[string]string) (Stat, error) {
 		case 20:
 			s.Threads, err = atoi(tok)
 		case 22:
-			s.StartTime, err = parseUint(tok)
+			// More than 100 years of clock ticks is no process's.
+			if s.StartTime, err = parseUint(tok); err == nil && s.StartTime > maxTicks {
+				err = errNotCanonical
+			}
 		case 52:
 			s.ExitCode, err = atoi(tok)
 		}
