@@ -802,6 +802,8 @@ func startPython(t *testing.T, prefix []string, script string) *exec.Cmd {
 	t.Helper()
 	args := append(append([]string{}, prefix...), "python3", "-c", script)
 	cmd := exec.Command(args[0], args[1:]...)
+	// A group of its own: cleanup ends the children it forked too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -809,7 +811,11 @@ func startPython(t *testing.T, prefix []string, script string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Skipf("%v: %v", args[:len(prefix)+1], err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); zombietest.ReapAll() })
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		zombietest.ReapAll()
+	})
 	line := make(chan string, 1)
 	go func() {
 		b := make([]byte, 64)
