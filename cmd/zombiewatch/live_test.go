@@ -158,26 +158,12 @@ func TestRefusedReadsAreNotZero(t *testing.T) {
 // With the kinds read (the directory listed) fds is what ls lists, and
 // the reserved slots are shown apart.
 func TestFDCountAgreesWithLs(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skipf("python3 not found: %v", err)
-	}
-	cmd := exec.Command("python3", "-c", `
+	cmd := zombietest.Python(t, `
 import socket, threading, time
 l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(8)
 for i in range(8): threading.Thread(target=l.accept, daemon=True).start()
 time.sleep(0.3); print("ready", flush=True); time.sleep(120)
 `)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
 	pid := strconv.Itoa(cmd.Process.Pid)
 	var stdout bytes.Buffer
 	if err := run(context.Background(), []string{"--pid", pid, "--json"}, nil, &stdout, io.Discard); err != nil {
@@ -204,10 +190,7 @@ time.sleep(0.3); print("ready", flush=True); time.sleep(120)
 // lsof names them, from the socket's protocol attribute), and the
 // diagnosis counts every connection copy the process keeps.
 func TestResetConnectionsAreCounted(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skipf("python3 not found: %v", err)
-	}
-	cmd := exec.Command("python3", "-c", `
+	cmd := zombietest.Python(t, `
 import socket, struct, time
 l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(16)
 keep = []
@@ -218,17 +201,6 @@ for i in range(8):
     c.close()
 time.sleep(0.2); print("ready", flush=True); time.sleep(120)
 `)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
 	var stdout bytes.Buffer
 	if err := run(context.Background(), []string{"--pid", strconv.Itoa(cmd.Process.Pid), "--json"}, nil, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
@@ -456,7 +428,7 @@ func TestFDsAgreeWithLsof(t *testing.T) {
 	if _, err := exec.LookPath("lsof"); err != nil {
 		t.Skip("lsof not installed: .ci/run installs it")
 	}
-	cmd := exec.Command("/usr/bin/python3", "-c", `
+	cmd := zombietest.Python(t, `
 import os, socket, tempfile, time
 l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(16)
 keep = []
@@ -469,17 +441,6 @@ g = open("/etc/hostname")
 r, w = os.pipe()
 e = os.eventfd(0)
 print("ready", flush=True); time.sleep(60)`)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Skipf("python3: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
 	pid := strconv.Itoa(cmd.Process.Pid)
 	var stdout bytes.Buffer
 	if err := run(context.Background(), []string{"--pid", pid, "--fds", "--json"}, nil, &stdout, io.Discard); err != nil {

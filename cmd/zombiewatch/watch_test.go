@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -308,7 +307,7 @@ func TestWatchFits80x24(t *testing.T) {
 // first in the host-wide watch, its rate the change of its count over the
 // samples' own times, and RLIMIT_NOFILE named as the limit it meets.
 func TestHostWatchRanksTheLeak(t *testing.T) {
-	cmd := exec.Command("python3", "-c", `
+	cmd := zombietest.Python(t, `
 import os, resource, time
 resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
 keep = []
@@ -316,17 +315,6 @@ print("ready", flush=True)
 while len(keep) < 3000:
     keep.extend(os.open("/dev/null", os.O_RDONLY) for _ in range(5)); time.sleep(0.05)
 time.sleep(120)`)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Skipf("python3: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
 	var stdout bytes.Buffer
 	if err := run(context.Background(), []string{"--watch", "--interval", "250ms", "--count", "6", "--json"}, nil, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
@@ -383,7 +371,7 @@ time.sleep(120)`)
 // it exits holds at most one zombie at any instant, which a poll finds
 // harmless; the process events show the 300 ms.
 func TestWatchShowsLateReaping(t *testing.T) {
-	cmd := exec.Command("/usr/bin/python3", "-c", `
+	cmd := zombietest.Python(t, `
 import os, time
 print("go", flush=True)
 for i in range(200):
@@ -393,19 +381,8 @@ for i in range(200):
     time.sleep(0.3)
     os.waitpid(pid, 0)
 time.sleep(60)`)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Skipf("python3: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); zombietest.ReapAll() })
-	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
 	var stdout, stderr bytes.Buffer
-	err = run(context.Background(), []string{"--pid", strconv.Itoa(cmd.Process.Pid), "--watch", "--interval", "400ms", "--count", "6", "--json"}, nil, &stdout, &stderr)
+	err := run(context.Background(), []string{"--pid", strconv.Itoa(cmd.Process.Pid), "--watch", "--interval", "400ms", "--count", "6", "--json"}, nil, &stdout, &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +410,7 @@ time.sleep(60)`)
 // holds at most one zombie, grows nothing, and is still listed: its
 // exit-to-reap p99, from the process events, is over a second.
 func TestHostWatchFindsSlowReaper(t *testing.T) {
-	cmd := exec.Command("/usr/bin/python3", "-c", `
+	cmd := zombietest.Python(t, `
 import os, time
 print("go", flush=True)
 while True:
@@ -442,17 +419,6 @@ while True:
         os._exit(0)
     time.sleep(1.2)
     os.waitpid(pid, 0)`)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Skipf("python3: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); zombietest.ReapAll() })
-	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
 	var stdout, stderr bytes.Buffer
 	if err := run(context.Background(), []string{"--watch", "--interval", "500ms", "--count", "8", "--json"}, nil, &stdout, &stderr); err != nil {
 		t.Fatal(err)

@@ -31,25 +31,8 @@ func start(t *testing.T) *Source {
 	return s
 }
 
-// python runs a parent written in python and returns it once it printed
-// its first line; cleanup kills and reaps it and what it left.
-func python(t *testing.T, script string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command("/usr/bin/python3", "-c", script) // not a shim that forks helpers of its own
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Skipf("python3: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); zombietest.ReapAll() })
-	b := make([]byte, 16)
-	if _, err := out.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return cmd
-}
+// python runs a parent written in python (zombietest.Python).
+func python(t *testing.T, script string) *exec.Cmd { return zombietest.Python(t, script) }
 
 // waitFor polls the parent's stats until ok, or 20 s pass.
 func waitFor(t *testing.T, s *Source, pid int, ok func(Stats) bool) Stats {

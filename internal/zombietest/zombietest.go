@@ -266,3 +266,41 @@ func PidsCgroup(t testing.TB, max int) (dir, path string) {
 	})
 	return m.Dir, m.Path
 }
+
+// Python runs /usr/bin/python3 (not a shim that forks helpers of its own)
+// with script, which prints a line once it is ready, in a process group of
+// its own, and returns once that line came. Cleanup kills the group (the
+// children it forked too) and reaps. It skips the test where python3
+// cannot start.
+func Python(t testing.TB, script string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("/usr/bin/python3", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("python3: %v", err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		ReapAll()
+	})
+	ready := make(chan error, 1)
+	go func() {
+		_, err := bufio.NewReader(out).ReadString('\n')
+		ready <- err
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatalf("python3 did not get ready: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("python3 did not get ready within 20s")
+	}
+	return cmd
+}
