@@ -54,7 +54,7 @@ func (f *FS) FDCount(pid int) (n int, listed bool, err error) {
 	path := f.PIDFile(pid, "fd")
 	if f.real {
 		var st unix.Stat_t
-		if err := unix.Stat(path, &st); err != nil {
+		if err := rawStat(path, &st); err != nil {
 			return 0, false, &fs.PathError{Op: "stat", Path: path, Err: err}
 		}
 		if st.Size > 0 {

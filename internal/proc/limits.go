@@ -104,7 +104,7 @@ func parseLimit(s string) (Limit, error) {
 func (f *FS) ReadLimits(pid int, buf []byte) (Limits, []byte, error) {
 	if f.live {
 		var a, b unix.Rlimit
-		if unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &a) == nil && unix.Prlimit(pid, unix.RLIMIT_NPROC, nil, &b) == nil {
+		if rawPrlimit(pid, unix.RLIMIT_NOFILE, &a) == nil && rawPrlimit(pid, unix.RLIMIT_NPROC, &b) == nil {
 			return Limits{NofileSoft: Limit(a.Cur), NofileHard: Limit(a.Max), NprocSoft: Limit(b.Cur), NprocHard: Limit(b.Max)}, buf, nil
 		}
 	}

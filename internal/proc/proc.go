@@ -185,18 +185,18 @@ func readRecord(path string, buf []byte) ([]byte, error) {
 }
 
 func readProc(path string, buf []byte, record bool) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := rawOpen(path)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer unix.Close(fd)
+	defer rawClose(fd)
 	if cap(buf) < 512 {
 		buf = make([]byte, 0, 1024)
 	}
 	buf = buf[:cap(buf)]
 	n := 0
 	for {
-		m, err := unix.Read(fd, buf[n:])
+		m, err := rawRead(fd, buf[n:])
 		if err == unix.EINTR {
 			continue
 		}
