@@ -135,6 +135,7 @@ type Collector struct {
 	cfg    Config
 	errors *prometheus.CounterVec
 	mu     sync.Mutex // one scan at a time
+	scan   *model.Scan // kept from scrape to scrape: each reads what changed
 
 	scrapeMu sync.Mutex      // one scrape at a time, with its context
 	ctx      context.Context // the current scrape's request: a scan stops when its caller leaves
@@ -202,7 +203,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	h, err := c.cfg.Reader.Host(ctx, model.HostOptions{Parents: c.cfg.MaxParents, FDUsers: c.cfg.Top, UIDs: c.cfg.MaxUIDs, FDTypes: true, Include: c.include})
+	if c.scan == nil {
+		c.scan = c.cfg.Reader.NewScan()
+	}
+	h, err := c.scan.Host(ctx, model.HostOptions{Parents: c.cfg.MaxParents, FDUsers: c.cfg.Top, UIDs: c.cfg.MaxUIDs, FDTypes: true, Include: c.include})
 	if err != nil {
 		kind := "scan"
 		if ctx.Err() != nil {

@@ -25,6 +25,12 @@ type Host struct {
 	Denied []string
 	// Skipped counts pid directories whose files did not parse.
 	Skipped int
+	// Counts: every process's counts, with HostOptions.Counts (for the
+	// host-wide watch, which ranks growth, not nearness).
+	Counts []Counts
+	// Read counts the processes whose counts this pass read; an
+	// incremental Scan keeps the others at their last reading.
+	Read int
 	// Sources says how each source did over the pass.
 	Sources []SourceResult
 	// Kernel: the host's limits on tasks and files; nil where unreadable.
@@ -74,11 +80,25 @@ type UIDUsage struct {
 	Ratio          float64    `json:"nproc_ratio"`
 }
 
+// Counts is what a host pass knows of one process without further reads.
+type Counts struct {
+	PID, PPID, UID int
+	Comm           string
+	Zombie         bool
+	FDs            int // -1 where unreadable
+	Threads        int
+	FDSoftLimit    proc.Limit
+	NprocSoftLimit proc.Limit
+}
+
 // HostOptions bound a scan's output and its costlier reads.
 type HostOptions struct {
 	// Entries in each list (0: no bound).
 	Parents, FDUsers, UIDs int
 	FDTypes                bool // fd kinds (and the sources' facts) of the listed fd users
+	// Counts lists every process's counts in Host.Counts instead of
+	// ranking the fd users.
+	Counts bool
 	// Include, if set, names processes to list among the fd users
 	// whatever their rank (the exporter's --pid and --name).
 	Include func(pid int, comm string) bool
@@ -117,7 +137,7 @@ func (r *Reader) Host(ctx context.Context, opt HostOptions) (*Host, error) {
 			recs[i], buf, ok[i], errs[i] = r.readRec(pids[i], buf)
 		}
 	})
-	h := &Host{}
+	h := &Host{Read: len(pids)}
 	kept := recs[:0]
 	for i := range recs {
 		if errs[i] != nil {
@@ -126,11 +146,17 @@ func (r *Reader) Host(ctx context.Context, opt HostOptions) (*Host, error) {
 		if recs[i].skipped {
 			h.Skipped++
 		}
-		if !ok[i] {
-			continue
+		if ok[i] {
+			kept = append(kept, recs[i])
 		}
-		rc := recs[i]
-		kept = append(kept, rc)
+	}
+	return r.hostFrom(ctx, h, kept, opt)
+}
+
+// hostFrom ranks and enriches a pass's records.
+func (r *Reader) hostFrom(ctx context.Context, h *Host, kept []rec, opt HostOptions) (*Host, error) {
+	r.beginPass()
+	for _, rc := range kept {
 		h.Processes++
 		h.Threads += max(rc.Threads, 1)
 		if rc.State == 'Z' {
@@ -139,7 +165,19 @@ func (r *Reader) Host(ctx context.Context, opt HostOptions) (*Host, error) {
 	}
 	results := map[string]*SourceResult{}
 	h.Parents = r.parents(ctx, kept, opt.Parents, h, results)
-	h.FDUsers = r.fdUsers(ctx, kept, opt, h, results)
+	if opt.Counts {
+		h.Counts = make([]Counts, len(kept))
+		for i, rc := range kept {
+			fds := rc.fds
+			if !rc.hasFDs {
+				fds = -1
+			}
+			h.Counts[i] = Counts{PID: rc.PID, PPID: rc.PPID, UID: rc.uid, Comm: rc.Comm, Zombie: rc.State == 'Z',
+				FDs: fds, Threads: rc.Threads, FDSoftLimit: rc.limits.NofileSoft, NprocSoftLimit: rc.limits.NprocSoft}
+		}
+	} else {
+		h.FDUsers = r.fdUsers(ctx, kept, opt, h, results)
+	}
 	h.UIDs = r.uidUsage(kept, opt.UIDs)
 	if k, err := r.FS.ReadKernelLimits(); err == nil {
 		h.Kernel = &Kernel{PIDMax: k.PIDMax, Pids: h.Threads, ThreadsMax: k.ThreadsMax, Threads: h.Threads,

@@ -75,6 +75,7 @@ type ZombieCache struct {
 // directory), it returns the process, with what was refused null and named
 // in Denied, and a *PermissionError.
 func (r *Reader) Process(ctx context.Context, pid int, opt Options) (*Process, error) {
+	r.beginPass()
 	p, denied, err := r.read(ctx, pid, opt)
 	var thread *threadError
 	if errors.As(err, &thread) {

@@ -153,3 +153,29 @@ func (f *FS) SocketProtocol(pid int, name string) (string, error) {
 	}
 	return strings.TrimRight(string(buf[:n]), "\x00"), nil
 }
+
+// FDDir is one stat of pid's fd directory on a real procfs: the count its
+// size gives (0 for a zombie, a kernel thread and a process without fds),
+// the directory's inode number, which the kernel gives anew to each
+// process (the same number is the same process), and its owner, the
+// effective uid (root while the process is not dumpable): a change of
+// owner is a change of credentials.
+func (f *FS) FDDir(pid int) (n int, ino uint64, owner int, err error) {
+	path := f.PIDFile(pid, "fd")
+	var st unix.Stat_t
+	if err := rawStat(path, &st); err != nil {
+		return 0, 0, 0, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return int(st.Size), st.Ino, int(st.Uid), nil
+}
+
+// TaskCount is pid's threads, from one stat of its task directory on a
+// real procfs (its link count is 2 plus the threads).
+func (f *FS) TaskCount(pid int) (int, error) {
+	path := f.PIDFile(pid, "task")
+	var st unix.Stat_t
+	if err := rawStat(path, &st); err != nil {
+		return 0, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return max(int(st.Nlink)-2, 1), nil
+}

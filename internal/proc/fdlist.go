@@ -67,12 +67,38 @@ type Socket struct {
 }
 
 // Sockets reads pid's network namespace's TCP, UDP (v4 and v6) and unix
-// tables, by inode: what lsof shows of each socket fd.
+// tables, by inode: what lsof shows of each socket fd. TCP and UDP come
+// from netlink sock_diag where it answers (the live /proc), from the
+// /proc/PID/net files otherwise.
 func (f *FS) Sockets(pid int) (map[uint64]Socket, error) {
 	pfs, err := procfs.NewFS(filepath.Join(f.root, strconv.Itoa(pid)))
 	if err != nil {
 		return nil, err
 	}
+	out, err := f.SockDiag(pid)
+	if err != nil {
+		if out, err = f.inetFromFiles(pid, pfs); err != nil {
+			return nil, err
+		}
+	}
+	if un, err := pfs.NetUNIX(); err == nil {
+		for _, l := range un.Rows {
+			out[l.Inode] = Socket{Protocol: "UNIX", Local: l.Path}
+		}
+	}
+	return out, nil
+}
+
+// InetFromFiles reads pid's TCP and UDP tables from /proc/PID/net.
+func (f *FS) InetFromFiles(pid int) (map[uint64]Socket, error) {
+	pfs, err := procfs.NewFS(filepath.Join(f.root, strconv.Itoa(pid)))
+	if err != nil {
+		return nil, err
+	}
+	return f.inetFromFiles(pid, pfs)
+}
+
+func (f *FS) inetFromFiles(pid int, pfs procfs.FS) (map[uint64]Socket, error) {
 	out := map[uint64]Socket{}
 	addr := func(ip net.IP, port uint64) string {
 		return net.JoinHostPort(ip.String(), strconv.FormatUint(port, 10))
@@ -114,11 +140,6 @@ func (f *FS) Sockets(pid int) (map[uint64]Socket, error) {
 				s.Remote = addr(l.RemAddr, l.RemPort)
 			}
 			out[l.Inode] = s
-		}
-	}
-	if un, err := pfs.NetUNIX(); err == nil {
-		for _, l := range un.Rows {
-			out[l.Inode] = Socket{Protocol: "UNIX", Local: l.Path}
 		}
 	}
 	return out, nil

@@ -70,3 +70,23 @@ func (f *FS) TCPStates(pid int, inodes map[uint64]string) (map[string]int, error
 	}
 	return states, nil
 }
+
+// TCPStatesIn counts pid's TCP sockets (inodes) by state in a socket table
+// of its namespace (SockDiag's); those it does not list are counted as
+// TCPStates counts them.
+func (f *FS) TCPStatesIn(table map[uint64]Socket, pid int, inodes map[uint64]string) map[string]int {
+	states := make(map[string]int)
+	for ino, name := range inodes {
+		s, ok := table[ino]
+		switch {
+		case ok && (s.Protocol == "TCP" || s.Protocol == "TCPv6"):
+			states[s.State]++
+		case ok:
+		default:
+			if proto, err := f.SocketProtocol(pid, name); err == nil && (proto == "TCP" || proto == "TCPv6") {
+				states["CLOSE"]++
+			}
+		}
+	}
+	return states
+}

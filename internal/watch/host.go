@@ -64,7 +64,8 @@ type HostSampler struct {
 	Events *events.Source
 
 	seq     int
-	history map[hostKey][]hostPoint
+	scan    *model.Scan
+	history map[hostKey]*hostHist
 }
 
 type hostKey struct {
@@ -72,17 +73,31 @@ type hostKey struct {
 	comm      string
 }
 
-type hostPoint struct {
-	t                     time.Time
-	zombies, fds, tasks   int
+// hostHist is a process's last samples (oldest first, at most the
+// window) and what the newest says of its limits.
+type hostHist struct {
+	pts                   []hostPoint
 	fdLimit, nproc        proc.Limit
 	uidTasks, uid         int
 	hostTasks, hostPIDMax int
+	seq                   int // the sample it was last seen in
 }
+
+// hostPoint is kept per process and sample: small, as a host has
+// thousands of processes and the window 60 samples.
+type hostPoint struct {
+	t                   int64 // unix nanoseconds
+	zombies, fds, tasks int32
+}
+
+func (p hostPoint) time() time.Time { return time.Unix(0, p.t) }
 
 // Next takes one host sample.
 func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
-	h, err := s.Reader.Host(ctx, model.HostOptions{})
+	if s.scan == nil {
+		s.scan = s.Reader.NewScan()
+	}
+	h, err := s.scan.Host(ctx, model.HostOptions{Counts: true})
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +108,7 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 		window = DefaultWindow
 	}
 	if s.history == nil {
-		s.history = map[hostKey][]hostPoint{}
+		s.history = map[hostKey]*hostHist{}
 	}
 	uidTasks := map[int]int{}
 	for _, u := range h.UIDs {
@@ -107,31 +122,36 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 	if s.Reader.FS.Live() {
 		self = os.Getpid() // the watcher's own threads are not the host's news
 	}
-	points := map[hostKey]hostPoint{}
-	for _, p := range h.FDUsers {
-		if p.PID == self {
+	zombies := map[int]int{}
+	for _, p := range h.Parents {
+		zombies[p.PID] = p.Zombies
+	}
+	for _, c := range h.Counts {
+		if c.PID == self || c.Zombie || c.FDs < 0 {
 			continue
 		}
-		k := hostKey{p.PID, p.PPID, p.Comm}
-		points[k] = hostPoint{t: now, fds: *p.FDs, tasks: max(p.Threads, 1), fdLimit: p.FDSoftLimit, nproc: p.NprocSoftLimit,
-			uid: p.UID, uidTasks: uidTasks[p.UID], hostTasks: h.Threads, hostPIDMax: hostPIDMax}
-	}
-	for _, p := range h.Parents {
-		k := hostKey{p.PID, p.PPID, p.Comm}
-		pt := points[k]
-		pt.t, pt.zombies = now, p.Zombies
-		pt.tasks += p.Zombies // zombies are tasks of the uid and pids on the host
-		points[k] = pt
-	}
-	next := make(map[hostKey][]hostPoint, len(points))
-	for k, pt := range points {
-		hist := append(s.history[k], pt)
-		if len(hist) > window {
-			hist = hist[len(hist)-window:]
+		k := hostKey{c.PID, c.PPID, c.Comm}
+		hh := s.history[k]
+		if hh == nil {
+			hh = &hostHist{pts: make([]hostPoint, 0, window)}
+			s.history[k] = hh
 		}
-		next[k] = hist
+		z := zombies[c.PID]
+		// zombies are tasks of the uid and pids on the host
+		pt := hostPoint{t: now.UnixNano(), zombies: int32(z), fds: int32(c.FDs), tasks: int32(max(c.Threads, 1) + z)}
+		if len(hh.pts) == window {
+			copy(hh.pts, hh.pts[1:])
+			hh.pts = hh.pts[:window-1]
+		}
+		hh.pts = append(hh.pts, pt)
+		hh.fdLimit, hh.nproc, hh.uid, hh.uidTasks = c.FDSoftLimit, c.NprocSoftLimit, c.UID, uidTasks[c.UID]
+		hh.hostTasks, hh.hostPIDMax, hh.seq = h.Threads, hostPIDMax, s.seq
 	}
-	s.history = next // processes gone are forgotten: the map does not grow
+	for k, hh := range s.history {
+		if hh.seq != s.seq {
+			delete(s.history, k) // processes gone are forgotten: the map does not grow
+		}
+	}
 
 	sample := &HostSample{Seq: s.seq, Time: now, Processes: h.Processes, Threads: h.Threads, Zombies: h.Zombies, Growing: []Growing{}}
 	users := map[int]string{}
@@ -144,20 +164,20 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 			if st := s.Events.Parent(k.pid); st.P99 != nil && *st.P99 >= slowReap {
 				p99 := roundMs(st.P99.Seconds())
 				if !ok {
-					last := hist[len(hist)-1]
-					g, ok = Growing{PID: k.pid, Comm: k.comm, Zombies: last.zombies, FDs: last.fds, Tasks: last.tasks, Since: hist[0].t}, true
+					last := hist.pts[len(hist.pts)-1]
+					g, ok = Growing{PID: k.pid, Comm: k.comm, Zombies: int(last.zombies), FDs: int(last.fds), Tasks: int(last.tasks), Since: hist.pts[0].time()}, true
 				}
 				g.ReapLatencyP99 = &p99
 			}
 		}
 		if ok {
-			g.User = users[hist[len(hist)-1].uid]
+			g.User = users[hist.uid]
 			sample.Growing = append(sample.Growing, g)
 		}
 	}
 	for _, hist := range s.history {
-		if len(hist) > 1 {
-			sample.WindowSeconds = max(sample.WindowSeconds, hist[len(hist)-1].t.Sub(hist[0].t).Seconds())
+		if n := len(hist.pts); n > 1 {
+			sample.WindowSeconds = max(sample.WindowSeconds, float64(hist.pts[n-1].t-hist.pts[0].t)/1e9)
 		}
 	}
 	SortGrowing(sample.Growing, "urgency")
@@ -179,27 +199,31 @@ const minHistory = 3
 const slowReap = time.Second
 
 // growth is a process's rates over its history, when something grows.
-func growth(k hostKey, hist []hostPoint) (Growing, bool) {
+func growth(k hostKey, h *hostHist) (Growing, bool) {
+	hist := h.pts
 	// Three samples at least: a process just started (its threads coming
 	// up) is not a leak.
 	if len(hist) < minHistory {
 		return Growing{}, false
 	}
 	first, last := hist[0], hist[len(hist)-1]
-	secs := last.t.Sub(first.t).Seconds()
+	if first == (hostPoint{t: first.t, zombies: last.zombies, fds: last.fds, tasks: last.tasks}) {
+		return Growing{}, false // nothing moved: most processes, most samples
+	}
+	secs := float64(last.t-first.t) / 1e9
 	if secs <= 0 {
 		return Growing{}, false
 	}
-	perMin := func(a, b int) float64 { return round1(float64(b-a) / secs * 60) }
-	g := Growing{PID: k.pid, Comm: k.comm, Zombies: last.zombies, FDs: last.fds, Tasks: last.tasks,
+	perMin := func(a, b int32) float64 { return round1(float64(b-a) / secs * 60) }
+	g := Growing{PID: k.pid, Comm: k.comm, Zombies: int(last.zombies), FDs: int(last.fds), Tasks: int(last.tasks),
 		ZombiesPerMin: perMin(first.zombies, last.zombies), FDsPerMin: perMin(first.fds, last.fds), TasksPerMin: perMin(first.tasks, last.tasks)}
 	if g.ZombiesPerMin <= 0 && g.FDsPerMin <= 0 && g.TasksPerMin <= 0 {
 		return Growing{}, false
 	}
 	// The change point of the fastest-growing count.
-	val := func(p hostPoint) int { return p.fds }
+	val := func(p hostPoint) int32 { return p.fds }
 	if g.TasksPerMin > g.FDsPerMin {
-		val = func(p hostPoint) int { return p.tasks }
+		val = func(p hostPoint) int32 { return p.tasks }
 	}
 	low := 0
 	for i, p := range hist {
@@ -207,7 +231,7 @@ func growth(k hostKey, hist []hostPoint) (Growing, bool) {
 			low = i
 		}
 	}
-	g.Since = hist[low].t
+	g.Since = hist[low].time()
 	// The limit reached first at these rates.
 	try := func(name string, left, perMin float64) {
 		if perMin <= 0 || left < 0 {
@@ -218,14 +242,14 @@ func growth(k hostKey, hist []hostPoint) (Growing, bool) {
 			g.Limit, g.LimitInSeconds = name, &in
 		}
 	}
-	if last.fdLimit != proc.Unlimited && last.fdLimit > 0 {
-		try("RLIMIT_NOFILE", float64(last.fdLimit)-float64(last.fds), g.FDsPerMin)
+	if h.fdLimit != proc.Unlimited && h.fdLimit > 0 {
+		try("RLIMIT_NOFILE", float64(h.fdLimit)-float64(last.fds), g.FDsPerMin)
 	}
-	if last.uid != 0 && last.nproc != proc.Unlimited && last.nproc > 0 {
-		try("RLIMIT_NPROC", float64(last.nproc)-float64(last.uidTasks), g.TasksPerMin)
+	if h.uid != 0 && h.nproc != proc.Unlimited && h.nproc > 0 {
+		try("RLIMIT_NPROC", float64(h.nproc)-float64(h.uidTasks), g.TasksPerMin)
 	}
-	if last.hostPIDMax > 0 {
-		try("kernel.pid_max", float64(last.hostPIDMax-last.hostTasks), g.TasksPerMin)
+	if h.hostPIDMax > 0 {
+		try("kernel.pid_max", float64(h.hostPIDMax-h.hostTasks), g.TasksPerMin)
 	}
 	return g, true
 }

@@ -1,0 +1,87 @@
+package model_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/zombiewatch/zombiewatch/internal/model"
+	"github.com/zombiewatch/zombiewatch/internal/zombietest"
+)
+
+func find(list []*model.Process, pid int) *model.Process {
+	for _, p := range list {
+		if p.PID == pid {
+			return p
+		}
+	}
+	return nil
+}
+
+// TestScanFollowsChanges: the incremental scan agrees with the full pass on
+// a parent holding zombies, sees fds opened between passes, and skips a
+// process whose counts stood still until its next due time.
+func TestScanFollowsChanges(t *testing.T) {
+	h := zombietest.Start(t, zombietest.Spec{Children: 3, Pipes: 2})
+	r := liveReader(t)
+	clock := time.Now()
+	r.Now = func() time.Time { return clock }
+	all := model.HostOptions{}
+	full, err := r.Host(context.Background(), all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan := r.NewScan()
+	pass := func() *model.Host {
+		t.Helper()
+		got, err := scan.Host(context.Background(), all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	first := pass()
+	if first.Read != first.Processes {
+		t.Errorf("first pass read %d of %d processes, want all", first.Read, first.Processes)
+	}
+	fp, sp := find(full.Parents, h.PID), find(first.Parents, h.PID)
+	if fp == nil || sp == nil || fp.Zombies != 3 || sp.Zombies != 3 {
+		t.Fatalf("helper's zombies: full pass %v, scan %v, want 3 in both", fp, sp)
+	}
+	if a, b := find(full.FDUsers, h.PID), find(first.FDUsers, h.PID); a == nil || b == nil || *a.FDs != *b.FDs {
+		t.Fatalf("helper's fds: full pass %v, scan %v", a, b)
+	}
+
+	self := os.Getpid()
+	before := *find(pass().FDUsers, self).FDs
+	var files []*os.File
+	for range 5 {
+		rd, wr, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, rd, wr)
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	clock = clock.Add(time.Second)
+	if got := *find(pass().FDUsers, self).FDs; got != before+10 {
+		t.Errorf("after 10 fds opened: scan says %d, want %d", got, before+10)
+	}
+	// Counts that stood still are read again only when due: a pass right
+	// after reads the ones that moved, and keeps the others' last values.
+	clock = clock.Add(time.Second)
+	pass()
+	clock = clock.Add(10 * time.Millisecond)
+	quick := pass()
+	if quick.Read >= quick.Processes {
+		t.Errorf("a pass 10 ms later read %d of %d processes: the ones standing still should wait", quick.Read, quick.Processes)
+	}
+	if p := find(quick.Parents, h.PID); p == nil || p.Zombies != 3 {
+		t.Errorf("helper's zombies from kept values: %v, want 3", p)
+	}
+}
