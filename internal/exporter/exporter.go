@@ -134,7 +134,7 @@ func Label(s string) string {
 type Collector struct {
 	cfg    Config
 	errors *prometheus.CounterVec
-	mu     sync.Mutex // one scan at a time
+	mu     sync.Mutex  // one scan at a time
 	scan   *model.Scan // kept from scrape to scrape: each reads what changed
 
 	scrapeMu sync.Mutex      // one scrape at a time, with its context
