@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -312,8 +313,13 @@ import os, resource, time
 resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
 keep = []
 print("ready", flush=True)
+start = time.monotonic()
 while len(keep) < 3000:
-    keep.extend(os.open("/dev/null", os.O_RDONLY) for _ in range(5)); time.sleep(0.05)
+    # 100 a second, caught up against the clock: the rate is known
+    # however the scheduler runs this process.
+    while len(keep) < int((time.monotonic() - start) * 100):
+        keep.append(os.open("/dev/null", os.O_RDONLY))
+    time.sleep(0.01)
 time.sleep(120)`)
 	var stdout bytes.Buffer
 	if err := run(context.Background(), []string{"--watch", "--interval", "250ms", "--count", "6", "--json"}, nil, &stdout, io.Discard); err != nil {
@@ -329,6 +335,10 @@ time.sleep(120)`)
 			FDsPerMin      float64  `json:"fds_per_min"`
 			Limit          string   `json:"limit"`
 			LimitInSeconds *float64 `json:"limit_in_seconds"`
+			Groups         []struct {
+				Target string `json:"target"`
+				Delta  int    `json:"delta"`
+			} `json:"fd_groups_growing"`
 		} `json:"growing"`
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
@@ -346,6 +356,10 @@ time.sleep(120)`)
 		FDsPerMin      float64  `json:"fds_per_min"`
 		Limit          string   `json:"limit"`
 		LimitInSeconds *float64 `json:"limit_in_seconds"`
+		Groups         []struct {
+			Target string `json:"target"`
+			Delta  int    `json:"delta"`
+		} `json:"fd_groups_growing"`
 	}) bool {
 		return g.PID == cmd.Process.Pid
 	})
@@ -360,6 +374,15 @@ time.sleep(120)`)
 		if above.LimitInSeconds == nil || *above.LimitInSeconds > *g.LimitInSeconds {
 			t.Errorf("pid %d ranks above the leak (limit in %v s) though farther from a limit than its %.0f s", above.PID, above.LimitInSeconds, *g.LimitInSeconds)
 		}
+	}
+	// 6,000 a minute; the samples' reads are spread over a pass, so
+	// within a fifth over a window of five 250 ms intervals.
+	if g.FDsPerMin < 4800 || g.FDsPerMin > 7200 {
+		t.Errorf("fds per minute %.0f; the leak opens 6000", g.FDsPerMin)
+	}
+	// The group that grows is named: the leaked descriptors' file.
+	if len(g.Groups) == 0 || g.Groups[0].Target != "/dev/null" || g.Groups[0].Delta <= 0 {
+		t.Errorf("fd groups growing %+v; want /dev/null first", g.Groups)
 	}
 	want := float64(4096-g.FDs) / (g.FDsPerMin / 60)
 	if got := *g.LimitInSeconds; got < want*0.95-1 || got > want*1.05+1 {
@@ -461,5 +484,127 @@ func TestWatchWithoutEvents(t *testing.T) {
 	}
 	if strings.Count(stdout.String(), `"events":false`) != 2 || strings.Contains(stdout.String(), `"reap_latency`) {
 		t.Errorf("samples: %s; want events false and no latency keys", stdout.String())
+	}
+}
+
+// TestWatchNamesGrowingFDGroups: the bundled server keeping its copy of
+// every connection (close-conn off) leaks sockets in CLOSE_WAIT; the watch
+// names that group as the one that grows.
+func TestWatchNamesGrowingFDGroups(t *testing.T) {
+	pid, addr := startServer(t, "--reaper", "loop", "--close-conn=false")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for ctx.Err() == nil {
+			load.Run(ctx, load.Config{Addr: addr, Clients: 1, Conns: 4, Timeout: 5 * time.Second})
+			<-tick.C
+		}
+	}()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"--pid", fmt.Sprint(pid), "--watch", "--interval", "250ms", "--count", "6", "--json"}, nil, &out, os.Stderr); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var last struct {
+		Groups []struct {
+			Target   string `json:"target"`
+			TCPState string `json:"tcp_state"`
+			Remote   string `json:"remote"`
+			Delta    int    `json:"delta"`
+			Count    int    `json:"count"`
+		} `json:"fd_groups_growing"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	if len(last.Groups) == 0 {
+		t.Fatalf("no growing fd group named in the last sample: %s", lines[len(lines)-1])
+	}
+	g := last.Groups[0]
+	if g.TCPState != "CLOSE_WAIT" || g.Target != "accepted on "+addr || g.Remote != "127.0.0.1:*" || g.Delta <= 0 || g.Count < g.Delta {
+		t.Errorf("first growing group %+v; want the connections accepted on %s in CLOSE_WAIT", g, addr)
+	}
+}
+
+// TestHostWatchRanksTheContainer: a parent in a pids cgroup of its own
+// (pids.max 400) forks children it never reaps, 40 a second; the host
+// watch lists that cgroup with its pids and zombies growing and the time
+// left to pids.max.
+func TestHostWatchRanksTheContainer(t *testing.T) {
+	dir, cg := zombietest.PidsCgroup(t, 400)
+	cmd := exec.Command("sh", "-c", "echo $$ > "+dir+"/cgroup.procs && exec python3 -c '"+`
+import os, time
+print("ready", flush=True)
+start, n = time.monotonic(), 0
+while n < 300:
+    while n < int((time.monotonic() - start) * 40):
+        if os.fork() == 0:
+            os._exit(0)
+        n += 1
+    time.sleep(0.01)
+time.sleep(120)`+"'")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait(); zombietest.ReapAll() })
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatalf("the parent in the cgroup did not start: %v", err)
+	}
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--watch", "--interval", "250ms", "--count", "6", "--json", "--cgroup-root", "/sys/fs/cgroup"}, nil, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var last struct {
+		Containers []struct {
+			Cgroup         string   `json:"cgroup"`
+			Pids           int      `json:"pids"`
+			PidsMax        *int     `json:"pids_max"`
+			PidsPerMin     float64  `json:"pids_per_min"`
+			Zombies        int      `json:"zombies"`
+			ZombiesPerMin  float64  `json:"zombies_per_min"`
+			WorstParent    int      `json:"worst_parent"`
+			LimitInSeconds *float64 `json:"limit_in_seconds"`
+		} `json:"containers"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(last.Containers, func(c struct {
+		Cgroup         string   `json:"cgroup"`
+		Pids           int      `json:"pids"`
+		PidsMax        *int     `json:"pids_max"`
+		PidsPerMin     float64  `json:"pids_per_min"`
+		Zombies        int      `json:"zombies"`
+		ZombiesPerMin  float64  `json:"zombies_per_min"`
+		WorstParent    int      `json:"worst_parent"`
+		LimitInSeconds *float64 `json:"limit_in_seconds"`
+	}) bool {
+		return c.Cgroup == cg
+	})
+	if i < 0 {
+		t.Fatalf("cgroup %s not among the growing containers: %s", cg, lines[len(lines)-1])
+	}
+	c := last.Containers[i]
+	// 2,400 a minute; the samples' reads are spread over a pass.
+	if c.PidsMax == nil || *c.PidsMax != 400 || c.PidsPerMin < 1900 || c.PidsPerMin > 2900 || c.ZombiesPerMin <= 0 {
+		t.Errorf("%+v; want pids.max 400 and pids and zombies growing at about 2400 a minute", c)
+	}
+	if c.WorstParent != cmd.Process.Pid || c.Zombies == 0 {
+		t.Errorf("worst parent %d with %d zombies; want pid %d", c.WorstParent, c.Zombies, cmd.Process.Pid)
+	}
+	if c.LimitInSeconds == nil {
+		t.Fatalf("no time to pids.max: %+v", c)
+	}
+	want := float64(400-c.Pids) / (c.PidsPerMin / 60)
+	if got := *c.LimitInSeconds; got < want*0.95-1 || got > want*1.05+1 {
+		t.Errorf("pids.max in %.1f s; (400 - %d) / %.0f per min says %.1f s", got, c.Pids, c.PidsPerMin, want)
 	}
 }

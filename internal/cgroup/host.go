@@ -65,8 +65,9 @@ func (s hostSource) Host(ctx context.Context, h *model.Host) error {
 	slices.SortFunc(list, func(a, b *model.CgroupUse) int {
 		return cmp.Or(cmp.Compare(refused(b), refused(a)), cmp.Compare(b.Ratio, a.Ratio), b.Zombies-a.Zombies, cmp.Compare(a.Path, b.Path))
 	})
-	h.Cgroups = h.Cgroups[:0]
+	h.Cgroups, h.AllCgroups = h.Cgroups[:0], h.AllCgroups[:0]
 	for i, u := range list {
+		h.AllCgroups = append(h.AllCgroups, *u)
 		if i < topCgroups || u.Zombies > 0 || u.Ratio >= 0.5 || refused(u) > 0 {
 			h.Cgroups = append(h.Cgroups, *u)
 		}

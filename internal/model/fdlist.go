@@ -110,3 +110,13 @@ func groupFDs(list []FDEntry) []FDGroup {
 	})
 	return groups
 }
+
+// FDGroups lists pid's descriptors and groups them, largest first: what
+// --fds prints, for a watch naming the groups that grow.
+func (r *Reader) FDGroups(pid int) ([]FDGroup, error) {
+	p := &Process{PID: pid}
+	if err := r.readFDList(r.FS.Proc(pid), p); err != nil {
+		return nil, err
+	}
+	return p.FDGroups, nil
+}

@@ -38,6 +38,9 @@ type Host struct {
 	// Cgroups: cgroups that hold zombies or have a pids.max, most urgent
 	// first, from the host sources (cgroup).
 	Cgroups []CgroupUse
+	// AllCgroups: every cgroup the host sources saw, unbounded (for the
+	// host-wide watch, which ranks their growth).
+	AllCgroups []CgroupUse
 }
 
 // Kernel is the host's tasks and open files against the kernel's limits.

@@ -158,6 +158,33 @@ func drawHost(out io.Writer, s *watch.HostSample, sortBy string, selected, width
 		lines = append(lines, fmt.Sprintf("%s%7d %-15s %6d %+7.0f %6d %+7.0f %6d %+7.0f %8s  %s", mark, g.PID, render.Printable(g.Comm),
 			g.Zombies, g.ZombiesPerMin, g.FDs, g.FDsPerMin, g.Tasks, g.TasksPerMin, g.Since.Format("15:04:05"), limit))
 	}
+	// The containers' rows keep their place below the processes: the
+	// processes' rows give way to them on a short screen.
+	var cg []string
+	if len(s.Containers) > 0 {
+		cg = append(cg, "", fmt.Sprintf("  %-28s %6s %6s %7s %5s %6s %4s  %s", "CGROUP", "PIDS", "MAX", "P/MIN", "ZOMB", "Z/MIN", "REF", "MAX IN"))
+		for _, c := range s.Containers {
+			limit, pidsMax := "-", "-"
+			if c.LimitInSeconds != nil {
+				limit = "~" + render.Age(time.Duration(*c.LimitInSeconds*float64(time.Second)))
+			}
+			if c.PidsMax != nil {
+				pidsMax = fmt.Sprint(*c.PidsMax)
+			}
+			cg = append(cg, fmt.Sprintf("  %-28s %6d %6s %+7.0f %5d %+6.0f %4d  %s", cutLeft(render.Printable(c.Cgroup), 28),
+				c.Pids, pidsMax, c.PidsPerMin, c.Zombies, c.ZombiesPerMin, c.RefusedInWindow, limit))
+		}
+	}
+	if room := height - len(cg); len(cg) > 0 && len(lines) > room {
+		lines = lines[:max(room, 5)]
+	}
+	lines = append(lines, cg...)
+	if selected >= 0 && selected < len(s.Growing) && len(s.Growing[selected].FDGroupsGrowing) > 0 {
+		g := s.Growing[selected]
+		// In the blank line above the table: rows may be cut at the
+		// bottom of the screen, this line is not.
+		lines[2] = fmt.Sprintf("pid %d fds grew: %s", g.PID, groupsLine(g.FDGroupsGrowing))
+	}
 	for i := range lines {
 		lines[i] = cut(lines[i], width)
 	}
@@ -171,4 +198,13 @@ func drawHost(out io.Writer, s *watch.HostSample, sortBy string, selected, width
 	}
 	_, err := io.WriteString(out, "\x1b[H"+text+"\x1b[J")
 	return err
+}
+
+// cutLeft keeps the end of a long path (its container id), marking the cut.
+func cutLeft(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return "…" + string(r[len(r)-n+1:])
 }

@@ -67,6 +67,9 @@ func (sc *Screen) Emit(s *watch.Sample) error {
 		}
 		lines = append(lines, fmt.Sprintf("reaping  %d exited, %d reaped since the last sample; %s", *s.Exits, *s.Reaped, lat))
 	}
+	if len(s.FDGroupsGrowing) > 0 {
+		lines = append(lines, "fds grew "+groupsLine(s.FDGroupsGrowing))
+	}
 	lines = append(lines, watch.Projection(s))
 	for i := range lines {
 		lines[i] = cut(lines[i], width)
@@ -268,4 +271,13 @@ func switchServer(pid int, last *watch.Sample, k byte) string {
 		return err.Error()
 	}
 	return fmt.Sprintf("switched: reaper=%s close-conn=%s", st.Reaper, render.OnOff(st.CloseConn))
+}
+
+// groupsLine names growing fd groups on one line, most first.
+func groupsLine(groups []watch.GroupGrowth) string {
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		parts[i] = watch.GroupLine(g)
+	}
+	return strings.Join(parts, "; ")
 }

@@ -21,6 +21,9 @@ type HostSample struct {
 	Threads   int       `json:"threads"`
 	Zombies   int       `json:"zombies"`
 	Growing   []Growing `json:"growing"`
+	// Containers: the cgroups (containers, pods, units) whose tasks or
+	// zombies grow, or whose pids.max refused forks, most urgent first.
+	Containers []ContainerGrowth `json:"containers"`
 	// Window is the span, in seconds, the rates are taken over.
 	WindowSeconds float64 `json:"window_seconds"`
 }
@@ -47,6 +50,9 @@ type Growing struct {
 	// ReapLatencyP99: its children's exit-to-reap p99 over the events
 	// window, in seconds (with process events only).
 	ReapLatencyP99 *float64 `json:"reap_latency_p99_seconds,omitempty"`
+	// FDGroupsGrowing: for the first processes whose fds grow, the groups
+	// of descriptors that grew since the watch first listed them.
+	FDGroupsGrowing []GroupGrowth `json:"fd_groups_growing,omitempty"`
 }
 
 // HostSampler samples the host again and again with one host reading
@@ -65,6 +71,8 @@ type HostSampler struct {
 
 	seq     int
 	scan    *model.Scan
+	groups  map[hostKey]*groupBase // fd groups of the fd growers, when first listed
+	cgroups map[string]*cgHist
 	history map[hostKey]*hostHist
 }
 
@@ -188,7 +196,47 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 	if len(sample.Growing) > top {
 		sample.Growing = sample.Growing[:top]
 	}
+	s.nameGroups(sample)
+	sample.Containers = s.containers(h, now, window)
+	if len(sample.Containers) > top {
+		sample.Containers = sample.Containers[:top]
+	}
 	return sample, nil
+}
+
+// maxFDListed is how many fd growers a sample lists the fds of (the
+// costly read: one readlink per fd), most urgent first.
+const maxFDListed = 3
+
+// nameGroups names, for the first fd growers, the groups of descriptors
+// that grew since the watch first listed their fds.
+func (s *HostSampler) nameGroups(sample *HostSample) {
+	if s.groups == nil {
+		s.groups = map[hostKey]*groupBase{}
+	}
+	listed := map[hostKey]bool{}
+	for i := range sample.Growing {
+		g := &sample.Growing[i]
+		if g.FDsPerMin <= 0 || len(listed) == maxFDListed {
+			continue
+		}
+		k := hostKey{pid: g.PID, comm: g.Comm}
+		listed[k] = true
+		groups, err := s.Reader.FDGroups(g.PID)
+		if err != nil {
+			continue
+		}
+		if b := s.groups[k]; b == nil {
+			s.groups[k] = newGroupBase(groups, sample.Time)
+		} else {
+			g.FDGroupsGrowing = b.growing(groups, sample.Time)
+		}
+	}
+	for k := range s.groups {
+		if !listed[k] {
+			delete(s.groups, k) // no longer growing: a later growth starts a new base
+		}
+	}
 }
 
 // minHistory is how many samples of a process its growth needs.

@@ -130,6 +130,9 @@ func (l *HostLines) Emit(s *HostSample) error {
 	if len(s.Growing) > 0 {
 		top = GrowingLine(s.Growing[0])
 	}
+	if len(s.Containers) > 0 {
+		top += "; " + ContainerLine(s.Containers[0])
+	}
 	_, err := fmt.Fprintf(l.W, "%-8s %9d %8d %8d  %s\n", s.Time.Format("15:04:05"), s.Processes, s.Threads, s.Zombies, top)
 	return err
 }
@@ -152,6 +155,29 @@ func GrowingLine(g Growing) string {
 	line := fmt.Sprintf("pid %d (%s) %s since %s", g.PID, render.Printable(g.Comm), strings.Join(parts, ", "), g.Since.Format("15:04:05"))
 	if g.LimitInSeconds != nil {
 		line += fmt.Sprintf(": %s in %s", g.Limit, in(g.LimitInSeconds))
+	}
+	if len(g.FDGroupsGrowing) > 0 {
+		line += "; grew: " + GroupLine(g.FDGroupsGrowing[0])
+	}
+	return line
+}
+
+// ContainerLine says what grows in a cgroup, and how soon it meets its
+// pids.max.
+func ContainerLine(c ContainerGrowth) string {
+	var parts []string
+	if c.PidsPerMin > 0 {
+		parts = append(parts, fmt.Sprintf("pids %d %+.0f/min", c.Pids, c.PidsPerMin))
+	}
+	if c.ZombiesPerMin > 0 {
+		parts = append(parts, fmt.Sprintf("zombies %d %+.0f/min", c.Zombies, c.ZombiesPerMin))
+	}
+	if c.RefusedInWindow > 0 {
+		parts = append(parts, fmt.Sprintf("%d forks refused", c.RefusedInWindow))
+	}
+	line := fmt.Sprintf("cgroup %s %s", render.Printable(c.Cgroup), strings.Join(parts, ", "))
+	if c.LimitInSeconds != nil {
+		line += fmt.Sprintf(": pids.max in %s", in(c.LimitInSeconds))
 	}
 	return line
 }

@@ -67,6 +67,10 @@ type Sample struct {
 	ReapLatencyWindow float64  `json:"reap_latency_window_seconds,omitempty"`
 	// EventsLost: times the kernel dropped events: the counts are lower bounds.
 	EventsLost int64 `json:"events_lost,omitempty"`
+	// FDGroupsGrowing: the groups of descriptors (same file, same peer and
+	// state, pipes) that grew since the first sample, most first; read
+	// with the fd kinds, when the fd count has grown.
+	FDGroupsGrowing []GroupGrowth `json:"fd_groups_growing,omitempty"`
 }
 
 // Ended is how a watch ends when its target does: Reason says so for a
@@ -119,6 +123,9 @@ type Sampler struct {
 	seen map[zombieKey]bool
 	// The event counts at the last sample, for the deltas.
 	lastExits, lastReaped int64
+	// groups: the fd groups at the first sample; growing: the last named.
+	groups  *groupBase
+	growing []GroupGrowth
 }
 
 type zombieKey struct {
@@ -131,6 +138,25 @@ func keyOf(z model.Zombie, now time.Time) zombieKey {
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// readGroups lists the fd groups (when the kinds are read): at the first
+// sample as the base, later when the count has grown past the base's, to
+// name the groups that grew.
+func (s *Sampler) readGroups(fds int) {
+	now := s.Reader.Now()
+	switch {
+	case s.groups == nil:
+		if groups, err := s.Reader.FDGroups(s.PID); err == nil {
+			s.groups = newGroupBase(groups, now)
+		}
+	case fds > s.groups.total():
+		if groups, err := s.Reader.FDGroups(s.PID); err == nil {
+			s.growing = s.groups.growing(groups, now)
+		}
+	default:
+		s.growing = nil
+	}
+}
 
 // kindsDue tells whether this sample reads the fd kinds: on the first, when
 // the fd count has changed since the last, and every few samples.
@@ -223,13 +249,16 @@ func (s *Sampler) Next(ctx context.Context) (*Sample, error) {
 			snap.FDTypes, snap.TCPStates, fdTypesFrom = s.kinds.fdTypes, s.kinds.tcp, s.kinds.seq
 		}
 		snap.Diagnose() // with the carried kinds
+		if opt.FDTypes {
+			s.readGroups(*snap.FDs)
+		}
 	}
 	s.lastFDs = snap.FDs
 
 	if estimated {
 		snap.Diagnose() // with the current estimate
 	}
-	sample := &Sample{Process: snap, Seq: s.seq, Time: s.Reader.Now(),
+	sample := &Sample{Process: snap, Seq: s.seq, Time: s.Reader.Now(), FDGroupsGrowing: s.growing,
 		FDTypesFrom: fdTypesFrom, UIDProcessesFrom: tasksFrom, UIDProcessesEstimated: estimated,
 		ZombiesAppeared: []model.Zombie{}, ZombiesReaped: []int{}}
 	seen := make(map[zombieKey]bool, len(snap.ZombieList))
