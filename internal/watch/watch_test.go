@@ -322,3 +322,47 @@ func TestWatchProjectsNprocBetweenCounts(t *testing.T) {
 			*last.UIDProcesses, last.UIDProcessesEstimated, last.NprocLimitIn)
 	}
 }
+
+// TestHostWatchDoesNotGrow: the host watch keeps a bounded history per
+// process and cgroup and forgets those gone: 10,000 samples (the tree
+// growing every 100) leave its heap and fds where they were at 1,000.
+func TestHostWatchDoesNotGrow(t *testing.T) {
+	g := newGrowing(t)
+	s := &HostSampler{Reader: g.fs}
+	measure := func() (heap uint64, fds int) {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		entries, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.HeapInuse, len(entries)
+	}
+	var heap1k uint64
+	var fds1k int
+	for i := 1; i <= 10000; i++ {
+		g.now = g.now.Add(time.Second)
+		if i%100 == 0 && i <= 1000 {
+			g.grow()
+		}
+		sample, err := s.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1000 {
+			heap1k, fds1k = measure()
+			if len(sample.Growing) == 0 {
+				t.Fatal("nothing grows on the growing fixture")
+			}
+		}
+	}
+	heap, fds := measure()
+	t.Logf("after 1,000 samples: heap %d KiB, %d fds; after 10,000: heap %d KiB, %d fds", heap1k>>10, fds1k, heap>>10, fds)
+	if fds != fds1k {
+		t.Errorf("fds %d after 1,000 samples, %d after 10,000", fds1k, fds)
+	}
+	if heap > heap1k+512<<10 {
+		t.Errorf("heap grew from %d KiB to %d KiB between 1,000 and 10,000 samples", heap1k>>10, heap>>10)
+	}
+}
