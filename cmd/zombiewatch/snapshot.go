@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"golang.org/x/term"
 
@@ -95,6 +96,9 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 // runHost scans every process: who holds zombies, who is nearest its fd
 // limit, and each uid's tasks against RLIMIT_NPROC.
 func runHost(ctx context.Context, c flags.Config, r *model.Reader, stdout io.Writer) error {
+	// One pass allocates a few MiB and exits: collecting them as it goes
+	// (at every 4 MiB, by default) cost 3% of the run.
+	debug.SetGCPercent(400)
 	h, err := r.Host(ctx, model.HostOptions{Parents: c.Top, FDUsers: c.Top, UIDs: c.Top, FDTypes: c.FDTypes})
 	if err != nil {
 		return err

@@ -328,29 +328,40 @@ func (r *Reader) parents(ctx context.Context, recs []rec, top int, h *Host, resu
 }
 
 func (r *Reader) fdUsers(ctx context.Context, recs []rec, opt HostOptions, h *Host, results map[string]*SourceResult) []*Process {
-	var list []*Process
-	for _, rc := range recs {
-		if !rc.hasFDs {
-			continue
+	// Ranked as records first (a host has thousands), then the ones
+	// listed made Processes.
+	type user struct {
+		rc    *rec
+		ratio float64
+	}
+	users := make([]user, 0, len(recs))
+	for i := range recs {
+		if rc := &recs[i]; rc.hasFDs {
+			users = append(users, user{rc, Ratio(rc.fds, rc.limits.NofileSoft)})
 		}
-		n := rc.fds
-		list = append(list, &Process{PID: rc.PID, PPID: rc.PPID, Comm: rc.Comm, UID: rc.uid, State: string(rc.State),
-			Threads: rc.Threads, FDs: &n, FDSoftLimit: rc.limits.NofileSoft, FDHardLimit: rc.limits.NofileHard,
-			NprocSoftLimit: rc.limits.NprocSoft, NprocHardLimit: rc.limits.NprocHard,
-			FDRatio: Ratio(n, rc.limits.NofileSoft), ZombieList: []Zombie{}})
 	}
-	nearestFirst := func(a, b *Process) int {
-		return cmp.Or(cmp.Compare(b.FDRatio, a.FDRatio), *b.FDs-*a.FDs, a.PID-b.PID)
-	}
-	slices.SortFunc(list, nearestFirst)
-	if top := opt.FDUsers; top > 0 && len(list) > top {
-		kept := list[:top:top] // the top, then whoever Include names
-		for _, u := range list[top:] {
-			if opt.Include != nil && opt.Include(u.PID, u.Comm) {
+	slices.SortFunc(users, func(a, b user) int {
+		return cmp.Or(cmp.Compare(b.ratio, a.ratio), b.rc.fds-a.rc.fds, a.rc.PID-b.rc.PID)
+	})
+	if top := opt.FDUsers; top > 0 && len(users) > top {
+		kept := users[:top:top] // the top, then whoever Include names
+		for _, u := range users[top:] {
+			if opt.Include != nil && opt.Include(u.rc.PID, u.rc.Comm) {
 				kept = append(kept, u)
 			}
 		}
-		list = kept
+		users = kept
+	}
+	list := make([]*Process, len(users))
+	for i, u := range users {
+		rc, n := u.rc, u.rc.fds
+		list[i] = &Process{PID: rc.PID, PPID: rc.PPID, Comm: rc.Comm, UID: rc.uid, State: string(rc.State),
+			Threads: rc.Threads, FDs: &n, FDSoftLimit: rc.limits.NofileSoft, FDHardLimit: rc.limits.NofileHard,
+			NprocSoftLimit: rc.limits.NprocSoft, NprocHardLimit: rc.limits.NprocHard,
+			FDRatio: u.ratio, ZombieList: []Zombie{}}
+	}
+	nearestFirst := func(a, b *Process) int {
+		return cmp.Or(cmp.Compare(b.FDRatio, a.FDRatio), *b.FDs-*a.FDs, a.PID-b.PID)
 	}
 	for _, p := range list {
 		p.User = r.Users.Name(p.UID)

@@ -103,6 +103,9 @@ func ParseStatus(data []byte) (Status, error) {
 		if err != nil {
 			return s, fmt.Errorf("malformed status %s %q", k, truncate(v))
 		}
+		if seen == 3 {
+			break // SigCgt comes after every line read here; the rest (capabilities, memory) is not
+		}
 	}
 	if seen < 3 {
 		return s, fmt.Errorf("malformed status: no Uid, SigIgn or SigCgt line")
