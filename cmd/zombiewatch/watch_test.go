@@ -608,3 +608,73 @@ time.sleep(120)`+"'")
 		t.Errorf("pids.max in %.1f s; (400 - %d) / %.0f per min says %.1f s", got, c.Pids, c.PidsPerMin, want)
 	}
 }
+
+// TestHostWatchInTmux: the host-wide screen at 80x24 with a process leaking
+// fds: every line fits, the leak is listed; after a resize the screen
+// follows; o opens the selected process's own watch and q comes back.
+func TestHostWatchInTmux(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux not installed: .ci/run installs it")
+	}
+	cmd := zombietest.Python(t, `
+import os, time
+keep = []
+print("ready", flush=True)
+while len(keep) < 3000:
+    keep.append(os.open("/dev/null", os.O_RDONLY)); time.sleep(0.01)
+time.sleep(120)`)
+	leak := fmt.Sprint(cmd.Process.Pid)
+	self, _ := os.Executable()
+	sock := fmt.Sprintf("zwhost%d", os.Getpid())
+	tmux := func(args ...string) string {
+		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v %s", args, err, out)
+		}
+		return string(out)
+	}
+	tmux("new-session", "-d", "-s", "w", "-x", "80", "-y", "24",
+		fmt.Sprintf("env ZW_TEST_MAIN=1 %s --watch --interval 200ms", self))
+	t.Cleanup(func() { exec.Command("tmux", "-L", sock, "kill-server").Run() })
+	waitScreen := func(what string, ok func(text string) bool) []string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			text := strings.TrimRight(tmux("capture-pane", "-p", "-t", "w"), "\n")
+			if ok(text) {
+				return strings.Split(text, "\n")
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not on the screen:\n%s", what, text)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	lines := waitScreen("the leak listed", func(s string) bool { return strings.Contains(s, " "+leak+" ") })
+	if !strings.HasPrefix(lines[0], "zombiewatch: host") || !strings.Contains(lines[1], "keys: ") || len(lines) > 24 {
+		t.Errorf("title and keys on top, at most 24 lines:\n%s", strings.Join(lines, "\n"))
+	}
+	for _, l := range lines {
+		if n := utf8.RuneCountInString(l); n > 80 {
+			t.Errorf("a line of %d columns at 80x24: %q", n, l)
+		}
+	}
+	tmux("resize-window", "-t", "w", "-x", "60", "-y", "12")
+	lines = waitScreen("the screen at 60x12", func(s string) bool {
+		l := strings.Split(s, "\n")
+		return len(l) <= 12 && strings.HasPrefix(l[0], "zombiewatch: host") && strings.HasSuffix(l[0], "…")
+	})
+	for _, l := range lines {
+		if n := utf8.RuneCountInString(l); n > 60 {
+			t.Errorf("a line of %d columns at 60x12: %q", n, l)
+		}
+	}
+	// Open the selected process (the first row), then come back.
+	tmux("resize-window", "-t", "w", "-x", "100", "-y", "30")
+	waitScreen("the screen at 100x30", func(s string) bool { return strings.Contains(s, "> ") })
+	tmux("send-keys", "-t", "w", "o")
+	waitScreen("the selected process's watch", func(s string) bool { return strings.HasPrefix(s, "zombiewatch: pid ") })
+	tmux("send-keys", "-t", "w", "q")
+	waitScreen("the host screen again", func(s string) bool { return strings.HasPrefix(s, "zombiewatch: host") })
+	tmux("send-keys", "-t", "w", "q")
+}
