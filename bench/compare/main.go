@@ -1,6 +1,8 @@
 // Compare times whole commands side by side: every round runs each command
 // once, in a rotating order so that none always runs first, and the table
-// gives medians and ratios against the floor and against ps auxw.
+// gives medians and ratios against the floor and against ps auxw, of the
+// wall time and of the CPU time (user and system, every process of the
+// command: several cores make the one smaller than the other).
 //
 //	compare -rounds 9 "floor::bench/bin/floor 4242" "ps auxw::ps auxw | grep -c ' Z'" ...
 //
@@ -26,6 +28,7 @@ func main() {
 	type row struct {
 		name, cmd string
 		times     []time.Duration
+		cpu       []time.Duration // user and system time, the command's processes all
 	}
 	var rows []*row
 	for _, arg := range flag.Args() {
@@ -40,11 +43,14 @@ func main() {
 		for i := range rows {
 			row := rows[(i+r)%len(rows)]
 			start := time.Now()
-			if err := exec.Command("/bin/sh", "-c", row.cmd).Run(); err != nil {
+			cmd := exec.Command("/bin/sh", "-c", row.cmd)
+			if err := cmd.Run(); err != nil {
 				fmt.Fprintf(os.Stderr, "compare: %s: %v\n", row.name, err)
 				os.Exit(1)
 			}
 			row.times = append(row.times, time.Since(start))
+			// The shell waited for the command: its usage includes it.
+			row.cpu = append(row.cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
 		}
 	}
 	median := func(ts []time.Duration) time.Duration {
@@ -52,11 +58,11 @@ func main() {
 		slices.Sort(s)
 		return s[len(s)/2]
 	}
-	base := map[string]time.Duration{}
+	base, baseCPU := map[string]time.Duration{}, map[string]time.Duration{}
 	for _, row := range rows {
-		base[row.name] = median(row.times)
+		base[row.name], baseCPU[row.name] = median(row.times), median(row.cpu)
 	}
-	fmt.Printf("| command | median | min | × %s | %s ÷ this |\n|---|---:|---:|---:|---:|\n", *floor, *ps)
+	fmt.Printf("| command | median | min | × %s | %s ÷ this | CPU | CPU × %s |\n|---|---:|---:|---:|---:|---:|---:|\n", *floor, *ps, *ps)
 	for _, row := range rows {
 		m := median(row.times)
 		ratio := func(a, b time.Duration) string {
@@ -65,8 +71,9 @@ func main() {
 			}
 			return fmt.Sprintf("%.2f", float64(a)/float64(b))
 		}
-		fmt.Printf("| `%s` | %.1f ms | %.1f ms | %s | %s |\n", row.name, ms(m), ms(slices.Min(row.times)),
-			ratio(m, base[*floor]), ratio(base[*ps], m))
+		c := median(row.cpu)
+		fmt.Printf("| `%s` | %.1f ms | %.1f ms | %s | %s | %.1f ms | %s |\n", row.name, ms(m), ms(slices.Min(row.times)),
+			ratio(m, base[*floor]), ratio(base[*ps], m), ms(c), ratio(c, baseCPU[*ps]))
 	}
 }
 

@@ -104,7 +104,9 @@ func Hold(spec Spec) int {
 				if spec.Sleep {
 					path, argv = sleepPath, []string{"sleep", "infinity"}
 				}
-				pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env})
+				// Pdeathsig: killed along with the forking thread, which
+				// lives to the end, so none outlives a holder killed.
+				pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
 				mu.Lock()
 				if err != nil {
 					forkErr = err
