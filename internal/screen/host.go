@@ -138,8 +138,15 @@ func drawHost(out io.Writer, s *watch.HostSample, sortBy string, selected, width
 		fmt.Sprintf("zombiewatch: host, sample %d at %s: %d processes, %d threads, %d zombies", s.Seq, s.Time.Format("15:04:05"), s.Processes, s.Threads, s.Zombies),
 		fmt.Sprintf("keys: u z f g l sort (now %s)  j k select  o open  q quit   rates over %.0fs", sortBy, s.WindowSeconds),
 		"",
-		fmt.Sprintf("  %7s %-15s %6s %7s %6s %7s %6s %7s %8s  %s", "PID", "COMMAND", "ZOMB", "Z/MIN", "FDS", "FD/MIN", "TASKS", "T/MIN", "SINCE", "LIMIT IN"),
 	}
+	// At 80 columns the limit and its time keep their place; the start of
+	// the growth shows from 90.
+	since := width >= 90
+	header := fmt.Sprintf("  %7s %-12s %5s %6s %6s %6s %5s %6s", "PID", "COMMAND", "ZOMB", "Z/MIN", "FDS", "FD/MIN", "TASKS", "T/MIN")
+	if since {
+		header += fmt.Sprintf(" %8s", "SINCE")
+	}
+	lines = append(lines, header+"  LIMIT IN")
 	if len(s.Growing) == 0 {
 		lines = append(lines, "  nothing grows over the window")
 	}
@@ -150,13 +157,17 @@ func drawHost(out io.Writer, s *watch.HostSample, sortBy string, selected, width
 		}
 		limit := "-"
 		if g.LimitInSeconds != nil {
-			limit = g.Limit + " ~" + render.Age(time.Duration(*g.LimitInSeconds*float64(time.Second)))
+			limit = shortLimit[g.Limit] + " ~" + render.Age(time.Duration(*g.LimitInSeconds*float64(time.Second)))
 		}
 		if g.ReapLatencyP99 != nil {
 			limit += fmt.Sprintf("; reaps late, p99 %.2fs", *g.ReapLatencyP99)
 		}
-		lines = append(lines, fmt.Sprintf("%s%7d %-15s %6d %+7.0f %6d %+7.0f %6d %+7.0f %8s  %s", mark, g.PID, render.Printable(g.Comm),
-			g.Zombies, g.ZombiesPerMin, g.FDs, g.FDsPerMin, g.Tasks, g.TasksPerMin, g.Since.Format("15:04:05"), limit))
+		row := fmt.Sprintf("%s%7d %-12s %5d %+6.0f %6d %+6.0f %5d %+6.0f", mark, g.PID, cutRunes(render.Printable(g.Comm), 12),
+			g.Zombies, g.ZombiesPerMin, g.FDs, g.FDsPerMin, g.Tasks, g.TasksPerMin)
+		if since {
+			row += " " + g.Since.Format("15:04:05")
+		}
+		lines = append(lines, row+"  "+limit)
 	}
 	// The containers' rows keep their place below the processes: the
 	// processes' rows give way to them on a short screen.
@@ -207,4 +218,15 @@ func cutLeft(s string, n int) string {
 		return s
 	}
 	return "…" + string(r[len(r)-n+1:])
+}
+
+// shortLimit names the limits in the screen's narrow column.
+var shortLimit = map[string]string{"RLIMIT_NOFILE": "NOFILE", "RLIMIT_NPROC": "NPROC", "pids.max": "pids.max", "kernel.pid_max": "pid_max"}
+
+// cutRunes keeps the first n runes of s.
+func cutRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n])
+	}
+	return s
 }

@@ -88,7 +88,10 @@ type hostHist struct {
 	fdLimit, nproc        proc.Limit
 	uidTasks, uid         int
 	hostTasks, hostPIDMax int
-	seq                   int // the sample it was last seen in
+	// pidsLeft: what its cgroup's pids.max leaves (-1: unknown, or none);
+	// known for the parents holding zombies, whose cgroup is read.
+	pidsLeft int
+	seq      int // the sample it was last seen in
 }
 
 // hostPoint is kept per process and sample: small, as a host has
@@ -130,9 +133,12 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 	if s.Reader.FS.Live() {
 		self = os.Getpid() // the watcher's own threads are not the host's news
 	}
-	zombies := map[int]int{}
+	zombies, pidsLeft := map[int]int{}, map[int]int{}
 	for _, p := range h.Parents {
 		zombies[p.PID] = p.Zombies
+		if c := p.Cgroup; c != nil && c.PidsMax != nil && c.PidsCurrent != nil {
+			pidsLeft[p.PID] = *c.PidsMax - *c.PidsCurrent
+		}
 	}
 	for _, c := range h.Counts {
 		if c.PID == self || c.Zombie || c.FDs < 0 {
@@ -154,6 +160,10 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 		hh.pts = append(hh.pts, pt)
 		hh.fdLimit, hh.nproc, hh.uid, hh.uidTasks = c.FDSoftLimit, c.NprocSoftLimit, c.UID, uidTasks[c.UID]
 		hh.hostTasks, hh.hostPIDMax, hh.seq = h.Threads, hostPIDMax, s.seq
+		hh.pidsLeft = -1
+		if left, ok := pidsLeft[c.PID]; ok {
+			hh.pidsLeft = left
+		}
 	}
 	for k, hh := range s.history {
 		if hh.seq != s.seq {
@@ -298,6 +308,9 @@ func growth(k hostKey, h *hostHist) (Growing, bool) {
 	}
 	if h.hostPIDMax > 0 {
 		try("kernel.pid_max", float64(h.hostPIDMax-h.hostTasks), g.TasksPerMin)
+	}
+	if h.pidsLeft >= 0 {
+		try("pids.max", float64(h.pidsLeft), g.TasksPerMin)
 	}
 	return g, true
 }
