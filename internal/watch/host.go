@@ -20,7 +20,10 @@ type HostSample struct {
 	Processes int       `json:"processes"`
 	Threads   int       `json:"threads"`
 	Zombies   int       `json:"zombies"`
-	Growing   []Growing `json:"growing"`
+	// ProcessesRead: the processes whose counts this sample read; the
+	// others' stood still and were read at most 8 s ago (model.Scan).
+	ProcessesRead int       `json:"processes_read"`
+	Growing       []Growing `json:"growing"`
 	// Containers: the cgroups (containers, pods, units) whose tasks or
 	// zombies grow, or whose pids.max refused forks, most urgent first.
 	Containers []ContainerGrowth `json:"containers"`
@@ -171,7 +174,7 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 		}
 	}
 
-	sample := &HostSample{Seq: s.seq, Time: now, Processes: h.Processes, Threads: h.Threads, Zombies: h.Zombies, Growing: []Growing{}}
+	sample := &HostSample{Seq: s.seq, Time: now, Processes: h.Processes, Threads: h.Threads, Zombies: h.Zombies, ProcessesRead: h.Read, Growing: []Growing{}}
 	users := map[int]string{}
 	for _, u := range h.UIDs {
 		users[u.UID] = u.User
