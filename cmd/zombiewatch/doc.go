@@ -22,10 +22,13 @@ tasks of each uid against RLIMIT_NPROC; --top K bounds each list (default 10).
 With --watch and no --pid, it samples the whole host every --interval and
 ranks the processes whose zombies, fds or tasks grow, most urgent first
 (soonest to the limit their growth meets), with the rates per minute over
-the last 60 samples and when the growth began: a top-like screen on a
-terminal (keys u z f g sort, j k select, o opens the selected process's own
-watch, q quits), one line per sample piped, one JSON object per sample
-with --json.
+the last 60 samples and when the growth began, and the containers (cgroups
+with a pids.max or holding zombies) whose pids or zombies grow; for the
+first processes whose fds grow it names the groups of descriptors that grew
+("+40 TCP CLOSE_WAIT to 10.1.2.3:5432"). A top-like screen on a terminal
+(keys u z f g l sort, j k select, o opens the selected process's own watch,
+q quits), one line per sample piped, one JSON object per sample with
+--json. Counts that stand still are read less often, at most 8s apart.
 
 With --pid, zombiewatch reads the process once and prints: its zombie (Z)
 children and the zombies below it, why nobody reaps them and what would fix
