@@ -60,6 +60,16 @@ func startServer(t *testing.T, args ...string) (pid int, addr string) {
 	}
 }
 
+// trickle sends the server 4 requests every 100 ms until ctx ends.
+func trickle(ctx context.Context, addr string) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		load.Run(ctx, load.Config{Addr: addr, Clients: 1, Conns: 4, Timeout: 5 * time.Second})
+		<-tick.C
+	}
+}
+
 // TestWatchLive watches a server whose zombies and fds grow under load.
 // It judges what it can know whatever the machine's speed (the race
 // detector slows everything): the rates are the counts' change over the
@@ -69,14 +79,7 @@ func TestWatchLive(t *testing.T) {
 	pid, addr := startServer(t, "--reaper", "off", "--close-conn=false")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for ctx.Err() == nil {
-			load.Run(ctx, load.Config{Addr: addr, Clients: 1, Conns: 4, Timeout: 5 * time.Second})
-			<-tick.C
-		}
-	}()
+	go trickle(ctx, addr)
 	var out bytes.Buffer
 	err := run(ctx, []string{"--pid", fmt.Sprint(pid), "--watch", "--interval", "250ms", "--count", "8", "--json", "--fd-types=false"}, nil, &out, os.Stderr)
 	if err != nil {
@@ -144,6 +147,28 @@ func TestWatchLive(t *testing.T) {
 	}
 }
 
+// startTmux runs this binary as zombiewatch with args (a format with the
+// rest) in a detached tmux session "w" of width x height, on a server of
+// its own, ended at cleanup; it returns a tmux command runner.
+func startTmux(t *testing.T, name string, width, height int, args string) func(args ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux not installed: .ci/run installs it")
+	}
+	self, _ := os.Executable()
+	sock := fmt.Sprintf("%s%d", name, os.Getpid())
+	tmux := func(args ...string) string {
+		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v %s", args, err, out)
+		}
+		return string(out)
+	}
+	tmux("new-session", "-d", "-s", "w", "-x", fmt.Sprint(width), "-y", fmt.Sprint(height), "env ZW_TEST_MAIN=1 "+self+" "+args)
+	t.Cleanup(func() { exec.Command("tmux", "-L", sock, "kill-server").Run() })
+	return tmux
+}
+
 // TestWatchKeysInTmux drives the watcher on a terminal: r cycles the
 // server's reaper, c toggles close-conn, q quits; the screen shows each.
 func TestWatchKeysInTmux(t *testing.T) {
@@ -154,18 +179,7 @@ func TestWatchKeysInTmux(t *testing.T) {
 	if res := load.Run(context.Background(), load.Config{Addr: addr, Clients: 1, Conns: 12, Timeout: 5 * time.Second}); res.OK() != 12 {
 		t.Fatalf("load: %v", res)
 	}
-	self, _ := os.Executable()
-	sock := fmt.Sprintf("zwtest%d", os.Getpid())
-	tmux := func(args ...string) string {
-		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v %s", args, err, out)
-		}
-		return string(out)
-	}
-	tmux("new-session", "-d", "-s", "w", "-x", "160", "-y", "50",
-		fmt.Sprintf("env ZW_TEST_MAIN=1 %s --pid %d --watch --interval 200ms", self, pid))
-	t.Cleanup(func() { exec.Command("tmux", "-L", sock, "kill-server").Run() })
+	tmux := startTmux(t, "zwtest", 160, 50, fmt.Sprintf("--pid %d --watch --interval 200ms", pid))
 	screen := func(want ...string) string {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -203,6 +217,7 @@ func TestWatchKeysInTmux(t *testing.T) {
 
 	tmux("send-keys", "-t", "w", "q")
 	deadline := time.Now().Add(5 * time.Second)
+	sock := fmt.Sprintf("zwtest%d", os.Getpid()) // startTmux's server
 	for exec.Command("tmux", "-L", sock, "has-session", "-t", "w").Run() == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("the watcher did not quit on q")
@@ -260,18 +275,7 @@ func TestWatchFits80x24(t *testing.T) {
 	if res := load.Run(context.Background(), load.Config{Addr: addr, Clients: 1, Conns: 5, Timeout: 5 * time.Second}); res.OK() != 5 {
 		t.Fatalf("load: %v", res)
 	}
-	self, _ := os.Executable()
-	sock := fmt.Sprintf("zwfit%d", os.Getpid())
-	tmux := func(args ...string) string {
-		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v %s", args, err, out)
-		}
-		return string(out)
-	}
-	tmux("new-session", "-d", "-s", "w", "-x", "80", "-y", "24",
-		fmt.Sprintf("env ZW_TEST_MAIN=1 %s --pid %d --watch --interval 100ms", self, pid))
-	t.Cleanup(func() { exec.Command("tmux", "-L", sock, "kill-server").Run() })
+	tmux := startTmux(t, "zwfit", 80, 24, fmt.Sprintf("--pid %d --watch --interval 100ms", pid))
 	waitScreen := func(ok func(lines []string) bool) []string {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -494,14 +498,7 @@ func TestWatchNamesGrowingFDGroups(t *testing.T) {
 	pid, addr := startServer(t, "--reaper", "loop", "--close-conn=false")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for ctx.Err() == nil {
-			load.Run(ctx, load.Config{Addr: addr, Clients: 1, Conns: 4, Timeout: 5 * time.Second})
-			<-tick.C
-		}
-	}()
+	go trickle(ctx, addr)
 	var out bytes.Buffer
 	if err := run(ctx, []string{"--pid", fmt.Sprint(pid), "--watch", "--interval", "250ms", "--count", "6", "--json"}, nil, &out, os.Stderr); err != nil {
 		t.Fatal(err)
@@ -557,27 +554,7 @@ time.sleep(120)`+"'")
 	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
 		t.Fatalf("the parent in the cgroup did not start: %v", err)
 	}
-	var stdout bytes.Buffer
-	if err := run(context.Background(), []string{"--watch", "--interval", "250ms", "--count", "6", "--json", "--cgroup-root", "/sys/fs/cgroup"}, nil, &stdout, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	var last struct {
-		Containers []struct {
-			Cgroup         string   `json:"cgroup"`
-			Pids           int      `json:"pids"`
-			PidsMax        *int     `json:"pids_max"`
-			PidsPerMin     float64  `json:"pids_per_min"`
-			Zombies        int      `json:"zombies"`
-			ZombiesPerMin  float64  `json:"zombies_per_min"`
-			WorstParent    int      `json:"worst_parent"`
-			LimitInSeconds *float64 `json:"limit_in_seconds"`
-		} `json:"containers"`
-	}
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
-		t.Fatal(err)
-	}
-	i := slices.IndexFunc(last.Containers, func(c struct {
+	type container struct {
 		Cgroup         string   `json:"cgroup"`
 		Pids           int      `json:"pids"`
 		PidsMax        *int     `json:"pids_max"`
@@ -586,7 +563,19 @@ time.sleep(120)`+"'")
 		ZombiesPerMin  float64  `json:"zombies_per_min"`
 		WorstParent    int      `json:"worst_parent"`
 		LimitInSeconds *float64 `json:"limit_in_seconds"`
-	}) bool {
+	}
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--watch", "--interval", "250ms", "--count", "6", "--json", "--cgroup-root", "/sys/fs/cgroup"}, nil, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var last struct {
+		Containers []container `json:"containers"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(last.Containers, func(c container) bool {
 		return c.Cgroup == cg
 	})
 	if i < 0 {
@@ -624,18 +613,7 @@ while len(keep) < 3000:
     keep.append(os.open("/dev/null", os.O_RDONLY)); time.sleep(0.01)
 time.sleep(120)`)
 	leak := fmt.Sprint(cmd.Process.Pid)
-	self, _ := os.Executable()
-	sock := fmt.Sprintf("zwhost%d", os.Getpid())
-	tmux := func(args ...string) string {
-		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v %s", args, err, out)
-		}
-		return string(out)
-	}
-	tmux("new-session", "-d", "-s", "w", "-x", "80", "-y", "24",
-		fmt.Sprintf("env ZW_TEST_MAIN=1 %s --watch --interval 200ms", self))
-	t.Cleanup(func() { exec.Command("tmux", "-L", sock, "kill-server").Run() })
+	tmux := startTmux(t, "zwhost", 80, 24, "--watch --interval 200ms")
 	waitScreen := func(what string, ok func(text string) bool) []string {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)

@@ -129,16 +129,9 @@ func (r *Reader) Host(ctx context.Context, opt HostOptions) (*Host, error) {
 	}
 	recs := make([]rec, len(pids))
 	ok := make([]bool, len(pids))
-	errs := make([]error, len(pids))
-	proc.Parallel(len(pids), func(lo, hi int) {
-		buf := make([]byte, 0, 2048)
-		for i := lo; i < hi; i++ {
-			if (i-lo)%256 == 0 && ctx.Err() != nil {
-				errs[i] = ctx.Err()
-				return
-			}
-			recs[i], buf, ok[i], errs[i] = r.readRec(pids[i], buf)
-		}
+	errs := eachPID(ctx, pids, func(i int, buf []byte) (_ []byte, err error) {
+		recs[i], buf, ok[i], err = r.readRec(pids[i], buf)
+		return buf, err
 	})
 	h := &Host{Read: len(pids)}
 	kept := recs[:0]
@@ -154,6 +147,24 @@ func (r *Reader) Host(ctx context.Context, opt HostOptions) (*Host, error) {
 		}
 	}
 	return r.hostFrom(ctx, h, kept, opt)
+}
+
+// eachPID calls read for every pid's index, one reader per CPU, each with
+// a buffer of its own, and gives each call's error; when ctx ends, the
+// readers stop and the first index left holds ctx's error.
+func eachPID(ctx context.Context, pids []int, read func(i int, buf []byte) ([]byte, error)) []error {
+	errs := make([]error, len(pids))
+	proc.Parallel(len(pids), func(lo, hi int) {
+		buf := make([]byte, 0, 2048)
+		for i := lo; i < hi; i++ {
+			if (i-lo)%256 == 0 && ctx.Err() != nil {
+				errs[i] = ctx.Err()
+				return
+			}
+			buf, errs[i] = read(i, buf)
+		}
+	})
+	return errs
 }
 
 // hostFrom ranks and enriches a pass's records.

@@ -61,16 +61,9 @@ func (s *Scan) Host(ctx context.Context, opt HostOptions) (*Host, error) {
 	now := r.Now()
 	next := make([]*scanned, len(pids))
 	read := make([]bool, len(pids))
-	errs := make([]error, len(pids))
-	proc.Parallel(len(pids), func(lo, hi int) {
-		buf := make([]byte, 0, 2048)
-		for i := lo; i < hi; i++ {
-			if (i-lo)%256 == 0 && ctx.Err() != nil {
-				errs[i] = ctx.Err()
-				return
-			}
-			next[i], read[i], buf, errs[i] = s.pass(pids[i], s.procs[pids[i]], now, buf)
-		}
+	errs := eachPID(ctx, pids, func(i int, buf []byte) (_ []byte, err error) {
+		next[i], read[i], buf, err = s.pass(pids[i], s.procs[pids[i]], now, buf)
+		return buf, err
 	})
 	h := &Host{}
 	procs := make(map[int]*scanned, len(pids))

@@ -84,15 +84,7 @@ func (s *HostSampler) containers(h *model.Host, now time.Time, window int) []Con
 		}
 	}
 	slices.SortFunc(out, func(a, b ContainerGrowth) int {
-		switch {
-		case a.LimitInSeconds != nil && b.LimitInSeconds == nil:
-			return -1
-		case a.LimitInSeconds == nil && b.LimitInSeconds != nil:
-			return 1
-		case a.LimitInSeconds != nil && *a.LimitInSeconds != *b.LimitInSeconds:
-			return cmp.Compare(*a.LimitInSeconds, *b.LimitInSeconds)
-		}
-		return cmp.Or(b.RefusedInWindow-a.RefusedInWindow, cmp.Compare(b.ZombiesPerMin, a.ZombiesPerMin),
+		return cmp.Or(soonest(a.LimitInSeconds, b.LimitInSeconds), b.RefusedInWindow-a.RefusedInWindow, cmp.Compare(b.ZombiesPerMin, a.ZombiesPerMin),
 			cmp.Compare(b.PidsPerMin, a.PidsPerMin), cmp.Compare(a.Cgroup, b.Cgroup))
 	})
 	return out

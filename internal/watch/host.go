@@ -334,16 +334,21 @@ func SortGrowing(list []Growing, key string) {
 		case "latency":
 			return cmp.Or(cmp.Compare(latency(b), latency(a)), a.PID-b.PID)
 		}
-		switch {
-		case a.LimitInSeconds != nil && b.LimitInSeconds == nil:
-			return -1
-		case a.LimitInSeconds == nil && b.LimitInSeconds != nil:
-			return 1
-		case a.LimitInSeconds != nil && *a.LimitInSeconds != *b.LimitInSeconds:
-			return cmp.Compare(*a.LimitInSeconds, *b.LimitInSeconds)
-		}
-		return cmp.Or(cmp.Compare(latency(b), latency(a)), cmp.Compare(fastest(b), fastest(a)), a.PID-b.PID)
+		return cmp.Or(soonest(a.LimitInSeconds, b.LimitInSeconds), cmp.Compare(latency(b), latency(a)), cmp.Compare(fastest(b), fastest(a)), a.PID-b.PID)
 	})
+}
+
+// soonest orders times to a limit: the nearer first, none last.
+func soonest(a, b *float64) int {
+	switch {
+	case a != nil && b == nil:
+		return -1
+	case a == nil && b != nil:
+		return 1
+	case a != nil:
+		return cmp.Compare(*a, *b)
+	}
+	return 0
 }
 
 func latency(g Growing) float64 {

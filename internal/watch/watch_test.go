@@ -238,16 +238,7 @@ func golden(t *testing.T, name string, got []byte) {
 func TestWatchDoesNotGrow(t *testing.T) {
 	g := newGrowing(t)
 	s := &Sampler{Reader: g.fs, PID: 100, Opt: model.Options{FDTypes: true}}
-	measure := func() (heap uint64, fds int) {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		entries, err := os.ReadDir("/proc/self/fd")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m.HeapInuse, len(entries)
-	}
+	measure := func() (uint64, int) { return heapAndFDs(t) }
 	var heap1k uint64
 	var fds1k int
 	for i := 1; i <= 10000; i++ {
@@ -329,16 +320,7 @@ func TestWatchProjectsNprocBetweenCounts(t *testing.T) {
 func TestHostWatchDoesNotGrow(t *testing.T) {
 	g := newGrowing(t)
 	s := &HostSampler{Reader: g.fs}
-	measure := func() (heap uint64, fds int) {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		entries, err := os.ReadDir("/proc/self/fd")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m.HeapInuse, len(entries)
-	}
+	measure := func() (uint64, int) { return heapAndFDs(t) }
 	var heap1k uint64
 	var fds1k int
 	for i := 1; i <= 10000; i++ {
@@ -365,4 +347,18 @@ func TestHostWatchDoesNotGrow(t *testing.T) {
 	if heap > heap1k+512<<10 {
 		t.Errorf("heap grew from %d KiB to %d KiB between 1,000 and 10,000 samples", heap1k>>10, heap>>10)
 	}
+}
+
+// heapAndFDs is this process's heap in use after a collection, and its
+// open fds.
+func heapAndFDs(t *testing.T) (heap uint64, fds int) {
+	t.Helper()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.HeapInuse, len(entries)
 }
