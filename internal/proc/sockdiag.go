@@ -26,8 +26,9 @@ const (
 	nlmsgError      = 2
 )
 
-// maxDiagDump bounds one dump's answers (a hostile or huge table).
-const maxDiagDump = 4 << 20
+// maxDiagDump bounds one dump's answers, as maxFileSize bounds a table
+// read as text: about 700,000 sockets.
+const maxDiagDump = maxFileSize
 
 // NetNS is the inode of pid's network namespace.
 func (f *FS) NetNS(pid int) (uint64, error) {
@@ -132,7 +133,7 @@ func sockDiagQuery(fd int, buf []byte, family, protocol uint8, name string, out 
 			continue // only the kernel answers
 		}
 		if total += n; total > maxDiagDump {
-			return errors.New("sock_diag: answer larger than 4 MiB")
+			return errors.New("sock_diag: answer larger than 64 MiB")
 		}
 		b := buf[:n]
 		for len(b) >= nlmsgHdrSize {

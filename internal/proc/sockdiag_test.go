@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -120,5 +121,42 @@ func BenchmarkSockets(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestParseInetDiag reads hand-made inet_diag_msg records: a v4
+// connection in CLOSE_WAIT, a v6 listener (no peer), a v4-mapped v6
+// connection shown as v4 (as the /proc tables read through net.IP show it).
+func TestParseInetDiag(t *testing.T) {
+	msg := func(family, state byte, sport, dport uint16, src, dst []byte, ino uint32) []byte {
+		m := make([]byte, inetDiagMsgSize)
+		m[0], m[1] = family, state
+		m[4], m[5] = byte(sport>>8), byte(sport)
+		m[6], m[7] = byte(dport>>8), byte(dport)
+		copy(m[8:24], src)
+		copy(m[24:40], dst)
+		binary.NativeEndian.PutUint32(m[68:], ino)
+		return m
+	}
+	v6 := func(s string) []byte { return net.ParseIP(s).To16() }
+	for _, tc := range []struct {
+		m     []byte
+		proto string
+		ino   uint64
+		want  Socket
+	}{
+		{msg(2, 8, 40000, 5432, net.ParseIP("10.0.0.1").To4(), net.ParseIP("10.1.2.3").To4(), 77), "TCP", 77,
+			Socket{Protocol: "TCP", State: "CLOSE_WAIT", Local: "10.0.0.1:40000", Remote: "10.1.2.3:5432"}},
+		{msg(10, 10, 8080, 0, v6("::1"), v6("::"), 78), "TCPv6", 78,
+			Socket{Protocol: "TCPv6", State: "LISTEN", Local: "[::1]:8080"}},
+		{msg(10, 1, 8080, 51000, v6("::ffff:127.0.0.1"), v6("::ffff:127.0.0.2"), 79), "TCPv6", 79,
+			Socket{Protocol: "TCPv6", State: "ESTABLISHED", Local: "127.0.0.1:8080", Remote: "127.0.0.2:51000"}},
+		{msg(2, 7, 53, 0, net.ParseIP("0.0.0.0").To4(), net.ParseIP("0.0.0.0").To4(), 80), "UDP", 80,
+			Socket{Protocol: "UDP", Local: "0.0.0.0:53"}},
+	} {
+		ino, got := parseInetDiag(tc.m, tc.proto)
+		if ino != tc.ino || got != tc.want {
+			t.Errorf("inode %d %+v; want %d %+v", ino, got, tc.ino, tc.want)
+		}
 	}
 }
