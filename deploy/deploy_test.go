@@ -38,8 +38,10 @@ func TestDaemonSet(t *testing.T) {
 		Spec struct {
 			Template struct {
 				Spec struct {
-					HostPID    bool `yaml:"hostPID"`
-					Containers []struct {
+					HostPID     bool `yaml:"hostPID"`
+					HostNetwork bool `yaml:"hostNetwork"`
+					Containers  []struct {
+						Name            string
 						Command         []string
 						Args            []string
 						SecurityContext struct {
@@ -63,23 +65,36 @@ func TestDaemonSet(t *testing.T) {
 		t.Fatalf("daemonset.yaml: %v", err)
 	}
 	pod := ds.Spec.Template.Spec
-	if ds.Kind != "DaemonSet" || !pod.HostPID || len(pod.Containers) != 1 {
-		t.Fatalf("want a DaemonSet with hostPID and one container: %+v", ds)
+	// hostNetwork: the process events' connector lives in the host's first
+	// network namespace only.
+	if ds.Kind != "DaemonSet" || !pod.HostPID || !pod.HostNetwork || len(pod.Containers) != 2 {
+		t.Fatalf("want a DaemonSet with hostPID, hostNetwork, the exporter and its proxy: %+v", ds)
 	}
-	c := pod.Containers[0]
-	sc := c.SecurityContext
-	if !sc.RunAsNonRoot || sc.RunAsUser == 0 || sc.AllowPrivilegeEscalation || !sc.ReadOnlyRootFilesystem {
-		t.Errorf("security context %+v: want non-root, no escalation, read-only root", sc)
+	for _, c := range pod.Containers {
+		sc := c.SecurityContext
+		if !sc.RunAsNonRoot || sc.RunAsUser == 0 || sc.AllowPrivilegeEscalation || !sc.ReadOnlyRootFilesystem ||
+			strings.Join(sc.Capabilities.Drop, ",") != "ALL" {
+			t.Errorf("%s: security context %+v: want non-root, no escalation, read-only root, every capability dropped", c.Name, sc)
+		}
 	}
-	if strings.Join(sc.Capabilities.Drop, ",") != "ALL" || strings.Join(sc.Capabilities.Add, ",") != "SYS_PTRACE" {
-		t.Errorf("capabilities %+v: want all dropped but SYS_PTRACE", sc.Capabilities)
+	c, proxy := pod.Containers[0], pod.Containers[1]
+	if got := strings.Join(c.SecurityContext.Capabilities.Add, ","); got != "SYS_PTRACE" {
+		t.Errorf("exporter adds capabilities %q: want SYS_PTRACE only", got)
+	}
+	if len(proxy.SecurityContext.Capabilities.Add) != 0 {
+		t.Errorf("proxy adds capabilities %q: want none", proxy.SecurityContext.Capabilities.Add)
 	}
 	if len(c.VolumeMounts) != 2 || c.VolumeMounts[0].MountPath != "/host/proc" || !c.VolumeMounts[0].ReadOnly ||
 		c.VolumeMounts[1].MountPath != "/host/sys/fs/cgroup" || !c.VolumeMounts[1].ReadOnly {
 		t.Errorf("mounts %+v: want the host's /proc and cgroupfs read-only under /host", c.VolumeMounts)
 	}
-	if strings.Join(c.Command, " ") != "/zombiewatch-exporter" || strings.Join(c.Args, " ") != "--listen=:9857 --proc-root=/host/proc --cgroup-root=/host/sys/fs/cgroup" {
-		t.Errorf("command %q, args %q: want the exporter on :9857 reading /host/proc and the host's cgroupfs", c.Command, c.Args)
+	// In the host's network, the exporter on loopback only; the proxy,
+	// which checks the caller's token, on the node's address.
+	if strings.Join(c.Command, " ") != "/zombiewatch-exporter" || strings.Join(c.Args, " ") != "--listen=127.0.0.1:9857 --proc-root=/host/proc --cgroup-root=/host/sys/fs/cgroup" {
+		t.Errorf("command %q, args %q: want the exporter on 127.0.0.1:9857 reading /host/proc and the host's cgroupfs", c.Command, c.Args)
+	}
+	if args := strings.Join(proxy.Args, " "); !strings.Contains(args, "--upstream=http://127.0.0.1:9857/") || !strings.Contains(args, "--secure-listen-address=") {
+		t.Errorf("proxy args %q: want HTTPS on the node's address in front of 127.0.0.1:9857", args)
 	}
 }
 
