@@ -34,6 +34,7 @@ const (
 	cnIdxProc         = 1
 	cnValProc         = 1
 	procCnMcastListen = 1
+	procEventNone     = 0x00000000 // the answer to a subscription
 	procEventFork     = 0x00000001
 	procEventExit     = 0x80000000
 	nlmsgHdrLen       = 16
@@ -136,9 +137,62 @@ func Start(ctx context.Context, fs *proc.FS) (*Source, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
 	}
+	if err := awaitAck(fd); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
+	}
 	s := &Source{fs: fs, parents: map[int]*parentStats{}, parentOf: map[int]int{}, pending: map[int]*exit{}, changed: make(chan struct{}, 1)}
 	go s.run(ctx, fd)
 	return s, nil
+}
+
+// ackWait bounds the wait for the kernel's answer to the subscription.
+const ackWait = 2 * time.Second
+
+// awaitAck reads until the kernel's answer to the subscription (an event
+// of type none carrying an error number): a kernel that refuses it (older
+// ones want CAP_NET_ADMIN) still lets the socket join the group, and it
+// would then receive events only while someone else subscribes: counts
+// that look like a quiet host.
+func awaitAck(fd int) error {
+	tv := unix.NsecToTimeval(int64(ackWait))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return err
+	}
+	buf := make([]byte, 64<<10)
+	deadline := time.Now().Add(ackWait)
+	for time.Now().Before(deadline) {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		switch {
+		case err == unix.EINTR || err == unix.ENOBUFS:
+			continue
+		case err == unix.EAGAIN:
+			return errors.New("no answer from the kernel")
+		case err != nil:
+			return err
+		}
+		for msg := buf[:n]; len(msg) >= nlmsgHdrLen; {
+			l := int(binary.NativeEndian.Uint32(msg[0:]))
+			if l < nlmsgHdrLen || l > len(msg) {
+				break
+			}
+			if cn := msg[nlmsgHdrLen:l]; len(cn) >= cnMsgLen+20 && binary.NativeEndian.Uint32(cn[cnMsgLen:]) == procEventNone {
+				if e := binary.NativeEndian.Uint32(cn[cnMsgLen+16:]); e != 0 {
+					if unix.Errno(e) == unix.EPERM {
+						return errors.New("operation not permitted (this kernel wants CAP_NET_ADMIN for process events)")
+					}
+					return unix.Errno(e)
+				}
+				return nil
+			}
+			adv := (l + 3) &^ 3
+			if adv >= len(msg) {
+				break
+			}
+			msg = msg[adv:]
+		}
+	}
+	return errors.New("no answer from the kernel")
 }
 
 // Changed is signalled (without blocking) when an exit or a reap arrives:
