@@ -61,6 +61,43 @@ type Source struct {
 	parentOf map[int]int
 	pending  map[int]*exit // by pid, until reaped
 	changed  chan struct{} // a non-blocking note that something happened
+	// touched: pids that exited or were reaped since TakeTouched; too
+	// many to keep sets touchedAll instead.
+	touched    map[int]struct{}
+	touchedAll bool
+}
+
+// maxTouched bounds the pids kept between two TakeTouched.
+const maxTouched = 1 << 16
+
+// touch notes that pid exited or was reaped; s.mu is held.
+func (s *Source) touch(pid int) {
+	if s.touchedAll {
+		return
+	}
+	if s.touched == nil {
+		s.touched = map[int]struct{}{}
+	}
+	if len(s.touched) >= maxTouched {
+		s.touched, s.touchedAll = nil, true
+		return
+	}
+	s.touched[pid] = struct{}{}
+}
+
+// TakeTouched gives the pids that exited or were reaped since the last
+// call (all: too many were, treat every process as touched), for a scan
+// that rereads them at once rather than when their back-off says. One
+// caller takes them.
+func (s *Source) TakeTouched() (pids []int, all bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for pid := range s.touched {
+		pids = append(pids, pid)
+	}
+	all = s.touchedAll
+	s.touched, s.touchedAll = nil, false
+	return pids, all
 }
 
 type exit struct {
@@ -342,6 +379,7 @@ func (s *Source) event(cn []byte) {
 		}
 		delete(s.parentOf, pid)
 	}
+	s.touch(pid)
 	ps := s.stats(e.parent)
 	ps.exits++
 	ps.last = at
@@ -428,6 +466,7 @@ func (s *Source) checkDue(now time.Time, buf []byte) []byte {
 		s.mu.Lock()
 		if gone {
 			delete(s.pending, e.pid)
+			s.touch(e.pid)
 			ps := s.stats(e.parent)
 			ps.reaped++
 			ps.add(sampleLat{now, now.Sub(e.at)})

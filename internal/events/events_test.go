@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os/exec"
+	"slices"
 	"testing"
 	"time"
 
@@ -85,6 +86,21 @@ time.sleep(60)`)
 	st = s.Parent(cmd.Process.Pid)
 	if st.Exits != 3 || st.Reaped != 0 || st.Pending != 3 || st.P50 != nil {
 		t.Errorf("a parent that never reaps: %+v; want 3 exits, 0 reaped, 3 pending", st)
+	}
+	// The exited pids are handed to a scan once: its zombies are its
+	// children that the events touched.
+	pids, all := s.TakeTouched()
+	kids := 0
+	for _, pid := range pids {
+		if stat, _, err := s.fs.ReadStat(pid, nil); err == nil && stat.PPID == cmd.Process.Pid && stat.State == 'Z' {
+			kids++
+		}
+	}
+	if kids != 3 || all {
+		t.Errorf("touched pids %v (all %v): %d of them the parent's zombies, want 3", pids, all, kids)
+	}
+	if again, _ := s.TakeTouched(); slices.ContainsFunc(again, func(pid int) bool { return slices.Contains(pids, pid) }) {
+		t.Errorf("touched pids handed out twice: %v", again)
 	}
 }
 

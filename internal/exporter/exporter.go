@@ -206,6 +206,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if c.scan == nil {
 		c.scan = c.cfg.Reader.NewScan()
 	}
+	if c.cfg.Events != nil {
+		c.scan.Due(c.cfg.Events.TakeTouched())
+	}
 	h, err := c.scan.Host(ctx, model.HostOptions{Parents: c.cfg.MaxParents, FDUsers: c.cfg.Top, UIDs: c.cfg.MaxUIDs, FDTypes: true, Include: c.include})
 	if err != nil {
 		kind := "scan"

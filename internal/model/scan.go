@@ -27,6 +27,25 @@ type Scan struct {
 
 	mu    sync.Mutex // one pass at a time
 	procs map[int]*scanned
+	// due: pids the next pass reads whatever their back-off (dueAll:
+	// every process), from Due.
+	due    map[int]bool
+	dueAll bool
+}
+
+// Due makes the next pass read these pids' counts (all: every process's)
+// whatever their back-off: the process events name the pids that exited
+// or were reaped, so zombies appear and vanish at the next sample.
+func (s *Scan) Due(pids []int, all bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.due == nil {
+		s.due = map[int]bool{}
+	}
+	for _, pid := range pids {
+		s.due[pid] = true
+	}
+	s.dueAll = s.dueAll || all
 }
 
 // scanned is what a Scan keeps of one process.
@@ -95,6 +114,7 @@ func (s *Scan) Host(ctx context.Context, opt HostOptions) (*Host, error) {
 		kept = append(kept, e.rec)
 	}
 	s.procs = procs
+	s.due, s.dueAll = nil, false
 	return r.hostFrom(ctx, h, kept, opt)
 }
 
@@ -107,7 +127,7 @@ func (s *Scan) pass(pid int, old *scanned, now time.Time, buf []byte) (_ *scanne
 		e, buf, err := s.full(pid, old, now, buf)
 		return e, true, buf, err
 	}
-	if now.Sub(old.readAt) < old.every {
+	if now.Sub(old.readAt) < old.every && !s.dueAll && !s.due[pid] {
 		return old, false, buf, nil
 	}
 	n, ino, owner, err := r.FS.FDDir(pid)

@@ -1,8 +1,10 @@
 package model_test
 
 import (
+	"bufio"
 	"context"
-	"os"
+	"fmt"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -53,21 +55,39 @@ func TestScanFollowsChanges(t *testing.T) {
 		t.Fatalf("helper's fds: full pass %v, scan %v", a, b)
 	}
 
-	self := os.Getpid()
-	before := *find(pass().FDUsers, self).FDs
-	var files []*os.File
-	for range 5 {
-		rd, wr, err := os.Pipe()
-		if err != nil {
+	// A process that opens fds when told (this test's own count moves
+	// with the files its readers hold open for a moment).
+	opener := exec.Command("/usr/bin/python3", "-c", `
+import os, sys
+keep = []
+for line in sys.stdin:
+    keep.extend(os.open("/dev/null", os.O_RDONLY) for _ in range(int(line)))
+    print("ok", flush=True)
+`)
+	in, err := opener.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := opener.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := opener.Start(); err != nil {
+		t.Skipf("python3: %v", err)
+	}
+	defer func() { opener.Process.Kill(); opener.Wait() }()
+	replies := bufio.NewReader(out)
+	open := func(n int) {
+		t.Helper()
+		fmt.Fprintln(in, n)
+		if _, err := replies.ReadString('\n'); err != nil {
 			t.Fatal(err)
 		}
-		files = append(files, rd, wr)
 	}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
+	open(0)
+	self := opener.Process.Pid
+	before := *find(pass().FDUsers, self).FDs
+	open(10)
 	clock = clock.Add(time.Second)
 	if got := *find(pass().FDUsers, self).FDs; got != before+10 {
 		t.Errorf("after 10 fds opened: scan says %d, want %d", got, before+10)
@@ -83,5 +103,22 @@ func TestScanFollowsChanges(t *testing.T) {
 	}
 	if p := find(quick.Parents, h.PID); p == nil || p.Zombies != 3 {
 		t.Errorf("helper's zombies from kept values: %v, want 3", p)
+	}
+
+	// Due (what the process events name) makes the next pass read a pid
+	// whatever its back-off: two more fds are seen 10 ms later.
+	for range 4 { // let this process's own counts stand still
+		clock = clock.Add(3 * time.Second)
+		pass()
+	}
+	open(2)
+	clock = clock.Add(10 * time.Millisecond)
+	if got := *find(pass().FDUsers, self).FDs; got != before+10 {
+		t.Errorf("10 ms after a pass, its back-off not yet over: %d fds, want the kept %d", got, before+10)
+	}
+	scan.Due([]int{self}, false)
+	clock = clock.Add(10 * time.Millisecond)
+	if got := *find(pass().FDUsers, self).FDs; got != before+12 {
+		t.Errorf("a due pid: %d fds, want %d", got, before+12)
 	}
 }

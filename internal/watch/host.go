@@ -111,6 +111,9 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 	if s.scan == nil {
 		s.scan = s.Reader.NewScan()
 	}
+	if s.Events != nil {
+		s.scan.Due(s.Events.TakeTouched())
+	}
 	h, err := s.scan.Host(ctx, model.HostOptions{Counts: true})
 	if err != nil {
 		return nil, err
