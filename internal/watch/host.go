@@ -114,7 +114,7 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 	if s.Events != nil {
 		s.scan.Due(s.Events.TakeTouched())
 	}
-	h, err := s.scan.Host(ctx, model.HostOptions{Counts: true})
+	h, err := s.scan.Host(ctx, model.HostOptions{Counts: true, Parents: maxParentsRead})
 	if err != nil {
 		return nil, err
 	}
@@ -139,9 +139,15 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 	if s.Reader.FS.Live() {
 		self = os.Getpid() // the watcher's own threads are not the host's news
 	}
+	// Every parent's zombies from the counts; the cgroup (and pids.max)
+	// of the parents the reading enriched, those holding the most.
 	zombies, pidsLeft := map[int]int{}, map[int]int{}
+	for _, c := range h.Counts {
+		if c.Zombie {
+			zombies[c.PPID]++
+		}
+	}
 	for _, p := range h.Parents {
-		zombies[p.PID] = p.Zombies
 		if c := p.Cgroup; c != nil && c.PidsMax != nil && c.PidsCurrent != nil {
 			pidsLeft[p.PID] = *c.PidsMax - *c.PidsCurrent
 		}
@@ -254,6 +260,11 @@ func (s *HostSampler) nameGroups(sample *HostSample) {
 		}
 	}
 }
+
+// maxParentsRead bounds the parents holding zombies whose cgroup, wait
+// and diagnosis a sample reads (those holding the most): every parent's
+// count comes from the pass itself.
+const maxParentsRead = 100
 
 // minHistory is how many samples of a process its growth needs.
 const minHistory = 3
