@@ -73,6 +73,7 @@ type HostSampler struct {
 	Events *events.Source
 
 	seq     int
+	times   []time.Time // of the samples in the window, by seq % window
 	scan    *model.Scan
 	groups  map[hostKey]*groupBase // fd groups of the fd growers, when first listed
 	cgroups map[string]*cgHist
@@ -84,10 +85,12 @@ type hostKey struct {
 	comm      string
 }
 
-// hostHist is a process's last samples (oldest first, at most the
-// window) and what the newest says of its limits.
+// hostHist is a process's counts over the window, as runs of samples with
+// the same counts (most processes: one run, however long the window), and
+// what the newest sample says of its limits.
 type hostHist struct {
-	pts                   []hostPoint
+	runs                  []run // oldest first; the first reaches into the window
+	first                 int   // the sample it was first seen in
 	fdLimit, nproc        proc.Limit
 	uidTasks, uid         int
 	hostTasks, hostPIDMax int
@@ -97,14 +100,29 @@ type hostHist struct {
 	seq      int // the sample it was last seen in
 }
 
-// hostPoint is kept per process and sample: small, as a host has
-// thousands of processes and the window 60 samples.
-type hostPoint struct {
-	t                   int64 // unix nanoseconds
-	zombies, fds, tasks int32
+// run is samples from..to (inclusive) in which a process's counts stood
+// the same.
+type run struct {
+	from, to int
+	counts
 }
 
-func (p hostPoint) time() time.Time { return time.Unix(0, p.t) }
+type counts struct{ zombies, fds, tasks int32 }
+
+// add records the sample seq's counts, and forgets the runs that ended
+// before the window.
+func (h *hostHist) add(seq, window int, c counts) {
+	if n := len(h.runs); n > 0 && h.runs[n-1].counts == c && h.runs[n-1].to == seq-1 {
+		h.runs[n-1].to = seq
+	} else {
+		h.runs = append(h.runs, run{seq, seq, c})
+	}
+	drop := 0
+	for drop < len(h.runs)-1 && h.runs[drop].to <= seq-window {
+		drop++
+	}
+	h.runs = h.runs[drop:]
+}
 
 // Next takes one host sample.
 func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
@@ -159,17 +177,12 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 		k := hostKey{c.PID, c.PPID, c.Comm}
 		hh := s.history[k]
 		if hh == nil {
-			hh = &hostHist{pts: make([]hostPoint, 0, window)}
+			hh = &hostHist{first: s.seq}
 			s.history[k] = hh
 		}
 		z := zombies[c.PID]
 		// zombies are tasks of the uid and pids on the host
-		pt := hostPoint{t: now.UnixNano(), zombies: int32(z), fds: int32(c.FDs), tasks: int32(max(c.Threads, 1) + z)}
-		if len(hh.pts) == window {
-			copy(hh.pts, hh.pts[1:])
-			hh.pts = hh.pts[:window-1]
-		}
-		hh.pts = append(hh.pts, pt)
+		hh.add(s.seq, window, counts{zombies: int32(z), fds: int32(c.FDs), tasks: int32(max(c.Threads, 1) + z)})
 		hh.fdLimit, hh.nproc, hh.uid, hh.uidTasks = c.FDSoftLimit, c.NprocSoftLimit, c.UID, uidTasks[c.UID]
 		hh.hostTasks, hh.hostPIDMax, hh.seq = h.Threads, hostPIDMax, s.seq
 		hh.pidsLeft = -1
@@ -188,14 +201,21 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 	for _, u := range h.UIDs {
 		users[u.UID] = u.User
 	}
+	// The time of each sample in the window.
+	if len(s.times) != window {
+		s.times = make([]time.Time, window)
+	}
+	s.times[s.seq%window] = now
+	at := func(seq int) time.Time { return s.times[seq%window] }
 	for k, hist := range s.history {
-		g, ok := growth(k, hist)
+		g, ok := growth(k, hist, s.seq, window, at)
 		if s.Events != nil {
 			if st := s.Events.Parent(k.pid); st.P99 != nil && *st.P99 >= slowReap {
 				p99 := roundMs(st.P99.Seconds())
 				if !ok {
-					last := hist.pts[len(hist.pts)-1]
-					g, ok = Growing{PID: k.pid, Comm: k.comm, Zombies: int(last.zombies), FDs: int(last.fds), Tasks: int(last.tasks), Since: hist.pts[0].time()}, true
+					last := hist.runs[len(hist.runs)-1]
+					g, ok = Growing{PID: k.pid, Comm: k.comm, Zombies: int(last.zombies), FDs: int(last.fds), Tasks: int(last.tasks),
+						Since: at(max(hist.first, s.seq-window+1))}, true
 				}
 				g.ReapLatencyP99 = &p99
 			}
@@ -205,11 +225,11 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 			sample.Growing = append(sample.Growing, g)
 		}
 	}
+	oldest := s.seq
 	for _, hist := range s.history {
-		if n := len(hist.pts); n > 1 {
-			sample.WindowSeconds = max(sample.WindowSeconds, float64(hist.pts[n-1].t-hist.pts[0].t)/1e9)
-		}
+		oldest = min(oldest, hist.first)
 	}
+	sample.WindowSeconds = now.Sub(at(max(oldest, s.seq-window+1))).Seconds()
 	SortGrowing(sample.Growing, "urgency")
 	top := s.Top
 	if top <= 0 {
@@ -274,18 +294,15 @@ const minHistory = 3
 const slowReap = time.Second
 
 // growth is a process's rates over its history, when something grows.
-func growth(k hostKey, h *hostHist) (Growing, bool) {
-	hist := h.pts
+func growth(k hostKey, h *hostHist, seq, window int, at func(seq int) time.Time) (Growing, bool) {
 	// Three samples at least: a process just started (its threads coming
 	// up) is not a leak.
-	if len(hist) < minHistory {
-		return Growing{}, false
+	start := max(h.first, seq-window+1)
+	if seq-start+1 < minHistory || len(h.runs) < 2 {
+		return Growing{}, false // or nothing moved: most processes, most samples
 	}
-	first, last := hist[0], hist[len(hist)-1]
-	if first == (hostPoint{t: first.t, zombies: last.zombies, fds: last.fds, tasks: last.tasks}) {
-		return Growing{}, false // nothing moved: most processes, most samples
-	}
-	secs := float64(last.t-first.t) / 1e9
+	first, last := h.runs[0], h.runs[len(h.runs)-1]
+	secs := at(seq).Sub(at(start)).Seconds()
 	if secs <= 0 {
 		return Growing{}, false
 	}
@@ -295,18 +312,19 @@ func growth(k hostKey, h *hostHist) (Growing, bool) {
 	if g.ZombiesPerMin <= 0 && g.FDsPerMin <= 0 && g.TasksPerMin <= 0 {
 		return Growing{}, false
 	}
-	// The change point of the fastest-growing count.
-	val := func(p hostPoint) int32 { return p.fds }
+	// The change point of the fastest-growing count: the last sample at
+	// its lowest.
+	val := func(r run) int32 { return r.fds }
 	if g.TasksPerMin > g.FDsPerMin {
-		val = func(p hostPoint) int32 { return p.tasks }
+		val = func(r run) int32 { return r.tasks }
 	}
 	low := 0
-	for i, p := range hist {
-		if val(p) <= val(hist[low]) {
+	for i, r := range h.runs {
+		if val(r) <= val(h.runs[low]) {
 			low = i
 		}
 	}
-	g.Since = hist[low].time()
+	g.Since = at(h.runs[low].to)
 	// The limit reached first at these rates.
 	try := func(name string, left, perMin float64) {
 		if perMin <= 0 || left < 0 {

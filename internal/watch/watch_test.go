@@ -66,7 +66,7 @@ func (g *growing) grow() {
 	pid := g.next
 	g.next++
 	g.write(fmt.Sprintf("%d/stat", pid), fmt.Sprintf("%d (server) Z 100 %d %d 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 900000 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n", pid, pid, pid))
-	g.write(fmt.Sprintf("%d/status", pid), "Name:\tserver\nUid:\t1000\t1000\t1000\t1000\nThreads:\t1\nSigPnd:\t0\nShdPnd:\t0\nSigBlk:\t0\nSigIgn:\t0\nSigCgt:\t0\n")
+	g.write(fmt.Sprintf("%d/status", pid), fmt.Sprintf("Name:\tserver\nState:\tZ (zombie)\nTgid:\t%d\nPPid:\t100\nUid:\t1000\t1000\t1000\t1000\nThreads:\t1\nSigPnd:\t0\nShdPnd:\t0\nSigBlk:\t0\nSigIgn:\t0\nSigCgt:\t0\n", pid))
 	kids, err := os.ReadFile(filepath.Join(g.dir, "100/task/102/children"))
 	if err != nil {
 		g.t.Fatal(err)
@@ -361,4 +361,59 @@ func heapAndFDs(t *testing.T) (heap uint64, fds int) {
 		t.Fatal(err)
 	}
 	return m.HeapInuse, len(entries)
+}
+
+// TestHostSamplerRates: on the growing fixture, pid 100 stands still for 4
+// samples, then gains a zombie and two fds a second for 6: the host
+// sampler ranks it with 60 zombies and 120 fds a minute over its window
+// of 5 samples, its growth dated from the last sample at its lowest, and
+// stops ranking it once the window holds no growth.
+func TestHostSamplerRates(t *testing.T) {
+	g := newGrowing(t)
+	s := &HostSampler{Reader: g.fs, Window: 5}
+	var times []time.Time
+	next := func() *HostSample {
+		t.Helper()
+		sample, err := s.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		times = append(times, sample.Time)
+		return sample
+	}
+	find := func(sample *HostSample) *Growing {
+		for i := range sample.Growing {
+			if sample.Growing[i].PID == 100 {
+				return &sample.Growing[i]
+			}
+		}
+		return nil
+	}
+	for range 4 {
+		g.now = g.now.Add(time.Second)
+		if p := find(next()); p != nil {
+			t.Fatalf("ranked while standing still: %+v", p)
+		}
+	}
+	var p *Growing
+	for i := range 6 {
+		g.grow() // also moves the clock on a second
+		p = find(next())
+		if i == 1 && (p == nil || !p.Since.Equal(times[3])) {
+			t.Errorf("two samples into the growth: %+v; want it ranked since the 4th sample (%s)", p, times[3].Format("15:04:05"))
+		}
+	}
+	if p == nil || p.ZombiesPerMin != 60 || p.FDsPerMin != 120 || p.TasksPerMin != 60 {
+		t.Fatalf("after 6 s of growth: %+v; want 60 zombies, 120 fds and 60 tasks a minute", p)
+	}
+	if !p.Since.Equal(times[5]) {
+		t.Errorf("since %s; the window of 5 samples begins at sample 6 (%s)", p.Since.Format("15:04:05"), times[5].Format("15:04:05"))
+	}
+	for range 5 {
+		g.now = g.now.Add(time.Second)
+		p = find(next())
+	}
+	if p != nil {
+		t.Errorf("still ranked after 5 samples standing still: %+v", p)
+	}
 }
