@@ -1,10 +1,12 @@
 package proc
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -157,6 +159,63 @@ func TestParseInetDiag(t *testing.T) {
 		ino, got := parseInetDiag(tc.m, tc.proto)
 		if ino != tc.ino || got != tc.want {
 			t.Errorf("inode %d %+v; want %d %+v", ino, got, tc.ino, tc.want)
+		}
+	}
+}
+
+// TestSockDiagOtherNamespace: a process in a network namespace of its own
+// (unshare --net) holds a listener and a UDP socket; sock_diag enters its
+// namespace and says what its /proc/PID/net tables say.
+func TestSockDiagOtherNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a network namespace and enter it")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("no unshare(1)")
+	}
+	cmd := exec.Command(unshare, "--net", "/usr/bin/python3", "-c", `
+import socket, sys, time
+t = socket.socket(); t.bind(("0.0.0.0", 0)); t.listen()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 0))
+print("ready", flush=True)
+sys.stdin.read()`)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("unshare --net: %v", err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Skipf("unshare --net python3 did not start: %q %v", line, err)
+	}
+	fs := liveFS(t)
+	pid := cmd.Process.Pid // unshare execs python3 in the new namespace
+	if ours, _ := fs.NetNS(os.Getpid()); ours == 0 {
+		t.Fatal("no network namespace of our own")
+	} else if theirs, _ := fs.NetNS(pid); theirs == ours {
+		t.Fatalf("pid %d shares our network namespace", pid)
+	}
+	diag, err := fs.SockDiag(pid)
+	if err != nil {
+		t.Fatalf("sock_diag in pid %d's namespace: %v", pid, err)
+	}
+	files, err := fs.InetFromFiles(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(diag) != 2 || len(files) != 2 {
+		t.Fatalf("sock_diag %v, files %v: want the listener and the UDP socket", diag, files)
+	}
+	for ino, f := range files {
+		if diag[ino] != f {
+			t.Errorf("socket %d: sock_diag %+v, files %+v", ino, diag[ino], f)
 		}
 	}
 }
