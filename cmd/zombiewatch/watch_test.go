@@ -526,20 +526,23 @@ func TestWatchNamesGrowingFDGroups(t *testing.T) {
 }
 
 // TestHostWatchRanksTheContainer: a parent in a pids cgroup of its own
-// (pids.max 400) forks children it never reaps, 40 a second; the host
-// watch lists that cgroup with its pids and zombies growing and the time
-// left to pids.max.
+// (pids.max 400) forks children it never reaps, 40 a second, and opens 20
+// fds a second; the host watch lists that cgroup with its pids, zombies
+// and fds growing and the time left to pids.max.
 func TestHostWatchRanksTheContainer(t *testing.T) {
 	dir, cg := zombietest.PidsCgroup(t, 400)
 	cmd := exec.Command("sh", "-c", "echo $$ > "+dir+"/cgroup.procs && exec python3 -c '"+`
 import os, time
 print("ready", flush=True)
-start, n = time.monotonic(), 0
+start, n, keep = time.monotonic(), 0, []
 while n < 300:
-    while n < int((time.monotonic() - start) * 40):
+    elapsed = time.monotonic() - start
+    while n < int(elapsed * 40):
         if os.fork() == 0:
             os._exit(0)
         n += 1
+    while len(keep) < int(elapsed * 20):
+        keep.append(os.open("/dev/null", os.O_RDONLY))
     time.sleep(0.01)
 time.sleep(120)`+"'")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -559,6 +562,7 @@ time.sleep(120)`+"'")
 		Pids           int      `json:"pids"`
 		PidsMax        *int     `json:"pids_max"`
 		PidsPerMin     float64  `json:"pids_per_min"`
+		FDsPerMin      float64  `json:"fds_per_min"`
 		Zombies        int      `json:"zombies"`
 		ZombiesPerMin  float64  `json:"zombies_per_min"`
 		WorstParent    int      `json:"worst_parent"`
@@ -585,6 +589,9 @@ time.sleep(120)`+"'")
 	// 2,400 a minute; the samples' reads are spread over a pass.
 	if c.PidsMax == nil || *c.PidsMax != 400 || c.PidsPerMin < 1900 || c.PidsPerMin > 2900 || c.ZombiesPerMin <= 0 {
 		t.Errorf("%+v; want pids.max 400 and pids and zombies growing at about 2400 a minute", c)
+	}
+	if c.FDsPerMin < 960 || c.FDsPerMin > 1440 {
+		t.Errorf("fds per minute %.0f; the parent opens 1200", c.FDsPerMin)
 	}
 	if c.WorstParent != cmd.Process.Pid || c.Zombies == 0 {
 		t.Errorf("worst parent %d with %d zombies; want pid %d", c.WorstParent, c.Zombies, cmd.Process.Pid)

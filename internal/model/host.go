@@ -92,6 +92,9 @@ type Counts struct {
 	Threads        int
 	FDSoftLimit    proc.Limit
 	NprocSoftLimit proc.Limit
+	// Cgroup: the cgroup its tasks are counted in (the pids
+	// controller's), from a Scan with Cgroups; "" where not read.
+	Cgroup string
 }
 
 // HostOptions bound a scan's output and its costlier reads.

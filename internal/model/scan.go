@@ -24,6 +24,9 @@ type Scan struct {
 	// MaxAge bounds how long the counts of a process that stood still go
 	// unread (default 8s); FullEvery, its name, uid and limits (default 60s).
 	MaxAge, FullEvery time.Duration
+	// Cgroups: read each process's cgroup (the pids controller's path)
+	// with its name and uid, for Counts.Cgroup.
+	Cgroups bool
 
 	mu    sync.Mutex // one pass at a time
 	procs map[int]*scanned
@@ -51,6 +54,7 @@ func (s *Scan) Due(pids []int, all bool) {
 // scanned is what a Scan keeps of one process.
 type scanned struct {
 	rec
+	cgroup string // with Scan.Cgroups
 	ino    uint64 // of /proc/PID/fd
 	owner  int    // the fd directory's owner
 	readAt time.Time
@@ -103,6 +107,7 @@ func (s *Scan) Host(ctx context.Context, opt HostOptions) (*Host, error) {
 		}
 		procs[e.PID] = e
 	}
+	cgroups := map[int]string{}
 	// A zombie whose parent has gone was handed to a reaper: its ppid is
 	// read again.
 	for _, e := range procs {
@@ -112,10 +117,19 @@ func (s *Scan) Host(ctx context.Context, opt HostOptions) (*Host, error) {
 			}
 		}
 		kept = append(kept, e.rec)
+		if e.cgroup != "" {
+			cgroups[e.PID] = e.cgroup
+		}
 	}
 	s.procs = procs
 	s.due, s.dueAll = nil, false
-	return r.hostFrom(ctx, h, kept, opt)
+	h, err = r.hostFrom(ctx, h, kept, opt)
+	if h != nil && s.Cgroups {
+		for i := range h.Counts {
+			h.Counts[i].Cgroup = cgroups[h.Counts[i].PID]
+		}
+	}
+	return h, err
 }
 
 // pass brings one process's entry up to date; read says whether it read
@@ -189,6 +203,11 @@ func (s *Scan) full(pid int, old *scanned, now time.Time, buf []byte) (*scanned,
 		return &scanned{gone: true}, buf, nil
 	}
 	e := &scanned{rec: rc, ino: ino, owner: owner, readAt: now, fullAt: now}
+	if s.Cgroups {
+		if lines, err := s.r.FS.ReadCgroup(pid); err == nil {
+			e.cgroup = proc.PidsPath(lines)
+		}
+	}
 	if old == nil || old.ino != ino {
 		e.fullAt = now.Add(-s.FullEvery * time.Duration(pid%64) / 64)
 	}

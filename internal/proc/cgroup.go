@@ -119,3 +119,21 @@ func (f *FS) HostTasks() (int, error) {
 	}
 	return n, nil
 }
+
+// PidsPath is the cgroup a process's tasks are counted in: its path in
+// the v1 hierarchy of the pids controller, else the v2 one ("0::").
+func PidsPath(lines []CgroupLine) string {
+	for _, l := range lines {
+		for _, c := range l.Controllers {
+			if c == "pids" {
+				return l.Path
+			}
+		}
+	}
+	for _, l := range lines {
+		if l.ID == 0 && len(l.Controllers) == 0 {
+			return l.Path
+		}
+	}
+	return ""
+}

@@ -173,7 +173,7 @@ func drawHost(out io.Writer, s *watch.HostSample, sortBy string, selected, width
 	// processes' rows give way to them on a short screen.
 	var cg []string
 	if len(s.Containers) > 0 {
-		cg = append(cg, "", fmt.Sprintf("  %-28s %6s %6s %7s %5s %6s %4s  %s", "CGROUP", "PIDS", "MAX", "P/MIN", "ZOMB", "Z/MIN", "REF", "MAX IN"))
+		cg = append(cg, "", fmt.Sprintf("  %-23s %5s %5s %6s %6s %6s %4s  %s", "CGROUP", "PIDS", "MAX", "P/MIN", "FD/MIN", "Z/MIN", "REF", "MAX IN"))
 		for _, c := range s.Containers {
 			limit, pidsMax := "-", "-"
 			if c.LimitInSeconds != nil {
@@ -182,8 +182,8 @@ func drawHost(out io.Writer, s *watch.HostSample, sortBy string, selected, width
 			if c.PidsMax != nil {
 				pidsMax = fmt.Sprint(*c.PidsMax)
 			}
-			cg = append(cg, fmt.Sprintf("  %-28s %6d %6s %+7.0f %5d %+6.0f %4d  %s", cutLeft(render.Printable(c.Cgroup), 28),
-				c.Pids, pidsMax, c.PidsPerMin, c.Zombies, c.ZombiesPerMin, c.RefusedInWindow, limit))
+			cg = append(cg, fmt.Sprintf("  %-23s %5d %5s %+6.0f %+6.0f %+6.0f %4d  %s", cutLeft(render.Printable(c.Cgroup), 23),
+				c.Pids, pidsMax, c.PidsPerMin, c.FDsPerMin, c.ZombiesPerMin, c.RefusedInWindow, limit))
 		}
 	}
 	if room := height - len(cg); len(cg) > 0 && len(lines) > room {

@@ -2,123 +2,235 @@ package watch
 
 import (
 	"cmp"
+	"path"
 	"slices"
 	"time"
 
+	"github.com/zombiewatch/zombiewatch/internal/cgroup"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 )
 
-// ContainerGrowth is one cgroup (a container, a pod, a unit) whose tasks or
-// zombies grow over the window, or whose pids.max refused forks in it.
+// ContainerGrowth is one cgroup (a container, a pod's container, a
+// systemd unit) whose processes' tasks, fds or zombies grow over the
+// window, or whose pids.max refused forks in it.
 type ContainerGrowth struct {
 	Cgroup      string `json:"cgroup"`
 	Unit        string `json:"unit,omitempty"`
 	Runtime     string `json:"runtime,omitempty"`
 	ContainerID string `json:"container_id,omitempty"`
 	PodUID      string `json:"pod_uid,omitempty"`
-	// Pids: pids.current (every task inside, zombies included); PidsMax
-	// null where no pids.max binds.
+	// Pids: its tasks (threads and zombies of the processes in it, what
+	// pids.current counts), and their growth.
 	Pids       int     `json:"pids"`
-	PidsMax    *int    `json:"pids_max"`
 	PidsPerMin float64 `json:"pids_per_min"`
-	// Zombies: held by the parents inside.
+	// FDs: the open fds of its processes.
+	FDs       int     `json:"fds"`
+	FDsPerMin float64 `json:"fds_per_min"`
+	// Zombies: held by the parents in it.
 	Zombies       int     `json:"zombies"`
 	ZombiesPerMin float64 `json:"zombies_per_min"`
-	// RefusedInWindow: forks pids.max refused over the window.
+	// PidsCgroup: the cgroup (itself or an ancestor: a pod) whose pids.max
+	// binds its forks, with pids.current there and its growth; absent
+	// where none has one.
+	PidsCgroup      string    `json:"pids_cgroup,omitempty"`
+	PidsCurrent     *int      `json:"pids_current,omitempty"`
+	PidsMax         *int      `json:"pids_max"`
 	RefusedInWindow int       `json:"pids_refused_in_window"`
 	WorstParent     int       `json:"worst_parent,omitempty"`
 	WorstParentComm string    `json:"worst_parent_comm,omitempty"`
 	Since           time.Time `json:"since"`
-	// LimitInSeconds: when pids.current reaches pids.max at the rate.
+	// LimitInSeconds: when pids.current reaches pids.max at its rate.
 	LimitInSeconds *float64 `json:"limit_in_seconds"`
 }
 
-type cgPoint struct {
-	t                      int64
-	pids, zombies, refused int32
+// cgCounts is one cgroup's sums in one sample.
+type cgCounts struct {
+	pids, fds, zombies int32
+	limitPids, refused int32 // of the pids.max cgroup
+}
+
+type cgRun struct {
+	from, to int
+	cgCounts
 }
 
 type cgHist struct {
-	pts  []cgPoint
-	last model.CgroupUse
-	seq  int
+	runs      []cgRun
+	first     int
+	limit     *model.CgroupUse // the pids.max cgroup, as last read
+	worst     int
+	worstComm string
+	seq       int
 }
 
-// containers ranks the cgroups of h by growth, keeping their history.
-func (s *HostSampler) containers(h *model.Host, now time.Time, window int) []ContainerGrowth {
+// containers sums the processes of each cgroup (Counts.Cgroup), keeps the
+// sums' history and ranks the cgroups by growth.
+func (s *HostSampler) containers(h *model.Host, now time.Time, window int, at func(int) time.Time) []ContainerGrowth {
 	if s.cgroups == nil {
 		s.cgroups = map[string]*cgHist{}
 	}
-	for _, u := range h.AllCgroups {
-		key := u.PidsCgroup
-		if key == "" {
-			key = u.Path
+	limits := map[string]*model.CgroupUse{}
+	for i, u := range h.AllCgroups {
+		if u.PidsMax != nil {
+			key := u.PidsCgroup
+			if key == "" {
+				key = u.Path
+			}
+			limits[key] = &h.AllCgroups[i]
 		}
-		ch := s.cgroups[key]
-		if ch == nil {
-			ch = &cgHist{pts: make([]cgPoint, 0, window)}
-			s.cgroups[key] = ch
-		}
-		pt := cgPoint{t: now.UnixNano(), zombies: int32(u.Zombies)}
-		if u.PidsCurrent != nil {
-			pt.pids = int32(*u.PidsCurrent)
-		}
-		if u.PidsRefused != nil {
-			pt.refused = int32(*u.PidsRefused)
-		}
-		if len(ch.pts) == window {
-			copy(ch.pts, ch.pts[1:])
-			ch.pts = ch.pts[:window-1]
-		}
-		ch.pts = append(ch.pts, pt)
-		ch.last, ch.seq = u, s.seq
 	}
-	out := []ContainerGrowth{}
-	for key, ch := range s.cgroups {
-		if ch.seq != s.seq {
-			delete(s.cgroups, key)
+	of := map[int]string{} // pid -> cgroup
+	sums := map[string]*cgCounts{}
+	type worst struct {
+		pid     int
+		comm    string
+		zombies int32
+	}
+	worsts := map[string]worst{}
+	for _, c := range h.Counts {
+		// A zombie's own cgroup file says "/" (an exited task leaves its
+		// cgroup) while pids.current still counts it where it lived: it
+		// is counted with its parent, below.
+		if c.Cgroup == "" || c.Zombie {
 			continue
 		}
-		if g, ok := cgGrowth(key, ch); ok {
+		of[c.PID] = c.Cgroup
+		sum := sums[c.Cgroup]
+		if sum == nil {
+			sum = &cgCounts{}
+			sums[c.Cgroup] = sum
+		}
+		sum.pids += int32(max(c.Threads, 1))
+		if c.FDs > 0 {
+			sum.fds += int32(c.FDs)
+		}
+	}
+	held := map[int]int32{}
+	for _, c := range h.Counts {
+		if c.Zombie {
+			held[c.PPID]++
+		}
+	}
+	for pid, n := range held {
+		cg, ok := of[pid]
+		if !ok {
+			continue
+		}
+		sums[cg].zombies += n
+		sums[cg].pids += n
+		if w := worsts[cg]; n > w.zombies {
+			worsts[cg] = worst{pid, "", n}
+		}
+	}
+	comms := map[int]string{}
+	for _, c := range h.Counts {
+		if _, ok := held[c.PID]; ok {
+			comms[c.PID] = c.Comm
+		}
+	}
+	for cg, sum := range sums {
+		hh := s.cgroups[cg]
+		if hh == nil {
+			hh = &cgHist{first: s.seq}
+			s.cgroups[cg] = hh
+		}
+		hh.limit = nearestLimit(limits, cg)
+		if l := hh.limit; l != nil {
+			if l.PidsCurrent != nil {
+				sum.limitPids = int32(*l.PidsCurrent)
+			}
+			if l.PidsRefused != nil {
+				sum.refused = int32(*l.PidsRefused)
+			}
+		}
+		w := worsts[cg]
+		hh.worst, hh.worstComm, hh.seq = w.pid, comms[w.pid], s.seq
+		c := *sum
+		if n := len(hh.runs); n > 0 && hh.runs[n-1].cgCounts == c && hh.runs[n-1].to == s.seq-1 {
+			hh.runs[n-1].to = s.seq
+		} else {
+			hh.runs = append(hh.runs, cgRun{s.seq, s.seq, c})
+		}
+		drop := 0
+		for drop < len(hh.runs)-1 && hh.runs[drop].to <= s.seq-window {
+			drop++
+		}
+		hh.runs = hh.runs[drop:]
+	}
+	out := []ContainerGrowth{}
+	for key, hh := range s.cgroups {
+		if hh.seq != s.seq {
+			delete(s.cgroups, key) // a cgroup without processes is forgotten
+			continue
+		}
+		if g, ok := cgGrowth(key, hh, s.seq, window, at); ok {
 			out = append(out, g)
 		}
 	}
 	slices.SortFunc(out, func(a, b ContainerGrowth) int {
-		return cmp.Or(soonest(a.LimitInSeconds, b.LimitInSeconds), b.RefusedInWindow-a.RefusedInWindow, cmp.Compare(b.ZombiesPerMin, a.ZombiesPerMin),
-			cmp.Compare(b.PidsPerMin, a.PidsPerMin), cmp.Compare(a.Cgroup, b.Cgroup))
+		return cmp.Or(soonest(a.LimitInSeconds, b.LimitInSeconds), b.RefusedInWindow-a.RefusedInWindow,
+			cmp.Compare(b.ZombiesPerMin, a.ZombiesPerMin), cmp.Compare(b.PidsPerMin, a.PidsPerMin),
+			cmp.Compare(b.FDsPerMin, a.FDsPerMin), cmp.Compare(a.Cgroup, b.Cgroup))
 	})
 	return out
 }
 
-func cgGrowth(key string, ch *cgHist) (ContainerGrowth, bool) {
-	hist := ch.pts
-	if len(hist) < minHistory {
+// nearestLimit is the cgroup, cg itself or its nearest ancestor, with a
+// pids.max.
+func nearestLimit(limits map[string]*model.CgroupUse, cg string) *model.CgroupUse {
+	for c := cg; ; c = path.Dir(c) {
+		if l := limits[c]; l != nil {
+			return l
+		}
+		if c == "/" || c == "." || c == "" {
+			return nil
+		}
+	}
+}
+
+func cgGrowth(key string, hh *cgHist, seq, window int, at func(int) time.Time) (ContainerGrowth, bool) {
+	start := max(hh.first, seq-window+1)
+	if seq-start+1 < minHistory || len(hh.runs) < 2 {
 		return ContainerGrowth{}, false
 	}
-	first, last := hist[0], hist[len(hist)-1]
-	secs := float64(last.t-first.t) / 1e9
+	first, last := hh.runs[0], hh.runs[len(hh.runs)-1]
+	secs := at(seq).Sub(at(start)).Seconds()
 	if secs <= 0 {
 		return ContainerGrowth{}, false
 	}
 	perMin := func(a, b int32) float64 { return round1(float64(b-a) / secs * 60) }
-	u := ch.last
-	g := ContainerGrowth{Cgroup: key, Unit: u.Unit, Runtime: u.Runtime, ContainerID: u.ContainerID, PodUID: u.PodUID,
-		Pids: int(last.pids), PidsMax: u.PidsMax, PidsPerMin: perMin(first.pids, last.pids),
+	id := cgroup.Identify(key)
+	g := ContainerGrowth{Cgroup: key, Unit: id.Unit, Runtime: id.Runtime, ContainerID: id.ContainerID, PodUID: id.PodUID,
+		Pids: int(last.pids), PidsPerMin: perMin(first.pids, last.pids),
+		FDs: int(last.fds), FDsPerMin: perMin(first.fds, last.fds),
 		Zombies: int(last.zombies), ZombiesPerMin: perMin(first.zombies, last.zombies),
-		RefusedInWindow: int(last.refused - first.refused), WorstParent: u.WorstParent, WorstParentComm: u.WorstParentComm}
-	if g.PidsPerMin <= 0 && g.ZombiesPerMin <= 0 && g.RefusedInWindow <= 0 {
+		RefusedInWindow: int(last.refused - first.refused), WorstParent: hh.worst, WorstParentComm: hh.worstComm}
+	if g.PidsPerMin <= 0 && g.FDsPerMin <= 0 && g.ZombiesPerMin <= 0 && g.RefusedInWindow <= 0 {
 		return ContainerGrowth{}, false
 	}
+	// The change point of the fastest-growing sum.
+	val := func(r cgRun) int32 { return r.fds }
+	if g.PidsPerMin >= g.FDsPerMin {
+		val = func(r cgRun) int32 { return r.pids }
+	}
 	low := 0
-	for i, p := range hist {
-		if p.pids <= hist[low].pids {
+	for i, r := range hh.runs {
+		if val(r) <= val(hh.runs[low]) {
 			low = i
 		}
 	}
-	g.Since = time.Unix(0, hist[low].t)
-	if u.PidsMax != nil && g.PidsPerMin > 0 {
-		in := round1(max(float64(*u.PidsMax)-float64(last.pids), 0) / (g.PidsPerMin / 60))
-		g.LimitInSeconds = &in
+	g.Since = at(hh.runs[low].to)
+	if l := hh.limit; l != nil {
+		g.PidsCgroup, g.PidsMax = l.PidsCgroup, l.PidsMax
+		if g.PidsCgroup == "" {
+			g.PidsCgroup = l.Path
+		}
+		cur := int(last.limitPids)
+		g.PidsCurrent = &cur
+		if rate := perMin(first.limitPids, last.limitPids); rate > 0 && l.PidsMax != nil {
+			in := round1(max(float64(*l.PidsMax)-float64(last.limitPids), 0) / (rate / 60))
+			g.LimitInSeconds = &in
+		}
 	}
 	return g, true
 }

@@ -128,6 +128,7 @@ func (h *hostHist) add(seq, window int, c counts) {
 func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 	if s.scan == nil {
 		s.scan = s.Reader.NewScan()
+		s.scan.Cgroups = true // the containers' sums
 	}
 	if s.Events != nil {
 		s.scan.Due(s.Events.TakeTouched())
@@ -239,7 +240,7 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 		sample.Growing = sample.Growing[:top]
 	}
 	s.nameGroups(sample)
-	sample.Containers = s.containers(h, now, window)
+	sample.Containers = s.containers(h, now, window, at)
 	if len(sample.Containers) > top {
 		sample.Containers = sample.Containers[:top]
 	}

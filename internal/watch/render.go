@@ -169,6 +169,9 @@ func ContainerLine(c ContainerGrowth) string {
 	if c.PidsPerMin > 0 {
 		parts = append(parts, fmt.Sprintf("pids %d %+.0f/min", c.Pids, c.PidsPerMin))
 	}
+	if c.FDsPerMin > 0 {
+		parts = append(parts, fmt.Sprintf("fds %d %+.0f/min", c.FDs, c.FDsPerMin))
+	}
 	if c.ZombiesPerMin > 0 {
 		parts = append(parts, fmt.Sprintf("zombies %d %+.0f/min", c.Zombies, c.ZombiesPerMin))
 	}
