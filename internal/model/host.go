@@ -4,7 +4,10 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/proc"
@@ -154,19 +157,38 @@ func (r *Reader) Host(ctx context.Context, opt HostOptions) (*Host, error) {
 
 // eachPID calls read for every pid's index, one reader per CPU, each with
 // a buffer of its own, and gives each call's error; when ctx ends, the
-// readers stop and the first index left holds ctx's error.
+// readers stop and the indices left hold ctx's error. Readers take 32 pids
+// at a time: processes do not cost the same (kernel threads' fd
+// directories are listed), and halves of the list would not end together.
 func eachPID(ctx context.Context, pids []int, read func(i int, buf []byte) ([]byte, error)) []error {
 	errs := make([]error, len(pids))
-	proc.Parallel(len(pids), func(lo, hi int) {
+	const chunk = 32
+	var next atomic.Int64
+	work := func() {
 		buf := make([]byte, 0, 2048)
-		for i := lo; i < hi; i++ {
-			if (i-lo)%256 == 0 && ctx.Err() != nil {
-				errs[i] = ctx.Err()
+		for {
+			lo := int(next.Add(chunk)) - chunk
+			if lo >= len(pids) {
 				return
 			}
-			buf, errs[i] = read(i, buf)
+			if err := ctx.Err(); err != nil {
+				for i := lo; i < min(lo+chunk, len(pids)); i++ {
+					errs[i] = err
+				}
+				continue
+			}
+			for i := lo; i < min(lo+chunk, len(pids)); i++ {
+				buf, errs[i] = read(i, buf)
+			}
 		}
-	})
+	}
+	workers := min(runtime.GOMAXPROCS(0), max(len(pids)/64, 1))
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
 	return errs
 }
 
