@@ -5,7 +5,9 @@ Usage: zombiewatch-exporter [--listen ADDR] [--pid N]... [--name REGEX]... [--to
 (zombiewatch serve runs this binary with the same flags.)
 
 Serves Prometheus metrics on http://ADDR/metrics, one scan of /proc per
-scrape: zombiewatch_zombie_children{pid,comm} for each parent holding
+scrape (kept from scrape to scrape: a process's fds and threads are read
+again when at least 8s have passed, its name, uid and limits every
+minute): zombiewatch_zombie_children{pid,comm} for each parent holding
 zombies, zombiewatch_open_fds, zombiewatch_fd_soft_limit,
 zombiewatch_fds_by_kind and zombiewatch_close_wait_sockets for the --top
 processes nearest their fd limit and those named by --pid and --name,
