@@ -65,6 +65,7 @@ type Source struct {
 	// many to keep sets touchedAll instead.
 	touched    map[int]struct{}
 	touchedAll bool
+	tracking   bool // from the first TakeTouched: nobody else pays for it
 }
 
 // maxTouched bounds the pids kept between two TakeTouched.
@@ -72,7 +73,7 @@ const maxTouched = 1 << 16
 
 // touch notes that pid exited or was reaped; s.mu is held.
 func (s *Source) touch(pid int) {
-	if s.touchedAll {
+	if !s.tracking || s.touchedAll {
 		return
 	}
 	if s.touched == nil {
@@ -88,10 +89,11 @@ func (s *Source) touch(pid int) {
 // TakeTouched gives the pids that exited or were reaped since the last
 // call (all: too many were, treat every process as touched), for a scan
 // that rereads them at once rather than when their back-off says. One
-// caller takes them.
+// caller takes them; they are kept from its first call on.
 func (s *Source) TakeTouched() (pids []int, all bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tracking = true
 	for pid := range s.touched {
 		pids = append(pids, pid)
 	}
