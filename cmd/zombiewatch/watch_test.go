@@ -525,24 +525,31 @@ func TestWatchNamesGrowingFDGroups(t *testing.T) {
 	}
 }
 
-// TestHostWatchRanksTheContainer: a parent in a pids cgroup of its own
-// (pids.max 400) forks children it never reaps, 40 a second, and opens 20
-// fds a second; the host watch lists that cgroup with its pids, zombies
-// and fds growing and the time left to pids.max.
+// TestHostWatchRanksTheContainer: in a pids cgroup of its own (pids.max
+// 400), a parent forks children it never reaps, 40 a second, and another
+// process opens 20 fds a second; the host watch lists that cgroup with its
+// pids, zombies and fds growing and the time left to pids.max.
 func TestHostWatchRanksTheContainer(t *testing.T) {
 	dir, cg := zombietest.PidsCgroup(t, 400)
-	cmd := exec.Command("sh", "-c", "echo $$ > "+dir+"/cgroup.procs && exec python3 -c '"+`
+	// Two processes: the fds leak in one that does not fork (a child
+	// caught alive between fork and exit holds a copy of every fd of its
+	// parent, which the cgroup's sum would count).
+	cmd := exec.Command("sh", "-c", "echo $$ > "+dir+"/cgroup.procs && { python3 -c '"+`
+import os, time
+start, keep = time.monotonic(), []
+while len(keep) < 2000:
+    while len(keep) < int((time.monotonic() - start) * 20):
+        keep.append(os.open("/dev/null", os.O_RDONLY))
+    time.sleep(0.01)
+time.sleep(120)`+"' & } && exec python3 -c '"+`
 import os, time
 print("ready", flush=True)
-start, n, keep = time.monotonic(), 0, []
+start, n = time.monotonic(), 0
 while n < 300:
-    elapsed = time.monotonic() - start
-    while n < int(elapsed * 40):
+    while n < int((time.monotonic() - start) * 40):
         if os.fork() == 0:
             os._exit(0)
         n += 1
-    while len(keep) < int(elapsed * 20):
-        keep.append(os.open("/dev/null", os.O_RDONLY))
     time.sleep(0.01)
 time.sleep(120)`+"'")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
