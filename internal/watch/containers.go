@@ -49,14 +49,8 @@ type cgCounts struct {
 	limitPids, refused int32 // of the pids.max cgroup
 }
 
-type cgRun struct {
-	from, to int
-	cgCounts
-}
-
 type cgHist struct {
-	runs      []cgRun
-	first     int
+	runs[cgCounts]
 	limit     *model.CgroupUse // the pids.max cgroup, as last read
 	worst     int
 	worstComm string
@@ -131,7 +125,7 @@ func (s *HostSampler) containers(h *model.Host, now time.Time, window int, at fu
 	for cg, sum := range sums {
 		hh := s.cgroups[cg]
 		if hh == nil {
-			hh = &cgHist{first: s.seq}
+			hh = &cgHist{runs: runs[cgCounts]{first: s.seq}}
 			s.cgroups[cg] = hh
 		}
 		hh.limit = nearestLimit(limits, cg)
@@ -145,17 +139,7 @@ func (s *HostSampler) containers(h *model.Host, now time.Time, window int, at fu
 		}
 		w := worsts[cg]
 		hh.worst, hh.worstComm, hh.seq = w.pid, comms[w.pid], s.seq
-		c := *sum
-		if n := len(hh.runs); n > 0 && hh.runs[n-1].cgCounts == c && hh.runs[n-1].to == s.seq-1 {
-			hh.runs[n-1].to = s.seq
-		} else {
-			hh.runs = append(hh.runs, cgRun{s.seq, s.seq, c})
-		}
-		drop := 0
-		for drop < len(hh.runs)-1 && hh.runs[drop].to <= s.seq-window {
-			drop++
-		}
-		hh.runs = hh.runs[drop:]
+		hh.add(s.seq, window, *sum)
 	}
 	out := []ContainerGrowth{}
 	for key, hh := range s.cgroups {
@@ -189,11 +173,11 @@ func nearestLimit(limits map[string]*model.CgroupUse, cg string) *model.CgroupUs
 }
 
 func cgGrowth(key string, hh *cgHist, seq, window int, at func(int) time.Time) (ContainerGrowth, bool) {
-	start := max(hh.first, seq-window+1)
-	if seq-start+1 < minHistory || len(hh.runs) < 2 {
+	start, ok := hh.window(seq, window)
+	if !ok {
 		return ContainerGrowth{}, false
 	}
-	first, last := hh.runs[0], hh.runs[len(hh.runs)-1]
+	first, last := hh.ends()
 	secs := at(seq).Sub(at(start)).Seconds()
 	if secs <= 0 {
 		return ContainerGrowth{}, false
@@ -209,17 +193,11 @@ func cgGrowth(key string, hh *cgHist, seq, window int, at func(int) time.Time) (
 		return ContainerGrowth{}, false
 	}
 	// The change point of the fastest-growing sum.
-	val := func(r cgRun) int32 { return r.fds }
+	val := func(c cgCounts) int32 { return c.fds }
 	if g.PidsPerMin >= g.FDsPerMin {
-		val = func(r cgRun) int32 { return r.pids }
+		val = func(c cgCounts) int32 { return c.pids }
 	}
-	low := 0
-	for i, r := range hh.runs {
-		if val(r) <= val(hh.runs[low]) {
-			low = i
-		}
-	}
-	g.Since = at(hh.runs[low].to)
+	g.Since = at(hh.lowest(val))
 	if l := hh.limit; l != nil {
 		g.PidsCgroup, g.PidsMax = l.PidsCgroup, l.PidsMax
 		if g.PidsCgroup == "" {

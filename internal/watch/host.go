@@ -89,8 +89,7 @@ type hostKey struct {
 // the same counts (most processes: one run, however long the window), and
 // what the newest sample says of its limits.
 type hostHist struct {
-	runs                  []run // oldest first; the first reaches into the window
-	first                 int   // the sample it was first seen in
+	runs[counts]
 	fdLimit, nproc        proc.Limit
 	uidTasks, uid         int
 	hostTasks, hostPIDMax int
@@ -100,29 +99,7 @@ type hostHist struct {
 	seq      int // the sample it was last seen in
 }
 
-// run is samples from..to (inclusive) in which a process's counts stood
-// the same.
-type run struct {
-	from, to int
-	counts
-}
-
 type counts struct{ zombies, fds, tasks int32 }
-
-// add records the sample seq's counts, and forgets the runs that ended
-// before the window.
-func (h *hostHist) add(seq, window int, c counts) {
-	if n := len(h.runs); n > 0 && h.runs[n-1].counts == c && h.runs[n-1].to == seq-1 {
-		h.runs[n-1].to = seq
-	} else {
-		h.runs = append(h.runs, run{seq, seq, c})
-	}
-	drop := 0
-	for drop < len(h.runs)-1 && h.runs[drop].to <= seq-window {
-		drop++
-	}
-	h.runs = h.runs[drop:]
-}
 
 // Next takes one host sample.
 func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
@@ -178,7 +155,7 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 		k := hostKey{c.PID, c.PPID, c.Comm}
 		hh := s.history[k]
 		if hh == nil {
-			hh = &hostHist{first: s.seq}
+			hh = &hostHist{runs: runs[counts]{first: s.seq}}
 			s.history[k] = hh
 		}
 		z := zombies[c.PID]
@@ -214,7 +191,7 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 			if st := s.Events.Parent(k.pid); st.P99 != nil && *st.P99 >= slowReap {
 				p99 := roundMs(st.P99.Seconds())
 				if !ok {
-					last := hist.runs[len(hist.runs)-1]
+					_, last := hist.ends()
 					g, ok = Growing{PID: k.pid, Comm: k.comm, Zombies: int(last.zombies), FDs: int(last.fds), Tasks: int(last.tasks),
 						Since: at(max(hist.first, s.seq-window+1))}, true
 				}
@@ -296,13 +273,11 @@ const slowReap = time.Second
 
 // growth is a process's rates over its history, when something grows.
 func growth(k hostKey, h *hostHist, seq, window int, at func(seq int) time.Time) (Growing, bool) {
-	// Three samples at least: a process just started (its threads coming
-	// up) is not a leak.
-	start := max(h.first, seq-window+1)
-	if seq-start+1 < minHistory || len(h.runs) < 2 {
-		return Growing{}, false // or nothing moved: most processes, most samples
+	start, ok := h.window(seq, window)
+	if !ok {
+		return Growing{}, false // too new, or nothing moved: most processes, most samples
 	}
-	first, last := h.runs[0], h.runs[len(h.runs)-1]
+	first, last := h.ends()
 	secs := at(seq).Sub(at(start)).Seconds()
 	if secs <= 0 {
 		return Growing{}, false
@@ -313,19 +288,12 @@ func growth(k hostKey, h *hostHist, seq, window int, at func(seq int) time.Time)
 	if g.ZombiesPerMin <= 0 && g.FDsPerMin <= 0 && g.TasksPerMin <= 0 {
 		return Growing{}, false
 	}
-	// The change point of the fastest-growing count: the last sample at
-	// its lowest.
-	val := func(r run) int32 { return r.fds }
+	// The change point of the fastest-growing count.
+	val := func(c counts) int32 { return c.fds }
 	if g.TasksPerMin > g.FDsPerMin {
-		val = func(r run) int32 { return r.tasks }
+		val = func(c counts) int32 { return c.tasks }
 	}
-	low := 0
-	for i, r := range h.runs {
-		if val(r) <= val(h.runs[low]) {
-			low = i
-		}
-	}
-	g.Since = at(h.runs[low].to)
+	g.Since = at(h.lowest(val))
 	// The limit reached first at these rates.
 	try := func(name string, left, perMin float64) {
 		if perMin <= 0 || left < 0 {
