@@ -7,6 +7,7 @@ package bundled
 import (
 	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/control"
@@ -21,19 +22,49 @@ const probeTimeout = 500 * time.Millisecond
 
 // Source reads a bundled server's switches into Process.Server. Only on
 // the live /proc: a pid of another tree (a fixture, a container's /proc
-// seen from the host) is not a process this host's sockets can reach.
-func Source(fs *proc.FS) model.Source {
-	return model.SourceFunc("server", func(ctx context.Context, p *model.Process) error {
-		if !fs.Live() {
-			return nil
-		}
-		st, err := control.Call(p.PID, control.Request{}, probeTimeout)
-		if err != nil {
-			return nil // not a bundled server: nothing to add
-		}
-		p.Server = FromStatus(st)
+// seen from the host) is not a process this host's sockets can reach. The
+// control sockets are listed once per reading, and only a process with
+// one is asked.
+func Source(fs *proc.FS) model.Source { return &source{fs: fs} }
+
+type source struct {
+	fs        *proc.FS
+	mu        sync.Mutex
+	listening map[int][]string // this reading's control sockets by pid; nil: not listed yet
+}
+
+func (s *source) Name() string { return "server" }
+
+// BeginPass forgets the last reading's listing.
+func (s *source) BeginPass() {
+	s.mu.Lock()
+	s.listening = nil
+	s.mu.Unlock()
+}
+
+func (s *source) Process(ctx context.Context, p *model.Process) error {
+	if !s.fs.Live() {
 		return nil
-	})
+	}
+	s.mu.Lock()
+	if s.listening == nil {
+		l, err := control.Listening()
+		if err != nil {
+			l = map[int][]string{}
+		}
+		s.listening = l
+	}
+	names := s.listening[p.PID]
+	s.mu.Unlock()
+	if len(names) == 0 {
+		return nil // not a bundled server: nothing to add
+	}
+	st, err := control.CallNames(p.PID, names, control.Request{}, probeTimeout)
+	if err != nil {
+		return nil
+	}
+	p.Server = FromStatus(st)
+	return nil
 }
 
 // FromStatus is the model's view of a server's reply.

@@ -174,28 +174,37 @@ func Addr(pid int) string { return namePrefix + strconv.Itoa(pid) + "/" }
 // many names under a pid's prefix; only the real one passes the check.
 const maxCandidates = 16
 
-// candidates lists the listening abstract sockets named under pid's prefix,
-// from /proc/net/unix (this network namespace's).
-func candidates(pid int) ([]string, error) {
+// Listening lists, from one read of /proc/net/unix (this network
+// namespace's), the listening abstract sockets named like a bundled
+// server's control socket, by the pid their name claims (at most
+// maxCandidates a pid): a reading that asks about many processes lists
+// once, and asks only those with a candidate.
+func Listening() (map[int][]string, error) {
 	f, err := os.Open("/proc/net/unix")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	prefix := Addr(pid)
-	var names []string
+	byPID := map[int][]string{}
 	sc := bufio.NewScanner(io.LimitReader(f, 64<<20))
 	for sc.Scan() {
 		// Num RefCount Protocol Flags Type St Inode Path
 		fields := strings.Fields(sc.Text())
-		if len(fields) == 8 && fields[3] == "00010000" && strings.HasPrefix(fields[7], prefix) {
-			names = append(names, fields[7])
-			if len(names) == maxCandidates {
-				break
-			}
+		if len(fields) != 8 || fields[3] != "00010000" {
+			continue
 		}
+		rest, ok := strings.CutPrefix(fields[7], namePrefix)
+		if !ok {
+			continue
+		}
+		digits, _, ok := strings.Cut(rest, "/")
+		pid, err := strconv.Atoi(digits)
+		if !ok || err != nil || pid <= 0 || digits != strconv.Itoa(pid) || len(byPID[pid]) == maxCandidates {
+			continue
+		}
+		byPID[pid] = append(byPID[pid], fields[7])
 	}
-	return names, sc.Err()
+	return byPID, sc.Err()
 }
 
 // ErrNoServer: no bundled server listens for that pid.
@@ -210,12 +219,18 @@ const maxMessage = 64 << 10
 // who holds the socket (SO_PEERCRED): the process asked about, under that
 // process's uid, or the answer is refused as an impostor's.
 func Call(pid int, req Request, timeout time.Duration) (*Status, error) {
-	names, err := candidates(pid)
+	listening, err := Listening()
 	if err != nil {
 		return nil, fmt.Errorf("pid %d: find its control socket: %w", pid, err)
 	}
+	return CallNames(pid, listening[pid], req, timeout)
+}
+
+// CallNames is Call with pid's candidate sockets already listed
+// (Listening).
+func CallNames(pid int, names []string, req Request, timeout time.Duration) (*Status, error) {
 	var conn *net.UnixConn
-	err = fmt.Errorf("pid %d: %w", pid, ErrNoServer)
+	err := fmt.Errorf("pid %d: %w", pid, ErrNoServer)
 	for _, name := range names {
 		c, derr := net.DialTimeout("unix", name, timeout)
 		if derr != nil {
