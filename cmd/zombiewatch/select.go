@@ -50,16 +50,7 @@ func runMany(ctx context.Context, c flags.Config, r *model.Reader, pids []int, s
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
-		var err error
-		switch {
-		case c.Zombies:
-			err = render.Zombies(stdout, p)
-		case c.FDs:
-			err = render.FDs(stdout, p)
-		default:
-			err = render.Table(stdout, p)
-		}
-		if err != nil {
+		if err := renderText(stdout, c, p); err != nil {
 			return err
 		}
 	}

@@ -63,16 +63,11 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 	if p.ThreadID != 0 {
 		fmt.Fprintf(stderr, "zombiewatch: pid %d is a thread of process %d: reading process %d\n", p.ThreadID, p.PID, p.PID)
 	}
-	switch {
-	case c.JSON:
+	if c.JSON {
 		err = render.JSON(stdout, p, isTerminal(stdout))
-	case c.Zombies:
-		err = render.Zombies(stdout, p)
-	case c.FDs:
-		err = render.FDs(stdout, p)
-	default:
-		err = render.Table(stdout, p)
-		if p.State == "Z" && err == nil {
+	} else {
+		err = renderText(stdout, c, p)
+		if !c.Zombies && !c.FDs && p.State == "Z" && err == nil {
 			// The pid copied from ps ... <defunct>: the parent is the
 			// process to look at, so show it too.
 			if parent, perr := r.Process(ctx, p.PPID, c.Options()); perr == nil {
@@ -91,6 +86,18 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 		return denied
 	}
 	return nil
+}
+
+// renderText prints one process as its flags ask: the zombie list, the
+// descriptor list, or the table.
+func renderText(stdout io.Writer, c flags.Config, p *model.Process) error {
+	switch {
+	case c.Zombies:
+		return render.Zombies(stdout, p)
+	case c.FDs:
+		return render.FDs(stdout, p)
+	}
+	return render.Table(stdout, p)
 }
 
 // runHost scans every process: who holds zombies, who is nearest its fd

@@ -325,25 +325,26 @@ while len(keep) < 3000:
         keep.append(os.open("/dev/null", os.O_RDONLY))
     time.sleep(0.01)
 time.sleep(120)`)
+	type growing struct {
+		PID            int      `json:"pid"`
+		FDs            int      `json:"fds"`
+		FDsPerMin      float64  `json:"fds_per_min"`
+		Limit          string   `json:"limit"`
+		LimitInSeconds *float64 `json:"limit_in_seconds"`
+		Groups         []struct {
+			Target string `json:"target"`
+			Delta  int    `json:"delta"`
+		} `json:"fd_groups_growing"`
+	}
 	var stdout bytes.Buffer
 	if err := run(context.Background(), []string{"--watch", "--interval", "250ms", "--count", "6", "--json"}, nil, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	var last struct {
-		Sample        int     `json:"sample"`
-		WindowSeconds float64 `json:"window_seconds"`
-		Growing       []struct {
-			PID            int      `json:"pid"`
-			FDs            int      `json:"fds"`
-			FDsPerMin      float64  `json:"fds_per_min"`
-			Limit          string   `json:"limit"`
-			LimitInSeconds *float64 `json:"limit_in_seconds"`
-			Groups         []struct {
-				Target string `json:"target"`
-				Delta  int    `json:"delta"`
-			} `json:"fd_groups_growing"`
-		} `json:"growing"`
+		Sample        int       `json:"sample"`
+		WindowSeconds float64   `json:"window_seconds"`
+		Growing       []growing `json:"growing"`
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
 		t.Fatal(err)
@@ -354,17 +355,7 @@ time.sleep(120)`)
 	// Other packages' tests run at the same time and may leak faster
 	// toward a nearer limit: the leak must be listed, and whatever ranks
 	// above it must be nearer its limit.
-	i := slices.IndexFunc(last.Growing, func(g struct {
-		PID            int      `json:"pid"`
-		FDs            int      `json:"fds"`
-		FDsPerMin      float64  `json:"fds_per_min"`
-		Limit          string   `json:"limit"`
-		LimitInSeconds *float64 `json:"limit_in_seconds"`
-		Groups         []struct {
-			Target string `json:"target"`
-			Delta  int    `json:"delta"`
-		} `json:"fd_groups_growing"`
-	}) bool {
+	i := slices.IndexFunc(last.Growing, func(g growing) bool {
 		return g.PID == cmd.Process.Pid
 	})
 	if i < 0 {

@@ -238,26 +238,12 @@ func golden(t *testing.T, name string, got []byte) {
 func TestWatchDoesNotGrow(t *testing.T) {
 	g := newGrowing(t)
 	s := &Sampler{Reader: g.fs, PID: 100, Opt: model.Options{FDTypes: true}}
-	measure := func() (uint64, int) { return heapAndFDs(t) }
-	var heap1k uint64
-	var fds1k int
-	for i := 1; i <= 10000; i++ {
+	staysFlat(t, func(int) {
 		g.now = g.now.Add(time.Second)
 		if _, err := s.Next(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if i == 1000 {
-			heap1k, fds1k = measure()
-		}
-	}
-	heap, fds := measure()
-	t.Logf("after 1,000 samples: heap %d KiB, %d fds; after 10,000: heap %d KiB, %d fds", heap1k>>10, fds1k, heap>>10, fds)
-	if fds != fds1k {
-		t.Errorf("fds %d after 1,000 samples, %d after 10,000", fds1k, fds)
-	}
-	if heap > heap1k+512<<10 {
-		t.Errorf("heap grew from %d KiB to %d KiB between 1,000 and 10,000 samples", heap1k>>10, heap>>10)
-	}
+	})
 }
 
 // TestWatchSlowReadsEveryFewSamples: the uid's tasks are read on the first
@@ -320,10 +306,7 @@ func TestWatchProjectsNprocBetweenCounts(t *testing.T) {
 func TestHostWatchDoesNotGrow(t *testing.T) {
 	g := newGrowing(t)
 	s := &HostSampler{Reader: g.fs}
-	measure := func() (uint64, int) { return heapAndFDs(t) }
-	var heap1k uint64
-	var fds1k int
-	for i := 1; i <= 10000; i++ {
+	staysFlat(t, func(i int) {
 		g.now = g.now.Add(time.Second)
 		if i%100 == 0 && i <= 1000 {
 			g.grow()
@@ -332,14 +315,25 @@ func TestHostWatchDoesNotGrow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if i == 1000 && len(sample.Growing) == 0 {
+			t.Fatal("nothing grows on the growing fixture")
+		}
+	})
+}
+
+// staysFlat takes 10,000 samples with sample(1...10000) and checks that
+// the heap and fds after the last are where they were after the 1,000th.
+func staysFlat(t *testing.T, sample func(i int)) {
+	t.Helper()
+	var heap1k uint64
+	var fds1k int
+	for i := 1; i <= 10000; i++ {
+		sample(i)
 		if i == 1000 {
-			heap1k, fds1k = measure()
-			if len(sample.Growing) == 0 {
-				t.Fatal("nothing grows on the growing fixture")
-			}
+			heap1k, fds1k = heapAndFDs(t)
 		}
 	}
-	heap, fds := measure()
+	heap, fds := heapAndFDs(t)
 	t.Logf("after 1,000 samples: heap %d KiB, %d fds; after 10,000: heap %d KiB, %d fds", heap1k>>10, fds1k, heap>>10, fds)
 	if fds != fds1k {
 		t.Errorf("fds %d after 1,000 samples, %d after 10,000", fds1k, fds)

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -202,6 +203,14 @@ func Nobody(t testing.TB, script string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	awaitReady(t, out, "python3 as uid 65534")
+	return cmd
+}
+
+// awaitReady waits, 20 s at most, for the first line of out: who says
+// it is ready.
+func awaitReady(t testing.TB, out io.Reader, who string) {
+	t.Helper()
 	ready := make(chan error, 1)
 	go func() {
 		_, err := bufio.NewReader(out).ReadString('\n')
@@ -210,12 +219,11 @@ func Nobody(t testing.TB, script string) *exec.Cmd {
 	select {
 	case err := <-ready:
 		if err != nil {
-			t.Fatalf("python3 as uid 65534 did not get ready: %v", err)
+			t.Fatalf("%s did not get ready: %v", who, err)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal("python3 as uid 65534 did not get ready within 20s")
+		t.Fatalf("%s did not get ready within 20s", who)
 	}
-	return cmd
 }
 
 // NoPtrace is bin run with args as root without CAP_SYS_PTRACE (dropped
@@ -289,18 +297,6 @@ func Python(t testing.TB, script string) *exec.Cmd {
 		cmd.Wait()
 		ReapAll()
 	})
-	ready := make(chan error, 1)
-	go func() {
-		_, err := bufio.NewReader(out).ReadString('\n')
-		ready <- err
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			t.Fatalf("python3 did not get ready: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("python3 did not get ready within 20s")
-	}
+	awaitReady(t, out, "python3")
 	return cmd
 }
