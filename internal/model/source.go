@@ -2,7 +2,6 @@ package model
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/proc"
@@ -45,8 +44,10 @@ type passSource interface {
 	BeginPass()
 }
 
-// beginPass tells the sources a reading begins.
+// beginPass tells the sources a reading begins, and drops the socket
+// tables the last one kept.
 func (r *Reader) beginPass() {
+	r.FS.ForgetSockets()
 	for _, s := range r.Sources {
 		if ps, ok := s.(passSource); ok {
 			ps.BeginPass()
@@ -55,68 +56,26 @@ func (r *Reader) beginPass() {
 }
 
 // TCPStates is the source that counts the TCP sockets among a process's
-// fds by state. On the live /proc it dumps each network namespace's
-// sockets once per reading with netlink sock_diag (4x cheaper than the
-// text tables, measured: go test ./internal/proc -bench Sockets); on a
+// fds by state. On the live /proc it uses each network namespace's
+// sock_diag dump, made once per reading (FS.InetSockets; 4x cheaper than
+// the text tables, measured: go test ./internal/proc -bench Sockets); on a
 // fixture tree, another --proc-root, or where netlink is refused, it reads
 // the process's net/tcp and net/tcp6. It needs the fd kinds
 // (Options.FDTypes); without them it adds nothing.
 func TCPStates(fs *proc.FS) Source {
-	return &tcpSource{fs: fs}
-}
-
-type tcpSource struct {
-	fs     *proc.FS
-	mu     sync.Mutex
-	tables map[uint64]map[uint64]proc.Socket // by network namespace, for one reading
-}
-
-func (s *tcpSource) Name() string { return "tcp" }
-
-func (s *tcpSource) BeginPass() {
-	s.mu.Lock()
-	s.tables = nil
-	s.mu.Unlock()
-}
-
-func (s *tcpSource) Process(_ context.Context, p *Process) error {
-	if p.sockets == nil {
+	return SourceFunc("tcp", func(_ context.Context, p *Process) error {
+		if p.sockets == nil {
+			return nil
+		}
+		if table := fs.InetSockets(p.PID); table != nil {
+			p.TCPStates = fs.TCPStatesIn(table, p.PID, p.sockets)
+			return nil
+		}
+		states, err := fs.TCPStates(p.PID, p.sockets)
+		if err != nil {
+			return classify(p.PID, "tcp states", fs.PIDPath(p.PID, "net", "tcp"), err)
+		}
+		p.TCPStates = states
 		return nil
-	}
-	if table := s.table(p.PID); table != nil {
-		p.TCPStates = s.fs.TCPStatesIn(table, p.PID, p.sockets)
-		return nil
-	}
-	states, err := s.fs.TCPStates(p.PID, p.sockets)
-	if err != nil {
-		return classify(p.PID, "tcp states", s.fs.PIDPath(p.PID, "net", "tcp"), err)
-	}
-	p.TCPStates = states
-	return nil
-}
-
-// table is the sock_diag dump of pid's network namespace, made once per
-// reading; nil where netlink does not answer.
-func (s *tcpSource) table(pid int) map[uint64]proc.Socket {
-	if !s.fs.Live() {
-		return nil
-	}
-	ns, err := s.fs.NetNS(pid)
-	if err != nil {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if t, ok := s.tables[ns]; ok {
-		return t
-	}
-	t, err := s.fs.SockDiag(pid)
-	if err != nil {
-		t = nil
-	}
-	if s.tables == nil {
-		s.tables = map[uint64]map[uint64]proc.Socket{}
-	}
-	s.tables[ns] = t
-	return t
+	})
 }

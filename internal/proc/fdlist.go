@@ -68,18 +68,22 @@ type Socket struct {
 
 // Sockets reads pid's network namespace's TCP, UDP (v4 and v6) and unix
 // tables, by inode: what lsof shows of each socket fd. TCP and UDP come
-// from netlink sock_diag where it answers (the live /proc), from the
-// /proc/PID/net files otherwise.
+// from netlink sock_diag where it answers (the live /proc; one dump per
+// namespace until ForgetSockets), from the /proc/PID/net files otherwise.
 func (f *FS) Sockets(pid int) (map[uint64]Socket, error) {
 	pfs, err := procfs.NewFS(filepath.Join(f.root, strconv.Itoa(pid)))
 	if err != nil {
 		return nil, err
 	}
-	out, err := f.SockDiag(pid)
-	if err != nil {
-		if out, err = f.inetFromFiles(pid, pfs); err != nil {
+	out := map[uint64]Socket{}
+	inet := f.InetSockets(pid)
+	if inet == nil {
+		if inet, err = f.inetFromFiles(pid, pfs); err != nil {
 			return nil, err
 		}
+	}
+	for ino, s := range inet {
+		out[ino] = s // a copy: the kept dump is shared
 	}
 	if un, err := pfs.NetUNIX(); err == nil {
 		for _, l := range un.Rows {

@@ -48,6 +48,12 @@ type FS struct {
 	bootOnce sync.Once
 	boot     time.Time
 	bootErr  error
+
+	// sockets: sock_diag dumps by network namespace, kept until
+	// ForgetSockets (a reading's length); nil for a namespace netlink did
+	// not answer for.
+	socketsMu sync.Mutex
+	sockets   map[uint64]map[uint64]Socket
 }
 
 // userHZ is the unit of stat's start time. It is 100 on every Linux

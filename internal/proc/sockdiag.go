@@ -87,6 +87,40 @@ func (f *FS) SockDiag(pid int) (map[uint64]Socket, error) {
 	return r.m, r.err
 }
 
+// InetSockets is SockDiag's dump of pid's network namespace, made once
+// until ForgetSockets however many of its processes ask; nil where
+// netlink does not answer (read the /proc/PID/net files then).
+func (f *FS) InetSockets(pid int) map[uint64]Socket {
+	if !f.live {
+		return nil
+	}
+	ns, err := f.NetNS(pid)
+	if err != nil {
+		return nil
+	}
+	f.socketsMu.Lock()
+	defer f.socketsMu.Unlock()
+	if t, ok := f.sockets[ns]; ok {
+		return t
+	}
+	t, err := f.SockDiag(pid)
+	if err != nil {
+		t = nil
+	}
+	if f.sockets == nil {
+		f.sockets = map[uint64]map[uint64]Socket{}
+	}
+	f.sockets[ns] = t
+	return t
+}
+
+// ForgetSockets drops the dumps InetSockets kept: a new reading begins.
+func (f *FS) ForgetSockets() {
+	f.socketsMu.Lock()
+	f.sockets = nil
+	f.socketsMu.Unlock()
+}
+
 func sockDiagDump() (map[uint64]Socket, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
