@@ -60,9 +60,12 @@ func (f *FS) SockDiag(pid int) (map[uint64]Socket, error) {
 	if theirs == ours {
 		return sockDiagDump()
 	}
-	// setns moves the calling thread: a locked thread that is not
-	// unlocked ends with its goroutine, so no other goroutine runs in the
-	// other namespace.
+	// setns moves the calling thread: the goroutine stays locked to it,
+	// and it is moved back before it is unlocked. Left locked, a thread
+	// would end with its goroutine, but not the main thread, which the
+	// runtime keeps (wedged): were it left in the other namespace, /proc/
+	// self/net and this process's later netlink sockets would be that
+	// namespace's.
 	type result struct {
 		m   map[uint64]Socket
 		err error
@@ -70,17 +73,29 @@ func (f *FS) SockDiag(pid int) (map[uint64]Socket, error) {
 	done := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
+		home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: err}
+			return
+		}
+		defer unix.Close(home)
 		ns, err := unix.Open(f.PIDFile(pid, "ns/net"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
+			runtime.UnlockOSThread()
 			done <- result{err: err}
 			return
 		}
 		defer unix.Close(ns)
 		if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			done <- result{err: fmt.Errorf("sock_diag: enter pid %d's network namespace: %w", pid, err)}
 			return
 		}
 		m, err := sockDiagDump()
+		if unix.Setns(home, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread() // home again: the thread may serve others
+		}
 		done <- result{m, err}
 	}()
 	r := <-done

@@ -218,4 +218,23 @@ sys.stdin.read()`)
 			t.Errorf("socket %d: sock_diag %+v, files %+v", ino, diag[ino], f)
 		}
 	}
+	// Every thread of this process is back in its own namespace however
+	// often it entered another (the main thread, were it left there, would
+	// stay: /proc/self/net and later sockets would be the other's).
+	ours, _ := fs.NetNS(os.Getpid())
+	for range 20 {
+		if _, err := fs.SockDiag(pid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		var st syscall.Stat_t
+		if err := syscall.Stat("/proc/self/task/"+task.Name()+"/ns/net", &st); err == nil && st.Ino != ours {
+			t.Errorf("thread %s is left in network namespace %d, not ours (%d)", task.Name(), st.Ino, ours)
+		}
+	}
 }
