@@ -31,9 +31,13 @@ q quits), one line per sample piped, one JSON object per sample with
 --json. Counts that stand still are read less often, at most 8s apart.
 
 With --pid, zombiewatch reads the process once and prints: its zombie (Z)
-children and the zombies below it, why nobody reaps them and what would fix
-it; its open descriptors by kind; and each limit it is close to
-(RLIMIT_NOFILE, and RLIMIT_NPROC, which zombies count against).
+children and the zombies below it, how long ago each exited (from the
+scheduler's clock, /proc/PID/sched), whether the parent reaps them and, if
+not, why and what would fix it; its open descriptors by kind; and each
+limit it is close to (RLIMIT_NOFILE, and RLIMIT_NPROC, which zombies count
+against). Whether a parent reaps is judged from time only: zombies dead
+for 2s or more that stay, or zombies reaped while observed (see --observe);
+its SIGCHLD handling says how, never whether.
 
 Flags:
 
@@ -42,8 +46,11 @@ Flags:
 	--name RE          the processes whose name (comm) matches RE, as pgrep does;
 	                   with --full, whose command line matches (pgrep -f)
 	--user U           the processes of user U (a name or a uid), as pgrep -u
-	--min-age D        count only zombies at least D old (1s, 500ms): a parent
-	                   that reaps its children a little late is not accused
+	--min-age D        count only zombies that exited at least D ago (1s, 500ms)
+	--observe D        when the zombies exited too recently to tell whether they
+	                   are reaped, follow them for up to D (default 2s; 0: off)
+	                   and judge from what happened: reaped (a late reaper, with
+	                   its delay), still there, or too young to tell
 	--top K            with no --pid: entries in each list (default 10; 0 for all)
 	--json             print one JSON object (keys in the README)
 	--zombies          list the zombies the way ps auxw shows them

@@ -33,11 +33,12 @@ func selectTargets(ctx context.Context, c flags.Config, r *model.Reader) ([]int,
 // runMany reads several processes: each table in turn, or one JSON array
 // of the one-process objects. A process that exits meanwhile is left out;
 // thresholds hold for any of them.
-func runMany(ctx context.Context, c flags.Config, r *model.Reader, pids []int, stdout io.Writer) error {
+func runMany(ctx context.Context, c flags.Config, r *model.Reader, pids []int, stdout, stderr io.Writer) error {
 	read, denied, gone := r.Processes(ctx, pids, c.Options(), func(pid int) bool { return slices.Contains(c.PIDs, pid) })
 	if gone != nil && denied == nil && len(read) == 0 {
 		return gone
 	}
+	observe(ctx, c, r, stderr, read...)
 	if c.JSON {
 		if err := render.JSONList(stdout, read, isTerminal(stdout)); err != nil {
 			return err

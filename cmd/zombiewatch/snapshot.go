@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"sync"
 
 	"golang.org/x/term"
 
@@ -48,8 +49,10 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 		return err
 	case len(targets) > 1 && c.Watch:
 		return cli.Usagef("--watch follows one process; %d match: give one --pid", len(targets))
-	case len(targets) > 1:
-		return runMany(ctx, c, r, targets, stdout)
+	case len(targets) > 1 || (!c.Watch && (c.Names != nil || c.UID != nil || len(c.PIDs) > 1)):
+		// A selection prints a list whatever the number it matched: a
+		// script's jq '.[]' must not break when the count changes.
+		return runMany(ctx, c, r, targets, stdout, stderr)
 	}
 	c.PID = targets[0]
 	if c.Watch {
@@ -60,6 +63,7 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 	if err != nil && !errors.As(err, &denied) {
 		return err
 	}
+	observe(ctx, c, r, stderr, p)
 	if p.ThreadID != 0 {
 		fmt.Fprintf(stderr, "zombiewatch: pid %d is a thread of process %d: reading process %d\n", p.ThreadID, p.PID, p.PID)
 	}
@@ -86,6 +90,24 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 		return denied
 	}
 	return nil
+}
+
+// observe follows the zombies of the processes read for --observe when
+// their exit ages alone cannot tell whether they are reaped (all at once,
+// so several processes cost one window), saying so on stderr on a
+// terminal; Ctrl-C ends the wait, not the reading.
+func observe(ctx context.Context, c flags.Config, r *model.Reader, stderr io.Writer, ps ...*model.Process) {
+	var wg sync.WaitGroup
+	for _, p := range ps {
+		if c.Observe <= 0 || !p.NeedsObservation() {
+			continue
+		}
+		if isTerminal(stderr) {
+			fmt.Fprintf(stderr, "zombiewatch: pid %d: its zombies exited too recently to judge: observing them for up to %s (--observe 0 skips)\n", p.PID, c.Observe)
+		}
+		wg.Go(func() { r.Observe(ctx, p, c.Observe, model.ObserveStep) })
+	}
+	wg.Wait()
 }
 
 // renderText prints one process as its flags ask: the zombie list, the

@@ -47,13 +47,26 @@ const (
 	HostInitNotReaping Cause = "host_init_not_reaping"
 	// CoalescedWait: SIGCHLD is caught but not every child is waited for.
 	CoalescedWait Cause = "coalesced_wait"
-	// NoReaper: SIGCHLD not caught and no wait.
+	// ReapsSome: it reaped children while observed, yet stale ones stay,
+	// with no more telling evidence of how.
+	ReapsSome Cause = "reaps_some"
+	// NoReaper: stale zombies, none reaped, SIGCHLD not caught and no wait.
 	NoReaper Cause = "no_reaper"
+	// ReapsLate: it reaped while observed and none of its zombies is
+	// stale: a reaper in a loop or poll (not a fault).
+	ReapsLate Cause = "reaps_late"
+	// TooYoung: every zombie exited too recently to tell whether it will
+	// be reaped, and none was reaped while observed.
+	TooYoung Cause = "too_young"
+	// NotJudged: no time evidence at all: exit times unknown (no
+	// /proc/PID/sched) and not observed.
+	NotJudged Cause = "not_judged"
 )
 
 // Causes lists every cause, for tests and for documentation.
 var Causes = []Cause{None, IsZombie, KernelThread, DescendantsOnly, BundledReaperOff, BundledCoalescedWait, Stopped, IgnoredTooLate,
-	InitNotReaping, HostInitNotReaping, SigchldBlocked, SubreaperNotReaping, WaitsForOne, CoalescedWait, NoReaper}
+	InitNotReaping, HostInitNotReaping, SigchldBlocked, SubreaperNotReaping, WaitsForOne, CoalescedWait, ReapsSome, NoReaper,
+	ReapsLate, TooYoung, NotJudged}
 
 // InitKind tells whose PID 1 a namespace init is.
 type InitKind string
@@ -99,8 +112,23 @@ type Evidence struct {
 	// Zombies: direct children in state Z; AdoptedZombies of them orphans
 	// it adopted; DescendantZombies anywhere below, direct ones included.
 	Zombies, AdoptedZombies, DescendantZombies int
-	// OldestAge: of the oldest direct zombie (or, with none, of any below).
+	// OldestAge: since the start of the oldest direct zombie (or, with
+	// none, of any below).
 	OldestAge time.Duration
+	// Time evidence of reaping (see model.Reaping). OldestExit: the
+	// longest a direct zombie has been dead, when known. Stale: zombies
+	// dead for StaleAge or longer. Observed: how long the children were
+	// watched (0: not), Reaped of them in that time, the longest
+	// exit-to-reap delay seen.
+	OldestExit      time.Duration
+	OldestExitKnown bool
+	Stale           int
+	StaleAge        time.Duration
+	Observed        time.Duration
+	ObservedBy      string
+	Reaped          int
+	ReapDelay       time.Duration
+	ReapDelayKnown  bool
 	// YoungZombies: zombie children younger than --min-age, not counted.
 	YoungZombies int
 	// DescendantHolder: the parent of the oldest zombie below, when it
@@ -184,48 +212,118 @@ func Diagnose(e Evidence) Result {
 	default:
 		var why string
 		r.Cause, why = cause(e)
-		r.Sentence = fmt.Sprintf("pid %d holds %d %s, the oldest %s old; %s", e.PID, e.Zombies, plural(e.Zombies, "zombie"), Age(e.OldestAge), why)
-		if e.OldestAge < time.Second {
-			// A parent that reaps each child a little late holds a few
-			// zombies at any instant: say so rather than accuse it.
-			r.Sentence += "; but all are younger than a second: it may be reaping them as they come (zombiewatch --pid " +
-				fmt.Sprint(e.PID) + " --watch shows whether they stay; --min-age 1s counts only older ones)"
-		}
+		r.Sentence = fmt.Sprintf("pid %d holds %d %s, %s; %s", e.PID, e.Zombies, plural(e.Zombies, "zombie"), ages(e), why)
 	}
 	r.Sentence += connAdvice(e) + limitWarnings(e)
 	return r
 }
 
-// cause explains what keeps the zombies, most specific cause first.
+// ages says how long the zombies have been dead, or that it is unknown.
+func ages(e Evidence) string {
+	if e.OldestExitKnown {
+		return "the oldest exited " + secs(e.OldestExit) + " ago"
+	}
+	return "their exit times unknown (the oldest started " + Age(e.OldestAge) + " ago)"
+}
+
+// cause explains what keeps the zombies. Whether the parent reaps is read
+// from time (exit ages, what an observation saw); how it is told
+// (SIGCHLD caught, blocked in wait, stopped, an init) explains a parent
+// that does not, and is never taken for evidence that it does not.
 func cause(e Evidence) (Cause, string) {
 	switch {
-	case e.Server == ReaperOff:
+	case e.Server == ReaperOff && e.Reaped == 0:
 		return BundledReaperOff, fmt.Sprintf("it is the bundled server with its reaper off, so nobody waits for a finished child: zombiewatch ctl --pid %d reaper=loop", e.PID)
-	case e.Server == ReaperWait:
-		return BundledCoalescedWait, fmt.Sprintf("it is the bundled server waiting once per SIGCHLD, and signals coalesce when children exit together: zombiewatch ctl --pid %d reaper=loop", e.PID)
-	case e.State == "T" || e.State == "t":
-		running := e
-		running.State = "S"
-		_, then := cause(running)
-		return Stopped, fmt.Sprintf("it is stopped (state %s) and cannot reap until it runs: kill -CONT %d; and once it runs: %s", e.State, e.PID, then)
-	case e.Sigchld == Ignored:
-		return IgnoredTooLate, "it ignores SIGCHLD, so the kernel reaps children that exit from now on; these exited before: a wait() collects them"
-	case e.NamespaceInit && e.Init == HostInit:
-		return HostInitNotReaping, fmt.Sprintf("it is the host's own init (%s), which inherits every orphan on the host and should reap them; it has not: it may be stuck (its state is %s), or not a reaping init",
-			e.Comm, e.State)
-	case e.NamespaceInit:
-		return InitNotReaping, initAdvice(e)
-	case e.WaitingInWait:
-		return WaitsForOne, "it is blocked in wait right now, yet these stay: it waits for one particular child (waitpid(pid), or a child of its own process group) while the others are left: wait for any child, waitpid(-1, WNOHANG), until none is left" + adoptedNote(e)
-	case e.SigchldBlocked && e.Sigchld == Caught:
-		return SigchldBlocked, "it blocks SIGCHLD, so its handler does not run: unblock it, or read a signalfd and wait for every child"
-	case e.AdoptedZombies == e.Zombies:
-		return SubreaperNotReaping, "they are orphans it adopted as a subreaper, and it does not wait for them: a subreaper must wait for every child"
-	case e.Sigchld == Caught:
-		return CoalescedWait, "it catches SIGCHLD but does not wait for every child (one wait per signal loses children, since signals coalesce; the Go runtime catches SIGCHLD without waiting): loop waitpid(-1, WNOHANG) until it returns 0" + adoptedNote(e)
-	default:
-		return NoReaper, "it does not catch SIGCHLD and does not wait for these children: add a reaper or ignore SIGCHLD" + adoptedNote(e)
+	case (e.State == "T" || e.State == "t") && e.Reaped == 0:
+		return Stopped, fmt.Sprintf("it is stopped (state %s) and cannot reap while stopped: kill -CONT %d; whether it reaps once it runs cannot be told while it is stopped", e.State, e.PID)
+	case e.Reaped > 0 && e.Stale == 0:
+		return ReapsLate, fmt.Sprintf("it reaps, late: it reaped %d in the %s observed%s, without leaving any for %s: a reaper in a loop or poll, so these are waiting for its next pass",
+			e.Reaped, secs(e.Observed), delayNote(e), secs(e.StaleAge))
+	case e.Reaped > 0:
+		return reapsSome(e)
+	case e.Stale == 0 && (e.OldestExitKnown || e.Observed > 0):
+		return TooYoung, fmt.Sprintf("all exited less than %s ago%s: too young to tell whether it reaps them (zombiewatch --pid %d --observe 5s, or --watch, follows them)",
+			secs(e.StaleAge), observedNote(e), e.PID)
+	case e.Stale == 0:
+		return NotJudged, fmt.Sprintf("whether it reaps is not known: the kernel does not tell when they exited (no /proc/PID/sched: CONFIG_SCHED_DEBUG is off) and they were not observed (zombiewatch --pid %d --observe 5s, or --watch, follows them)", e.PID)
 	}
+	evidence := staleNote(e)
+	switch {
+	case e.Server == ReaperWait:
+		return BundledCoalescedWait, fmt.Sprintf("%s; it is the bundled server waiting once per SIGCHLD, and signals coalesce when children exit together: zombiewatch ctl --pid %d reaper=loop", evidence, e.PID)
+	case e.Sigchld == Ignored:
+		return IgnoredTooLate, evidence + "; it ignores SIGCHLD, so the kernel reaps children that exit from now on; these exited before: a wait() collects them"
+	case e.NamespaceInit && e.Init == HostInit:
+		return HostInitNotReaping, fmt.Sprintf("%s; it is the host's own init (%s), which inherits every orphan on the host and should reap them: it may be stuck (its state is %s), or not a reaping init",
+			evidence, e.Comm, e.State)
+	case e.NamespaceInit:
+		return InitNotReaping, evidence + "; " + initAdvice(e)
+	case e.WaitingInWait:
+		return WaitsForOne, evidence + "; it is blocked in wait right now, yet these stay: it waits for one particular child (waitpid(pid), or a child of its own process group) while the others are left: wait for any child, waitpid(-1, WNOHANG), until none is left" + adoptedNote(e)
+	case e.SigchldBlocked && e.Sigchld == Caught:
+		return SigchldBlocked, evidence + "; it blocks SIGCHLD, so its handler does not run: unblock it, or read a signalfd and wait for every child"
+	case e.AdoptedZombies == e.Zombies:
+		return SubreaperNotReaping, evidence + "; they are orphans it adopted as a subreaper, and it does not wait for them: a subreaper must wait for every child"
+	case e.Sigchld == Caught:
+		return CoalescedWait, evidence + "; it catches SIGCHLD but has not waited for these (one wait per signal loses children, since signals coalesce; the Go runtime catches SIGCHLD without waiting): loop waitpid(-1, WNOHANG) until it returns 0" + adoptedNote(e)
+	default:
+		return NoReaper, evidence + "; it does not catch SIGCHLD and is not blocked in wait: nothing in it waits for these children: add a reaper (waitpid(-1, WNOHANG) in a loop) or ignore SIGCHLD" + adoptedNote(e)
+	}
+}
+
+// reapsSome: it reaped while observed, yet stale zombies stay.
+func reapsSome(e Evidence) (Cause, string) {
+	head := fmt.Sprintf("it reaped %d in the %s observed%s, yet %d exited %s ago or more are still there", e.Reaped, secs(e.Observed), delayNote(e), e.Stale, secs(e.StaleAge))
+	switch {
+	case e.Server == ReaperWait:
+		return BundledCoalescedWait, fmt.Sprintf("%s: it is the bundled server waiting once per SIGCHLD, and signals coalesce when children exit together: zombiewatch ctl --pid %d reaper=loop", head, e.PID)
+	case e.WaitingInWait:
+		return WaitsForOne, head + ": it waits for particular children (waitpid(pid), or its own process group) and leaves these: wait for any child, waitpid(-1, WNOHANG), until none is left" + adoptedNote(e)
+	case e.Sigchld == Caught:
+		return CoalescedWait, head + ": it waits once per SIGCHLD and signals coalesce when children exit together: loop waitpid(-1, WNOHANG) until it returns 0" + adoptedNote(e)
+	}
+	return ReapsSome, head + ": it waits for some children and not these (waitpid of particular pids?): wait for any child, waitpid(-1, WNOHANG), until none is left" + adoptedNote(e)
+}
+
+// staleNote is the time evidence that the zombies are not being reaped.
+func staleNote(e Evidence) string {
+	n := fmt.Sprintf("%d exited %s ago or more", e.Stale, secs(e.StaleAge))
+	if e.Stale == e.Zombies {
+		n = fmt.Sprintf("all exited %s ago or more", secs(e.StaleAge))
+		if e.Zombies == 1 {
+			n = fmt.Sprintf("it exited %s ago or more", secs(e.StaleAge))
+		}
+	}
+	if e.Observed > 0 {
+		return n + fmt.Sprintf(" and none was reaped in the %s observed", secs(e.Observed))
+	}
+	if e.Zombies == 1 {
+		return n + " and is still there"
+	}
+	return n + " and are still there"
+}
+
+func delayNote(e Evidence) string {
+	if !e.ReapDelayKnown {
+		return ""
+	}
+	return fmt.Sprintf(", each within %s of its exit", secs(e.ReapDelay))
+}
+
+func observedNote(e Evidence) string {
+	if e.Observed == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", and none was reaped in the %s observed", secs(e.Observed))
+}
+
+// secs prints a short duration to a tenth of a second (2.0 s, 0.5 s), and
+// longer ones as Age does.
+func secs(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	}
+	return Age(d)
 }
 
 // adoptedNote says what is known of adopted orphans among the zombies: the
@@ -317,10 +415,10 @@ func limitWarnings(e Evidence) string {
 	var w strings.Builder
 	switch {
 	case e.CloseWait > 0 && e.Reset == 0:
-		fmt.Fprintf(&w, "; %d of its %d sockets are in CLOSE_WAIT: the peer closed and this process never did", e.CloseWait, e.Sockets)
+		fmt.Fprintf(&w, "; %s in CLOSE_WAIT: the peer closed and this process never did", ofSockets(e.CloseWait, e.Sockets))
 	case e.CloseWait+e.Reset > 0:
-		fmt.Fprintf(&w, "; %d of its %d sockets are connections the peer ended and this process never closed (%d in CLOSE_WAIT, %d reset, in CLOSE)",
-			e.CloseWait+e.Reset, e.Sockets, e.CloseWait, e.Reset)
+		fmt.Fprintf(&w, "; %s connections the peer ended and this process never closed (%d in CLOSE_WAIT, %d reset)",
+			ofSockets(e.CloseWait+e.Reset, e.Sockets), e.CloseWait, e.Reset)
 	}
 	if e.FDRatio >= NearLimit {
 		fmt.Fprintf(&w, "; its fds are at %.1f%% of the soft limit (%d of %s): find the leak (zombiewatch --pid %d) or raise the limit (ulimit -n, LimitNOFILE=)",
@@ -350,6 +448,19 @@ func limitWarnings(e Evidence) string {
 		fmt.Fprintf(&w, "; of its limits %s binds first (%.1f%% used)", e.Nearest, e.NearestRatio*100)
 	}
 	return w.String()
+}
+
+// ofSockets says "n of its m sockets are", in agreement with n and m.
+func ofSockets(n, m int) string {
+	switch {
+	case m == 1 && n == 1:
+		return "its one socket is"
+	case n == m:
+		return fmt.Sprintf("all %d of its sockets are", m)
+	case n == 1:
+		return fmt.Sprintf("1 of its %d sockets is", m)
+	}
+	return fmt.Sprintf("%d of its %d sockets are", n, m)
 }
 
 func plural(n int, word string) string {

@@ -306,6 +306,7 @@ func (r *Reader) parents(ctx context.Context, recs []rec, top int, h *Host, resu
 	}
 	now := r.Now()
 	held := map[int]*Process{}
+	zombiesOf := map[int][]Zombie{}
 	buf := make([]byte, 0, 2048)
 	for _, z := range recs {
 		if z.State != 'Z' {
@@ -340,11 +341,7 @@ func (r *Reader) parents(ctx context.Context, recs []rec, top int, h *Host, resu
 		if zz.Adopted {
 			p.AdoptedZombies++
 		}
-		// The host view keeps the oldest zombie only: its age is the
-		// parent's "oldest" column.
-		if len(p.ZombieList) == 0 || z.StartTime < p.ZombieList[0].raw.StartTime {
-			p.ZombieList = append(p.ZombieList[:0], zz)
-		}
+		zombiesOf[p.PID] = append(zombiesOf[p.PID], zz)
 	}
 	list := make([]*Process, 0, len(held))
 	for _, p := range held {
@@ -356,6 +353,15 @@ func (r *Reader) parents(ctx context.Context, recs []rec, top int, h *Host, resu
 	})
 	list = bound(list, top)
 	for _, p := range list {
+		// The exit ages of the listed parents' zombies judge whether they
+		// are reaped; the host view then keeps the oldest zombie only,
+		// for the parent's "oldest" column.
+		zs := zombiesOf[p.PID]
+		r.exitAges(zs, nil)
+		p.ZombieList = zs
+		p.judgeFromExitAges()
+		sortZombies(zs)
+		p.ZombieList = zs[:1]
 		r.readWaitEvidence(p)
 		h.addDenied(r.enrich(ctx, p, results))
 		p.Diagnose()

@@ -274,6 +274,11 @@ var openFixture = fixture.Open
 
 func intp(n int) *int { return &n }
 
+func floatp(v float64) *float64 { return &v }
+
+// unknownExits is the time evidence of a tree without sched files: none.
+var unknownExits = &model.Reaping{StaleAgeSeconds: 2}
+
 func TestProcessFixtures(t *testing.T) {
 	ignore := cmpopts.IgnoreUnexported(model.Zombie{}, model.Process{})
 	for _, tc := range []struct {
@@ -288,12 +293,17 @@ func TestProcessFixtures(t *testing.T) {
 			State: "S", Threads: 3, UID: 1000, User: "alice", StartTime: fixtureBoot.Add(1000 * time.Second),
 			Children: 4, Zombies: 3, DescendantZombies: 4,
 			ZombieList: []model.Zombie{
-				{PID: 200, PPID: 100, Comm: "server", ExitCode: 0, Exit: "exit 0", WaitStatus: 0, AgeSeconds: 5000},
-				{PID: 201, PPID: 100, Comm: "server", ExitCode: 7, Exit: "exit 7", WaitStatus: 7 << 8, AgeSeconds: 4900},
-				{PID: 202, PPID: 100, Comm: "sh", ExitCode: 137, Exit: "killed by SIGKILL", WaitStatus: 9, AgeSeconds: 4800},
-				{PID: 300, PPID: 203, Comm: "job", ExitCode: 139, Exit: "killed by SIGSEGV (core dumped)", WaitStatus: 0x8b, AgeSeconds: 4000},
+				// Exit ages from sched: the runqueue clock reads three
+				// weeks (self/sched) while stat's boot clock reads
+				// 10,000 s; only differences on one clock count.
+				{PID: 200, PPID: 100, Comm: "server", ExitCode: 0, Exit: "exit 0", WaitStatus: 0, AgeSeconds: 5000, ExitAgeSeconds: floatp(4000), ExitAgeFrom: "sched"},
+				{PID: 201, PPID: 100, Comm: "server", ExitCode: 7, Exit: "exit 7", WaitStatus: 7 << 8, AgeSeconds: 4900, ExitAgeSeconds: floatp(1.5), ExitAgeFrom: "sched"},
+				{PID: 202, PPID: 100, Comm: "sh", ExitCode: 137, Exit: "killed by SIGKILL", WaitStatus: 9, AgeSeconds: 4800, ExitAgeSeconds: floatp(600), ExitAgeFrom: "sched"},
+				{PID: 300, PPID: 203, Comm: "job", ExitCode: 139, Exit: "killed by SIGSEGV (core dumped)", WaitStatus: 0x8b, AgeSeconds: 4000, ExitAgeSeconds: floatp(1.2), ExitAgeFrom: "sched"},
 			},
-			FDs: intp(3), FDTypes: map[string]int{"device": 3}, TCPStates: map[string]int{},
+			// 200 and 202 are stale; 201 exited 1.5 s ago.
+			Reaping: &model.Reaping{ExitAgesKnown: true, OldestExitSeconds: floatp(4000), Stale: 2, StaleAgeSeconds: 2},
+			FDs:     intp(3), FDTypes: map[string]int{"device": 3}, TCPStates: map[string]int{},
 			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
 			UIDProcesses: intp(8), // 100 with 3 threads, 200, 201, 202, 203, 300
 			Sigchld:      proc.SigchldDefault,
@@ -305,6 +315,7 @@ func TestProcessFixtures(t *testing.T) {
 			State: "S", Threads: 1, UID: 1000, User: "alice", StartTime: fixtureBoot.Add(1000 * time.Second),
 			Children: 1, Zombies: 1, DescendantZombies: 1,
 			ZombieList:  []model.Zombie{{PID: 200, PPID: 100, Comm: "daemon", Exit: "exit 0", AgeSeconds: 5000}},
+			Reaping:     unknownExits,
 			FDs:         intp(3),
 			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
 			UIDProcesses: intp(3),
@@ -349,6 +360,7 @@ func TestProcessFixtures(t *testing.T) {
 			Children: 1, Zombies: 1, DescendantZombies: 1,
 			ZombieList: []model.Zombie{{PID: 200, PPID: 100, Comm: "a (b) c", ExitCode: 3, Exit: "exit 3", WaitStatus: 3 << 8,
 				AgeSeconds: 5000, UID: intp(fixtureOwner(t, "comm-parens", 200)), User: fixtureUser(t, "comm-parens", 200)}},
+			Reaping:     unknownExits,
 			FDs:         intp(3),
 			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
 			UIDProcesses: intp(2),
@@ -362,9 +374,10 @@ func TestProcessFixtures(t *testing.T) {
 			NamespaceInit: true,
 			Children:      2, Zombies: 2, AdoptedZombies: 1, DescendantZombies: 2,
 			ZombieList: []model.Zombie{
-				{PID: 200, PPID: 100, Comm: "app", Exit: "exit 0", AgeSeconds: 7000, Adopted: true},
-				{PID: 201, PPID: 100, Comm: "app", Exit: "exit 0", AgeSeconds: 5500},
+				{PID: 200, PPID: 100, Comm: "app", Exit: "exit 0", AgeSeconds: 7000, Adopted: true, ExitAgeSeconds: floatp(3000), ExitAgeFrom: "sched"},
+				{PID: 201, PPID: 100, Comm: "app", Exit: "exit 0", AgeSeconds: 5500, ExitAgeSeconds: floatp(120), ExitAgeFrom: "sched"},
 			},
+			Reaping:     &model.Reaping{ExitAgesKnown: true, OldestExitSeconds: floatp(3000), Stale: 2, StaleAgeSeconds: 2},
 			FDs:         intp(3),
 			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
 			UIDProcesses: nil, // uid 0: not counted
@@ -377,6 +390,7 @@ func TestProcessFixtures(t *testing.T) {
 			State: "S", Threads: 1, UID: 1000, User: "alice", StartTime: fixtureBoot.Add(1000 * time.Second),
 			Children: 2, Zombies: 1, DescendantZombies: 1,
 			ZombieList:  []model.Zombie{{PID: 200, PPID: 100, Comm: "server", Exit: "exit 0", AgeSeconds: 5000}},
+			Reaping:     unknownExits,
 			FDs:         intp(3),
 			FDSoftLimit: 1024, FDHardLimit: 524288, NprocSoftLimit: 96365, NprocHardLimit: 96365,
 			UIDProcesses: intp(4),
@@ -833,6 +847,26 @@ func startPython(t *testing.T, prefix []string, script string) *exec.Cmd {
 	return cmd
 }
 
+// stale: p holds a zombie dead for model.StaleAge or longer.
+func stale(p *model.Process) bool { return p.Reaping != nil && p.Reaping.Stale > 0 }
+
+// readUntil reads the live pid until ok holds (a generous deadline: a
+// busy machine is slow, never wrong), and returns the last reading.
+func readUntil(t *testing.T, pid int, ok func(*model.Process) bool) *model.Process {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p, err := liveReader(t).Process(context.Background(), pid, model.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok(p) || time.Now().After(deadline) {
+			return p
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestContainerInitNamed: an app run as PID 1 of its own pid namespace
 // (unshare --pid, as a container runtime does) that leaves a child
 // unreaped is told apart from the host's init, and named.
@@ -849,10 +883,7 @@ time.sleep(0.2); print("ready", flush=True); time.sleep(120)`)
 	if err != nil || len(kids) != 1 {
 		t.Fatalf("unshare's children %v, %v; want the one python3", kids, err)
 	}
-	p, err := liveReader(t).Process(context.Background(), kids[0], model.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := readUntil(t, kids[0], stale)
 	if !p.NamespaceInit || p.HostInit == nil || *p.HostInit || p.Cause != "init_not_reaping" ||
 		!strings.Contains(p.Diagnosis, "PID 1 of its container") || !strings.Contains(p.Diagnosis, "the app (python3) is PID 1 itself") {
 		t.Errorf("python3 as PID 1 of a pid namespace: init %v, host %v, cause %s, diagnosis %q", p.NamespaceInit, p.HostInit, p.Cause, p.Diagnosis)
@@ -869,19 +900,11 @@ if os.fork() == 0: os._exit(0)
 b = os.fork()
 if b == 0: time.sleep(120); os._exit(0)
 time.sleep(0.2); print("ready", flush=True); os.waitpid(b, 0)`)
-	var p *model.Process
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var err error
-		p, err = liveReader(t).Process(context.Background(), cmd.Process.Pid, model.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if (p.WaitingInWait != nil && *p.WaitingInWait) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // until python3 reaches waitpid
-	}
+	// Until python3 reaches waitpid and the zombie is stale (dead for
+	// model.StaleAge): only then is it known not to be reaped.
+	p := readUntil(t, cmd.Process.Pid, func(p *model.Process) bool {
+		return p.WaitingInWait != nil && *p.WaitingInWait && stale(p)
+	})
 	if p.Zombies != 1 || p.Cause != "waits_for_one_child" {
 		t.Errorf("parent in waitpid(b) with a zombie: %d zombies, waiting %v, cause %s: %q", p.Zombies, p.WaitingInWait, p.Cause, p.Diagnosis)
 	}

@@ -124,6 +124,10 @@ type Process struct {
 	// first binds first); only those known.
 	Limits []LimitUse `json:"limits"`
 
+	// Reaping is the time evidence of whether it reaps its zombies: their
+	// exit ages, and what an observation saw; nil when it holds none.
+	Reaping *Reaping `json:"reaping,omitempty"`
+
 	// Server holds the settings of a bundled server (cmd/server), from the
 	// "server" source; nil for any other process.
 	Server *Server `json:"server,omitempty"`
@@ -146,16 +150,25 @@ type Zombie struct {
 	Comm string `json:"comm"`
 	// ExitCode is what a shell's $? would say: the exit status, or 128+N
 	// when signal N killed it. Exit says it in words.
-	ExitCode   int     `json:"exit_code"`
-	Exit       string  `json:"exit"`
-	WaitStatus int     `json:"wait_status"` // stat field 52, raw
-	AgeSeconds float64 `json:"age_seconds"`
-	Adopted    bool    `json:"adopted"`
-	UID        *int    `json:"uid,omitempty"` // only with Options.ZombieOwners
-	User       string  `json:"user,omitempty"`
+	ExitCode   int    `json:"exit_code"`
+	Exit       string `json:"exit"`
+	WaitStatus int    `json:"wait_status"` // stat field 52, raw
+	// AgeSeconds is the time since the child *started*; ExitAgeSeconds
+	// the time since it exited, from the scheduler's clock (ExitAgeFrom
+	// "sched"), null where the kernel does not tell it.
+	AgeSeconds     float64  `json:"age_seconds"`
+	ExitAgeSeconds *float64 `json:"exit_age_seconds"`
+	ExitAgeFrom    string   `json:"exit_age_from,omitempty"`
+	Adopted        bool     `json:"adopted"`
+	UID            *int     `json:"uid,omitempty"` // only with Options.ZombieOwners
+	User           string   `json:"user,omitempty"`
 
 	start time.Time
 	raw   proc.Stat // as read, for a ZombieCache
+	// exec: its se.exec_start (when it exited, on the runqueue clock);
+	// hasExec false where unknown.
+	exec    time.Duration
+	hasExec bool
 }
 
 // Server is the bundled server's switches and counters, as its control
@@ -270,6 +283,16 @@ func (p *Process) Evidence() diagnose.Evidence {
 	}
 	if p.Zombies == 0 && len(p.ZombieList) > 0 {
 		e.DescendantHolder = p.ZombieList[0].PPID
+	}
+	if rp := p.Reaping; rp != nil {
+		e.Stale, e.StaleAge, e.Reaped = rp.Stale, seconds(rp.StaleAgeSeconds), rp.Reaped
+		e.Observed, e.ObservedBy = seconds(rp.ObservedSeconds), rp.ObservedBy
+		if rp.OldestExitSeconds != nil {
+			e.OldestExit, e.OldestExitKnown = seconds(*rp.OldestExitSeconds), true
+		}
+		if rp.ReapDelayMaxSeconds != nil {
+			e.ReapDelay, e.ReapDelayKnown = seconds(*rp.ReapDelayMaxSeconds), true
+		}
 	}
 	switch {
 	case !p.NamespaceInit:

@@ -66,7 +66,7 @@ type Options struct {
 // between, which needs the whole pid space to wrap.
 type ZombieCache struct {
 	Full    bool
-	zombies map[int]proc.Stat
+	zombies map[int]Zombie
 }
 
 // Process reads pid once, runs the sources on it and diagnoses it. A
@@ -254,6 +254,7 @@ func (r *Reader) readZombies(ctx context.Context, p *Process, opt Options) error
 	}
 
 	now := r.Now()
+	var found []Zombie // every zombie below, young ones included
 	type hop struct {
 		pid   int
 		start uint64
@@ -277,7 +278,6 @@ func (r *Reader) readZombies(ctx context.Context, p *Process, opt Options) error
 		if !direct && !r.sameProcess(parent.pid, parent.start) {
 			continue // it exited and its pid now names a stranger, whose children are not ours
 		}
-		p.ZombieList = slices.Grow(p.ZombieList, len(kids))
 		stats, errs := r.readStatsCached(kids, opt.Cache)
 		for i, kid := range kids {
 			ks, err := stats[i], errs[i]
@@ -306,30 +306,49 @@ func (r *Reader) readZombies(ctx context.Context, p *Process, opt Options) error
 				return err
 			}
 			z.Adopted = adopted(ks.StartTime, parent.start)
-			if opt.MinAge > 0 && z.AgeSeconds < opt.MinAge.Seconds() {
-				if direct {
-					p.YoungZombies++
-				}
-				continue
-			}
-			if direct {
-				p.Zombies++
-				if z.Adopted {
-					p.AdoptedZombies++
-				}
-			}
-			p.ZombieList = append(p.ZombieList, z)
+			found = append(found, z)
 		}
+	}
+	r.exitAges(found, opt.Cache)
+	for _, z := range found {
+		direct := z.PPID == p.PID
+		if young(z, opt.MinAge) {
+			if direct {
+				p.YoungZombies++
+			}
+			continue
+		}
+		if direct {
+			p.Zombies++
+			if z.Adopted {
+				p.AdoptedZombies++
+			}
+		}
+		p.ZombieList = append(p.ZombieList, z)
 	}
 	p.DescendantZombies = len(p.ZombieList)
 	sortZombies(p.ZombieList)
 	if c := opt.Cache; c != nil {
-		c.zombies = make(map[int]proc.Stat, len(p.ZombieList))
-		for _, z := range p.ZombieList {
-			c.zombies[z.PID] = z.raw
+		c.zombies = make(map[int]Zombie, len(found))
+		for _, z := range found {
+			c.zombies[z.PID] = z
 		}
 	}
+	p.judgeFromExitAges()
 	return nil
+}
+
+// young tells whether a zombie is younger than minAge: by its exit age
+// where known; otherwise only when its start is younger (it cannot have
+// exited before it started), so an unknown exit time is not filtered out.
+func young(z Zombie, minAge time.Duration) bool {
+	if minAge <= 0 {
+		return false
+	}
+	if z.ExitAgeSeconds != nil {
+		return *z.ExitAgeSeconds < minAge.Seconds()
+	}
+	return z.AgeSeconds < minAge.Seconds()
 }
 
 // sameProcess tells whether pid still names the process that started at
@@ -358,7 +377,7 @@ func (r *Reader) readStatsCached(pids []int, c *ZombieCache) ([]proc.Stat, []err
 	j := 0
 	for i, pid := range pids {
 		if z, ok := c.zombies[pid]; ok {
-			stats[i] = z
+			stats[i] = z.raw
 			continue
 		}
 		stats[i], errs[i] = read[j], readErrs[j]

@@ -2,6 +2,7 @@ package proc
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -15,8 +16,10 @@ func liveFS(t testing.TB) *FS {
 	return fs
 }
 
-// TestLiveBootTime: the btime line read by hand agrees with procfs's
-// parse of the whole /proc/stat.
+// TestLiveBootTime: the boot time is btime to the microsecond, not to the
+// second (btime is truncated): within a second after it, and a process
+// started now has a start time of now to within a clock tick and the
+// time fork takes.
 func TestLiveBootTime(t *testing.T) {
 	fs := liveFS(t)
 	got, err := fs.BootTime()
@@ -27,8 +30,28 @@ func TestLiveBootTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := time.Unix(int64(st.BootTime), 0); !got.Equal(want) {
-		t.Errorf("boot time %v, procfs says %v", got, want)
+	btime := time.Unix(int64(st.BootTime), 0)
+	if d := got.Sub(btime); d < -50*time.Millisecond || d > time.Second+50*time.Millisecond {
+		t.Errorf("boot time %v, btime %v: want within the second after btime", got, btime)
+	}
+	before := time.Now()
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	s, _, err := fs.ReadStat(cmd.Process.Pid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, err := fs.StartTime(s.StartTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Start ticks are 10 ms; allow one either side.
+	if start.Before(before.Add(-20*time.Millisecond)) || start.After(after.Add(20*time.Millisecond)) {
+		t.Errorf("a process started between %v and %v reads start %v", before.Format("15:04:05.000"), after.Format("15:04:05.000"), start.Format("15:04:05.000"))
 	}
 }
 

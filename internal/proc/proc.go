@@ -97,10 +97,19 @@ func (f *FS) Live() bool { return f.live }
 // Real tells whether the tree is a mounted procfs (not a copied tree).
 func (f *FS) Real() bool { return f.real }
 
-// BootTime reads btime from <root>/stat once per FS: procfs's
-// ProcStat.StartTime re-reads /proc/stat on every call.
+// BootTime is when the kernel booted, once per FS. On a mounted procfs it
+// is the wall clock less CLOCK_BOOTTIME (the clock stat's start times
+// count), to the microsecond: /proc/stat's btime is whole seconds, which
+// made every age up to a second too old. A copied tree gives its btime.
 func (f *FS) BootTime() (time.Time, error) {
 	f.bootOnce.Do(func() {
+		if f.real {
+			var ts unix.Timespec
+			if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err == nil {
+				f.boot = time.Now().Add(-time.Duration(ts.Nano()))
+				return
+			}
+		}
 		// Only the btime line: procfs's Stat parses every CPU's line and
 		// the interrupt counters as well, 4x the cost on 2 CPUs and more
 		// on big hosts, for a value read once per run.
@@ -188,6 +197,29 @@ func readFile(path string, buf []byte) ([]byte, error) {
 // fits in buf: it saves the read that returns 0, one syscall per file.
 func readRecord(path string, buf []byte) ([]byte, error) {
 	return readProc(path, buf, true)
+}
+
+// readHead reads at most n bytes from the start of path, in one read:
+// for the files whose first lines are all that is wanted (sched).
+func readHead(path string, buf []byte, n int) ([]byte, error) {
+	fd, err := rawOpen(path)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer rawClose(fd)
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	for {
+		m, err := rawRead(fd, buf[:n])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		return buf[:m], nil
+	}
 }
 
 func readProc(path string, buf []byte, record bool) ([]byte, error) {

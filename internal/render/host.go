@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/diagnose"
 	"github.com/zombiewatch/zombiewatch/internal/model"
@@ -27,18 +28,22 @@ type hostJSON struct {
 }
 
 type parentJSON struct {
-	PID              int              `json:"pid"`
-	PPID             int              `json:"ppid"`
-	Comm             string           `json:"comm"`
-	UID              int              `json:"uid"`
-	User             string           `json:"user"`
-	State            string           `json:"state"`
-	Zombies          int              `json:"zombies"`
-	AdoptedZombies   int              `json:"adopted_zombies"`
-	OldestAgeSeconds float64          `json:"oldest_zombie_age_seconds"`
-	NamespaceInit    bool             `json:"namespace_init"`
-	Sigchld          proc.Disposition `json:"sigchld"`
-	SigchldBlocked   bool             `json:"sigchld_blocked"`
+	PID              int     `json:"pid"`
+	PPID             int     `json:"ppid"`
+	Comm             string  `json:"comm"`
+	UID              int     `json:"uid"`
+	User             string  `json:"user"`
+	State            string  `json:"state"`
+	Zombies          int     `json:"zombies"`
+	AdoptedZombies   int     `json:"adopted_zombies"`
+	OldestAgeSeconds float64 `json:"oldest_zombie_age_seconds"`
+	// OldestExitSeconds: since the oldest zombie exited, null when unknown;
+	// Reaping: the time evidence its cause rests on.
+	OldestExitSeconds *float64         `json:"oldest_exit_age_seconds"`
+	Reaping           *model.Reaping   `json:"reaping"`
+	NamespaceInit     bool             `json:"namespace_init"`
+	Sigchld           proc.Disposition `json:"sigchld"`
+	SigchldBlocked    bool             `json:"sigchld_blocked"`
 	// Role: "container init" (PID 1 of its pid namespace), "subreaper or
 	// init" (it holds orphans it adopted), or "" for a plain parent.
 	Role      string         `json:"role"`
@@ -65,7 +70,7 @@ func toHostJSON(h *model.Host) hostJSON {
 	for _, p := range h.Parents {
 		j.Parents = append(j.Parents, parentJSON{PID: p.PID, PPID: p.PPID, Comm: p.Comm, UID: p.UID, User: p.User,
 			State: p.State, Zombies: p.Zombies, AdoptedZombies: p.AdoptedZombies,
-			OldestAgeSeconds: p.OldestAge().Seconds(), NamespaceInit: p.NamespaceInit,
+			OldestAgeSeconds: p.OldestAge().Seconds(), OldestExitSeconds: oldestExit(p), Reaping: p.Reaping, NamespaceInit: p.NamespaceInit,
 			Sigchld: p.Sigchld, SigchldBlocked: p.SigchldBlocked,
 			Role: diagnose.Role(p.Evidence()), Cause: p.Cause, Diagnosis: p.Diagnosis})
 	}
@@ -74,6 +79,25 @@ func toHostJSON(h *model.Host) hostJSON {
 			FDSoftLimit: u.FDSoftLimit, FDRatio: u.FDRatio, FDTypes: u.FDTypes, TCPStates: u.TCPStates})
 	}
 	return j
+}
+
+// oldestExit is how long ago p's oldest zombie exited, nil when unknown.
+func oldestExit(p *model.Process) *float64 {
+	if p.Reaping == nil {
+		return nil
+	}
+	return p.Reaping.OldestExitSeconds
+}
+
+// exitedAgo prints an exit age for a column: "1.5s", "2m00s", "?" unknown.
+func exitedAgo(s *float64) string {
+	switch {
+	case s == nil:
+		return "?"
+	case *s < 10:
+		return strconv.FormatFloat(*s, 'f', 1, 64) + "s"
+	}
+	return Age(time.Duration(*s * float64(time.Second)))
 }
 
 // HostJSON writes h as one JSON object, indented for a person (see JSON).
@@ -90,14 +114,14 @@ func HostTable(out io.Writer, r *model.Host) error {
 	if len(r.Parents) == 0 {
 		fmt.Fprintln(&b, "none")
 	} else {
-		t := newTable(&b, "PID", "PPID", "USER", "COMMAND", "ZOMBIES", "OLDEST", "SIGCHLD", "ROLE")
+		t := newTable(&b, "PID", "PPID", "USER", "COMMAND", "ZOMBIES", "EXITED", "SIGCHLD", "ROLE")
 		for _, p := range r.Parents {
 			role := diagnose.Role(p.Evidence())
 			if role == "" {
 				role = "-"
 			}
 			if err := t.Append(strconv.Itoa(p.PID), strconv.Itoa(p.PPID), Printable(p.User), Printable(p.Comm), strconv.Itoa(p.Zombies),
-				Age(p.OldestAge()), string(p.Sigchld), role); err != nil {
+				exitedAgo(oldestExit(p)), string(p.Sigchld), role); err != nil {
 				return err
 			}
 		}

@@ -122,8 +122,13 @@ func zombieDetail(s *model.Process) string {
 	if s.AdoptedZombies > 0 {
 		parts = append(parts, fmt.Sprintf("%d adopted %s", s.AdoptedZombies, plural(s.AdoptedZombies, "orphan", "orphans")))
 	}
-	if len(s.ZombieList) > 0 {
-		parts = append(parts, "oldest "+ageOf(s.ZombieList[0].AgeSeconds))
+	if rp := s.Reaping; rp != nil && rp.OldestExitSeconds != nil {
+		parts = append(parts, "oldest exited "+exitedAgo(rp.OldestExitSeconds)+" ago")
+	} else if len(s.ZombieList) > 0 {
+		parts = append(parts, "exit times unknown, oldest started "+ageOf(s.ZombieList[0].AgeSeconds)+" ago")
+	}
+	if rp := s.Reaping; rp != nil && rp.ObservedSeconds > 0 {
+		parts = append(parts, fmt.Sprintf("observed %.1fs: %d reaped", rp.ObservedSeconds, rp.Reaped))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -258,13 +263,15 @@ func Rows(w io.Writer, header []string, rows [][]string) error {
 // held side by side.
 func Zombies(w io.Writer, r *model.Process) error {
 	var b bytes.Buffer
-	t := newTable(&b, "USER", "PID", "PPID", "STAT", "AGE", "EXIT", "COMMAND")
+	// AGE is since the child started, as ps's ELAPSED; EXITED since it
+	// exited ("?" where the kernel does not tell).
+	t := newTable(&b, "USER", "PID", "PPID", "STAT", "AGE", "EXITED", "EXIT", "COMMAND")
 	for _, z := range r.ZombieList {
 		user := "?"
 		if z.UID != nil {
 			user = Printable(z.User)
 		}
-		if err := t.Append(user, strconv.Itoa(z.PID), strconv.Itoa(z.PPID), "Z", ageOf(z.AgeSeconds), z.Exit, "["+Printable(z.Comm)+"] <defunct>"); err != nil {
+		if err := t.Append(user, strconv.Itoa(z.PID), strconv.Itoa(z.PPID), "Z", ageOf(z.AgeSeconds), exitedAgo(z.ExitAgeSeconds), z.Exit, "["+Printable(z.Comm)+"] <defunct>"); err != nil {
 			return err
 		}
 	}
