@@ -242,10 +242,10 @@ func cause(e Evidence) (Cause, string) {
 	case e.Reaped > 0:
 		return reapsSome(e)
 	case e.Stale == 0 && (e.OldestExitKnown || e.Observed > 0):
-		return TooYoung, fmt.Sprintf("all exited less than %s ago%s: too young to tell whether it reaps them (zombiewatch --pid %d --observe 5s, or --watch, follows them)",
-			secs(e.StaleAge), observedNote(e), e.PID)
+		return TooYoung, fmt.Sprintf("all exited less than %s ago%s: too young to tell whether it reaps them%s",
+			secs(e.StaleAge), observedNote(e), followAdvice(e))
 	case e.Stale == 0:
-		return NotJudged, fmt.Sprintf("whether it reaps is not known: the kernel does not tell when they exited (no /proc/PID/sched: CONFIG_SCHED_DEBUG is off) and they were not observed (zombiewatch --pid %d --observe 5s, or --watch, follows them)", e.PID)
+		return NotJudged, "whether it reaps is not known: the kernel does not tell when they exited (no /proc/PID/sched: CONFIG_SCHED_DEBUG is off) and they were not observed" + followAdvice(e)
 	}
 	evidence := staleNote(e)
 	switch {
@@ -301,6 +301,15 @@ func staleNote(e Evidence) string {
 		return n + " and is still there"
 	}
 	return n + " and are still there"
+}
+
+// followAdvice names the command that follows the zombies, unless the
+// caller is following them already (a watch).
+func followAdvice(e Evidence) string {
+	if e.ObservedBy != "" {
+		return ""
+	}
+	return fmt.Sprintf(" (zombiewatch --pid %d --observe 5s, or --watch, follows them)", e.PID)
 }
 
 func delayNote(e Evidence) string {

@@ -120,11 +120,25 @@ func (p *Process) judgeFromExitAges() {
 // resolution of the reap delays it reports.
 const ObserveStep = 100 * time.Millisecond
 
+// RecentAge: zombies that all exited less than this ago are recent enough
+// that one reading may have met a parent that had no chance to reap yet
+// (busy, or stopped until a moment ago): they are observed before they
+// are judged.
+const RecentAge = 10 * time.Second
+
 // NeedsObservation tells whether one reading leaves the question open: p
-// holds zombies, none yet stale, and it can run (a stopped parent cannot
-// reap, whatever it would do once resumed).
+// holds zombies, none older than RecentAge (or none yet stale, where exit
+// times are unknown), and it can run (a stopped parent cannot reap,
+// whatever it would do once resumed).
 func (p *Process) NeedsObservation() bool {
-	return p.Reaping != nil && p.Reaping.Stale == 0 && p.State != "T" && p.State != "t"
+	rp := p.Reaping
+	if rp == nil || p.State == "T" || p.State == "t" {
+		return false
+	}
+	if rp.OldestExitSeconds != nil {
+		return *rp.OldestExitSeconds < RecentAge.Seconds()
+	}
+	return rp.Stale == 0
 }
 
 // observed is one zombie child followed by an observation.
@@ -266,4 +280,53 @@ func (r *Reader) ownZombies(p *Process, last map[zombieID]observed) (map[zombieI
 		}
 	}
 	return out, nil
+}
+
+// WatchedReaps is what a watch saw of a parent's reaping over its window:
+// how long it has watched, the reaps it saw (by re-reads, or the kernel's
+// process events) and the longest exit-to-reap delay among them.
+type WatchedReaps struct {
+	Watched  time.Duration
+	By       string
+	Reaped   int
+	MaxDelay *time.Duration
+	// FirstSeen is when the watch first saw a zombie (the lower bound of
+	// its exit age where the kernel does not tell it).
+	FirstSeen func(Zombie) (time.Time, bool)
+	Now       time.Time
+}
+
+// JudgeWatched sets p's time evidence from a watch and re-diagnoses it:
+// the watch's cause agrees with the reaps the watch itself counted.
+func (p *Process) JudgeWatched(w WatchedReaps) {
+	if p.Reaping == nil {
+		return
+	}
+	rp := p.Reaping
+	rp.ObservedSeconds, rp.ObservedBy, rp.Reaped = round2(w.Watched.Seconds()), w.By, w.Reaped
+	judge := StaleAge
+	if w.MaxDelay != nil {
+		d := round2(w.MaxDelay.Seconds())
+		rp.ReapDelayMaxSeconds = &d
+		judge = max(judge, 2**w.MaxDelay)
+	}
+	rp.StaleAgeSeconds = round2(judge.Seconds())
+	rp.Stale = 0
+	for _, z := range p.ZombieList {
+		if z.PPID != p.PID {
+			continue
+		}
+		age, known := time.Duration(0), false
+		if z.ExitAgeSeconds != nil {
+			age, known = seconds(*z.ExitAgeSeconds), true
+		} else if w.FirstSeen != nil {
+			if seen, ok := w.FirstSeen(z); ok {
+				age, known = w.Now.Sub(seen), true
+			}
+		}
+		if known && age >= judge {
+			rp.Stale++
+		}
+	}
+	p.Diagnose()
 }

@@ -119,8 +119,13 @@ type Sampler struct {
 	ownAtCount int
 	lastFDs    *int // the fd count of the last sample
 	// seen: the zombies of the last sample, by pid and start, to tell
-	// which appeared and which were reaped.
-	seen map[zombieKey]bool
+	// which appeared and which were reaped, with when each was first seen
+	// and when it exited (zero where unknown).
+	seen map[zombieKey]seenZombie
+	// reaps: what each sample saw reaped, over the last ReapWindow, and
+	// when the watch began: the time evidence of its diagnosis.
+	reaps []reapsAt
+	began time.Time
 	// The event counts at the last sample, for the deltas.
 	lastExits, lastReaped int64
 	// groups: the fd groups at the first sample; growing: the last named.
@@ -128,13 +133,67 @@ type Sampler struct {
 	growing []GroupGrowth
 }
 
+type seenZombie struct{ first, exited time.Time }
+
+// reapsAt is what one sample saw reaped: by re-reading (with the longest
+// exit-to-reap delay among those whose exit time is known) and by the
+// kernel's events.
+type reapsAt struct {
+	t               time.Time
+	reread, events  int64
+	maxDelay        time.Duration
+	hasDelay        bool
+	eventP99        time.Duration
+	hasEventLatency bool
+}
+
+// ReapWindow is how far back the watch's reaping evidence goes.
+const ReapWindow = time.Minute
+
 type zombieKey struct {
-	pid  int
-	age0 int64 // start, as the age at a fixed clock, to tell a reused pid
+	pid, ppid int
+	age0      int64 // start, as the age at a fixed clock, to tell a reused pid
 }
 
 func keyOf(z model.Zombie, now time.Time) zombieKey {
-	return zombieKey{z.PID, now.Add(-seconds(z.AgeSeconds)).Round(time.Second).Unix()}
+	return zombieKey{z.PID, z.PPID, now.Add(-seconds(z.AgeSeconds)).Round(time.Second).Unix()}
+}
+
+// judge gives the sample's diagnosis the watch's own evidence: the reaps
+// it saw over the last ReapWindow (re-read, or by the kernel's events,
+// whichever saw more: events see a zombie reaped between two samples) and
+// the longest delay among them, so its cause agrees with its counts.
+func (s *Sampler) judge(snap *model.Process, got reapsAt, now time.Time) {
+	s.reaps = append(s.reaps, got)
+	for len(s.reaps) > 0 && now.Sub(s.reaps[0].t) > ReapWindow {
+		s.reaps = s.reaps[1:]
+	}
+	var reread, evs int64
+	var maxDelay time.Duration
+	hasDelay := false
+	for _, r := range s.reaps {
+		reread += r.reread
+		evs += r.events
+		if r.hasDelay {
+			maxDelay, hasDelay = max(maxDelay, r.maxDelay), true
+		}
+	}
+	if n := len(s.reaps); n > 0 && s.reaps[n-1].hasEventLatency && evs > 0 {
+		maxDelay, hasDelay = max(maxDelay, s.reaps[n-1].eventP99), true
+	}
+	by := "re-reading every sample"
+	if s.Events != nil {
+		by = "re-reading every sample and the kernel's process events"
+	}
+	w := model.WatchedReaps{Watched: min(now.Sub(s.began), ReapWindow), By: by, Reaped: int(max(reread, evs)), Now: now,
+		FirstSeen: func(z model.Zombie) (time.Time, bool) {
+			sz, ok := s.seen[keyOf(z, now)]
+			return sz.first, ok
+		}}
+	if hasDelay {
+		w.MaxDelay = &maxDelay
+	}
+	snap.JudgeWatched(w)
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
@@ -261,22 +320,38 @@ func (s *Sampler) Next(ctx context.Context) (*Sample, error) {
 	sample := &Sample{Process: snap, Seq: s.seq, Time: s.Reader.Now(), FDGroupsGrowing: s.growing,
 		FDTypesFrom: fdTypesFrom, UIDProcessesFrom: tasksFrom, UIDProcessesEstimated: estimated,
 		ZombiesAppeared: []model.Zombie{}, ZombiesReaped: []int{}}
-	seen := make(map[zombieKey]bool, len(snap.ZombieList))
+	seen := make(map[zombieKey]seenZombie, len(snap.ZombieList))
 	for _, z := range snap.ZombieList {
 		k := keyOf(z, sample.Time)
-		seen[k] = true
-		if s.seen != nil && !s.seen[k] {
-			sample.ZombiesAppeared = append(sample.ZombiesAppeared, z)
+		sz, ok := s.seen[k]
+		if !ok {
+			sz.first = sample.Time
+			if s.seen != nil {
+				sample.ZombiesAppeared = append(sample.ZombiesAppeared, z)
+			}
 		}
+		if z.ExitAgeSeconds != nil && sz.exited.IsZero() {
+			sz.exited = sample.Time.Add(-seconds(*z.ExitAgeSeconds))
+		}
+		seen[k] = sz
 	}
-	for k := range s.seen {
-		if !seen[k] {
-			sample.ZombiesReaped = append(sample.ZombiesReaped, k.pid)
+	got := reapsAt{t: sample.Time}
+	for k, sz := range s.seen {
+		if _, ok := seen[k]; ok {
+			continue
+		}
+		sample.ZombiesReaped = append(sample.ZombiesReaped, k.pid)
+		if k.ppid == s.PID {
+			got.reread++
+			if !sz.exited.IsZero() {
+				got.maxDelay, got.hasDelay = max(got.maxDelay, sample.Time.Sub(sz.exited)), true
+			}
 		}
 	}
 	slices.Sort(sample.ZombiesReaped)
 	if s.seen == nil {
 		sample.ZombiesAppeared = slices.Clone(snap.ZombieList)
+		s.began = sample.Time
 	}
 	s.seen = seen
 	if s.Events != nil {
@@ -289,8 +364,13 @@ func (s *Sampler) Next(ctx context.Context) (*Sample, error) {
 		if st.P50 != nil {
 			p50, p99 := roundMs(st.P50.Seconds()), roundMs(st.P99.Seconds())
 			sample.ReapLatencyP50, sample.ReapLatencyP99 = &p50, &p99
+			got.eventP99, got.hasEventLatency = *st.P99, true
+		}
+		if s.seq > 1 {
+			got.events = reaped
 		}
 	}
+	s.judge(snap, got, sample.Time)
 	p := point{t: sample.Time, zombies: snap.Zombies, hasFDs: snap.FDs != nil, tasks: snap.Threads + snap.Children}
 	if snap.UIDProcesses != nil {
 		p.uidProcesses, p.hasUIDProcesses = *snap.UIDProcesses, true
