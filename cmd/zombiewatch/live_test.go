@@ -502,3 +502,75 @@ print("ready", flush=True); time.sleep(60)`)
 		t.Errorf("first group %+v; want the 12 connections in CLOSE_WAIT as one", got.FDGroups)
 	}
 }
+
+// TestContainerTotalsIgnoreTop: a cgroup's ZOMBIES total counts every
+// parent inside it, also one --top leaves out of the parents' list.
+func TestContainerTotalsIgnoreTop(t *testing.T) {
+	dir, cg := zombietest.PidsCgroup(t, 100)
+	// Inside the cgroup: a parent with 3 zombies. Outside: one with 6, so
+	// --top 1 lists only the outside one.
+	inside := exec.Command("sh", "-c", "echo $$ > "+dir+"/cgroup.procs && exec python3 -c '"+`
+import os, time
+for _ in range(3):
+    if os.fork() == 0:
+        os._exit(0)
+print("ready", flush=True); time.sleep(120)`+"'")
+	out, err := inside.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inside.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inside.Process.Kill(); inside.Wait(); zombietest.ReapAll() })
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatalf("the parent in the cgroup did not report: %v", err)
+	}
+	outside := zombietest.Python(t, `
+import os, time
+for _ in range(6):
+    if os.fork() == 0:
+        os._exit(0)
+print("ready", flush=True); time.sleep(120)`)
+	for _, c := range []struct{ pid, n int }{{inside.Process.Pid, 3}, {outside.Process.Pid, 6}} {
+		for deadline := time.Now().Add(20 * time.Second); psZombieCount(t, strconv.Itoa(c.pid)) < c.n; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("pid %d: fewer than %d zombies after 20s", c.pid, c.n)
+			}
+		}
+	}
+	var stdout bytes.Buffer
+	// A host reading exits 1 when a read was refused (here: PID 1's fd
+	// links, refused even to root): the totals are what is tested.
+	if err := run(context.Background(), []string{"--top", "1", "--json"}, nil, &stdout, io.Discard); err != nil && !strings.Contains(err.Error(), "refused") {
+		t.Fatal(err)
+	}
+	var got struct {
+		Parents []struct {
+			PID int `json:"pid"`
+		} `json:"parents"`
+		Cgroups []struct {
+			Path        string `json:"path"`
+			PidsCgroup  string `json:"pids_cgroup"`
+			Zombies     int    `json:"zombies"`
+			WorstParent int    `json:"worst_parent"`
+		} `json:"cgroups"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	for _, p := range got.Parents {
+		if p.PID == inside.Process.Pid {
+			t.Skipf("pid %d made --top 1 (another parent on the host holds fewer zombies than it): the case does not arise", p.PID)
+		}
+	}
+	for _, c := range got.Cgroups {
+		if c.PidsCgroup == cg {
+			if c.Zombies != 3 || c.WorstParent != inside.Process.Pid {
+				t.Errorf("cgroup %s at --top 1: %d zombies, worst parent %d; want 3 held by %d", cg, c.Zombies, c.WorstParent, inside.Process.Pid)
+			}
+			return
+		}
+	}
+	t.Errorf("cgroup %s not in the host view at --top 1: %s", cg, stdout.String())
+}

@@ -37,7 +37,12 @@ func TestIdentify(t *testing.T) {
 			Identity{ContainerID: cid, PodUID: uid, QoS: "guaranteed"}},
 		{"plain docker, cgroupfs", "/docker/" + cid, Identity{Runtime: "docker", ContainerID: cid}},
 		{"plain docker, systemd", "/system.slice/docker-" + cid + ".scope", Identity{Runtime: "docker", ContainerID: cid, Unit: "system.slice"}},
-		{"podman", "/machine.slice/libpod-" + cid + ".scope", Identity{Runtime: "podman", ContainerID: cid, Unit: "machine.slice"}},
+		{"podman, systemd manager", "/machine.slice/libpod-" + cid + ".scope", Identity{Runtime: "podman", ContainerID: cid, Unit: "machine.slice"}},
+		// As podman with runc and the cgroupfs manager makes it on this
+		// machine's hybrid hierarchy (LINUX-NOTES).
+		{"podman, cgroupfs manager", "/libpod_parent/libpod-" + cid, Identity{Runtime: "podman", ContainerID: cid}},
+		{"kubelet cgroupfs driver, cri-o", "/kubepods/burstable/pod" + uid + "/crio-" + cid,
+			Identity{Runtime: "cri-o", ContainerID: cid, PodUID: uid, QoS: "burstable"}},
 		{"systemd service", "/system.slice/nginx.service", Identity{Unit: "nginx.service"}},
 		{"user session", "/user.slice/user-1000.slice/session-3.scope", Identity{Unit: "session-3.scope"}},
 		{"root", "/", Identity{}},

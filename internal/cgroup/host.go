@@ -19,9 +19,31 @@ const topCgroups = 10
 // HostSource is the "cgroup" host source: every cgroup with a pids.max
 // (from the cgroupfs itself, where processes listed or not), and the
 // zombies the listed parents hold inside each, most urgent first.
-func HostSource(cfs *FS) model.HostSource { return hostSource{cfs} }
+func HostSource(pfs *proc.FS, cfs *FS) model.HostSource { return hostSource{cfs, pfs} }
 
-type hostSource struct{ fs *FS }
+type hostSource struct {
+	fs  *FS
+	pfs *proc.FS
+}
+
+// cgroupOf is a parent's cgroup as the process source reads it (its
+// identity and the pids cgroup that binds), nil if it cannot be read.
+func (s hostSource) cgroupOf(pid int) *model.Cgroup {
+	lines, err := s.pfs.ReadCgroup(pid)
+	if err != nil {
+		return nil
+	}
+	id := IdentityOf(lines)
+	cg := &model.Cgroup{Path: id.Path, Unit: id.Unit, Runtime: id.Runtime, ContainerID: id.ContainerID, PodUID: id.PodUID, QoS: id.QoS}
+	if pids, limited, err := s.fs.PidsOf(lines); err == nil && limited {
+		cur, max, ref := pids.Current, pids.Max, pids.Refused
+		cg.PidsCgroup, cg.PidsCurrent, cg.PidsMax = pids.Path, &cur, &max
+		if ref >= 0 {
+			cg.PidsRefused = &ref
+		}
+	}
+	return cg
+}
 
 func (hostSource) Name() string { return "cgroup" }
 
@@ -40,22 +62,34 @@ func (s hostSource) Host(ctx context.Context, h *model.Host) error {
 		u.Ratio = model.Ratio(cur, proc.Limit(max))
 		uses[p.Path] = u
 	}
+	// Every parent holding zombies counts, whatever --top lists: the
+	// listed ones carry their cgroup already, the others are read here.
+	listed := map[int]*model.Cgroup{}
 	for _, p := range h.Parents {
-		if p.Cgroup == nil {
+		if p.Cgroup != nil {
+			listed[p.PID] = p.Cgroup
+		}
+	}
+	for _, holder := range h.Holders {
+		cg := listed[holder.PID]
+		if cg == nil && s.pfs != nil {
+			cg = s.cgroupOf(holder.PID)
+		}
+		if cg == nil {
 			continue
 		}
-		key := p.Cgroup.PidsCgroup
+		key := cg.PidsCgroup
 		if key == "" {
-			key = p.Cgroup.Path
+			key = cg.Path
 		}
 		u := uses[key]
 		if u == nil {
-			u = &model.CgroupUse{Cgroup: *p.Cgroup}
+			u = &model.CgroupUse{Cgroup: *cg}
 			uses[key] = u
 		}
-		u.Zombies += p.Zombies
-		if p.Zombies > 0 && (u.WorstParent == 0 || p.Zombies > worst(h, u.WorstParent)) {
-			u.WorstParent, u.WorstParentComm = p.PID, p.Comm
+		u.Zombies += holder.Zombies
+		if holder.Zombies > 0 && (u.WorstParent == 0 || holder.Zombies > worst(h, u.WorstParent)) {
+			u.WorstParent, u.WorstParentComm = holder.PID, holder.Comm
 		}
 	}
 	list := make([]*model.CgroupUse, 0, len(uses))
@@ -83,7 +117,7 @@ func refused(u *model.CgroupUse) int {
 }
 
 func worst(h *model.Host, pid int) int {
-	for _, p := range h.Parents {
+	for _, p := range h.Holders {
 		if p.PID == pid {
 			return p.Zombies
 		}

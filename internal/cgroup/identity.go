@@ -26,7 +26,7 @@ var (
 	// (systemd driver) or pod<uid> (cgroupfs driver).
 	podSliceRe = regexp.MustCompile(`^kubepods(?:-(burstable|besteffort))?-pod([0-9a-f_]{36})\.slice$`)
 	podDirRe   = regexp.MustCompile(`^pod([0-9a-f-]{36})$`)
-	idRe       = regexp.MustCompile(`^(?:(?:docker|cri-containerd|crio|libpod)-)?(` + hex64 + `)(?:\.scope)?$`)
+	idRe       = regexp.MustCompile(`^(?:(docker|cri-containerd|crio|libpod)-)?(` + hex64 + `)(?:\.scope)?$`)
 )
 
 var runtimes = map[string]string{"docker": "docker", "cri-containerd": "containerd", "crio": "cri-o", "libpod": "podman"}
@@ -68,8 +68,10 @@ func Identify(p string) Identity {
 		if m := scopeRe.FindStringSubmatch(part); m != nil {
 			id.Runtime, id.ContainerID = runtimes[m[1]], m[2]
 		} else if m := idRe.FindStringSubmatch(part); m != nil && i > 0 {
-			id.ContainerID = m[1]
+			id.ContainerID = m[2]
 			switch {
+			case m[1] != "":
+				id.Runtime = runtimes[m[1]] // podman's cgroupfs manager: /libpod_parent/libpod-<id>
 			case parts[i-1] == "docker":
 				id.Runtime = "docker"
 			case inKube && id.Runtime == "":

@@ -89,5 +89,5 @@ func Sources(pfs *proc.FS, root string, asked bool) ([]model.Source, []model.Hos
 		failing := model.SourceFunc("cgroup", func(context.Context, *model.Process) error { return err })
 		return []model.Source{failing}, nil
 	}
-	return []model.Source{Source(pfs, cfs)}, []model.HostSource{HostSource(cfs)}
+	return []model.Source{Source(pfs, cfs)}, []model.HostSource{HostSource(pfs, cfs)}
 }

@@ -44,6 +44,15 @@ type Host struct {
 	// AllCgroups: every cgroup the host sources saw, unbounded (for the
 	// host-wide watch, which ranks their growth).
 	AllCgroups []CgroupUse
+	// Holders: every parent holding zombies, listed or not (Parents is
+	// bounded by --top), so that sums over cgroups count them all.
+	Holders []Holder
+}
+
+// Holder is a parent holding zombies, as counted by the pass.
+type Holder struct {
+	PID, Zombies int
+	Comm         string
 }
 
 // Kernel is the host's tasks and open files against the kernel's limits.
@@ -59,8 +68,8 @@ type Kernel struct {
 // CgroupUse is one cgroup (a container, a pod, a unit) in the host view.
 type CgroupUse struct {
 	Cgroup
-	Zombies int `json:"zombies"` // held by the listed parents inside it
-	// WorstParent: the listed parent inside holding the most zombies.
+	Zombies int `json:"zombies"` // held by every parent inside it, listed or not
+	// WorstParent: the parent inside holding the most zombies.
 	WorstParent     int     `json:"worst_parent,omitempty"`
 	WorstParentComm string  `json:"worst_parent_comm,omitempty"`
 	Ratio           float64 `json:"pids_ratio"` // pids_current over pids_max (0 without a limit)
@@ -351,6 +360,10 @@ func (r *Reader) parents(ctx context.Context, recs []rec, top int, h *Host, resu
 	slices.SortFunc(list, func(a, b *Process) int {
 		return cmp.Or(b.Zombies-a.Zombies, a.PID-b.PID)
 	})
+	h.Holders = make([]Holder, len(list))
+	for i, p := range list {
+		h.Holders[i] = Holder{PID: p.PID, Zombies: p.Zombies, Comm: p.Comm}
+	}
 	list = bound(list, top)
 	for _, p := range list {
 		// The exit ages of the listed parents' zombies judge whether they
