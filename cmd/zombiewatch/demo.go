@@ -31,7 +31,7 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	case fs.NArg() > 0:
 		return cli.Usagef("demo: unexpected argument %q", fs.Arg(0))
 	case phase < 0 || phase > 7:
-		return cli.Usagef("demo: --phase %d: want 1 to 7", phase)
+		return cli.Usagef("demo: --phase %d: want 1 to 7 (0, the default: every phase)", phase)
 	case requests < 1 || requests > 2000:
 		return cli.Usagef("demo: --requests %d: want 1 to 2000", requests)
 	case burst < 2 || burst > 1000:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,5 +204,37 @@ func TestDemoPhaseAlone(t *testing.T) {
 		if (p.RecoverMs != nil) != tc.recover {
 			t.Errorf("demo --phase %s: recovered in %v; want a time: %v", tc.phase, p.RecoverMs, tc.recover)
 		}
+	}
+}
+
+// TestDemoCtrlCExits130: Ctrl-C (SIGINT) during the demo ends it with
+// 130, as a shell reports an interrupted command, whatever error the
+// interrupted phase returned.
+func TestDemoCtrlCExits130(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "demo", "--burst", "300", "--requests", "200")
+	cmd.Env = append(os.Environ(), "ZW_TEST_MAIN=1")
+	stdout := &zombietest.Buffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(stdout.String(), "the bundled server runs as pid"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not start its server in 60s:\n%s", stdout.String())
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // inside phase 1
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 130 {
+		t.Errorf("demo after Ctrl-C: %v; want exit status 130\n%s", err, stdout.String())
 	}
 }

@@ -266,6 +266,9 @@ func (r *Reader) readRec(pid int, buf []byte) (rc rec, _ []byte, ok bool, err er
 		rc.uid, rc.sigchld = status.UID, status.Sigchld()
 		rc.nsInit, rc.nestedInit = pid == 1 && len(status.NSpid) <= 1, status.NSInit()
 		rc.Stat = proc.Stat{PID: pid, Comm: status.Name, State: status.State, PPID: status.PPID, Threads: status.Threads}
+		if status.Kthread {
+			rc.Flags = proc.PFKthread
+		}
 	case proc.IsGone(err) && r.dirExists(pid):
 		// A tree with stat but no status: stat has the identity, the
 		// directory's owner the uid; the signal masks stay unknown.
@@ -391,7 +394,9 @@ func (r *Reader) fdUsers(ctx context.Context, recs []rec, opt HostOptions, h *Ho
 	}
 	users := make([]user, 0, len(recs))
 	for i := range recs {
-		if rc := &recs[i]; rc.hasFDs {
+		// Kernel threads have no fd table of their own (their count is
+		// 0 against a limit they never meet): not fd users.
+		if rc := &recs[i]; rc.hasFDs && !rc.KernelThread() {
 			users = append(users, user{rc, Ratio(rc.fds, rc.limits.NofileSoft)})
 		}
 	}

@@ -969,4 +969,20 @@ func TestKernelThread(t *testing.T) {
 	if !p.KernelThread || p.FDs != nil || p.Cause != "kernel_thread" {
 		t.Errorf("kthreadd: kernel thread %v, fds %v, cause %s (%q)", p.KernelThread, p.FDs, p.Cause, p.Diagnosis)
 	}
+	for _, l := range p.Limits {
+		if strings.HasPrefix(l.Name, "RLIMIT_") {
+			t.Errorf("kthreadd ranked against %s: a kernel thread meets no user limit", l.Name)
+		}
+	}
+	// The host view's fd users leave kernel threads out: they have no fd
+	// table to run out of.
+	h, err := liveReader(t).Host(context.Background(), model.HostOptions{FDUsers: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range h.FDUsers {
+		if u.PID == 2 {
+			t.Errorf("kthreadd among the fd users: %+v", u)
+		}
+	}
 }

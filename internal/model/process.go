@@ -237,7 +237,7 @@ func (p *Process) rankLimits() {
 	if p.FDs != nil {
 		add("RLIMIT_NOFILE", *p.FDs+p.FDSlotsReserved, uint64(p.FDSoftLimit))
 	}
-	if p.UIDProcesses != nil {
+	if p.UIDProcesses != nil && !p.KernelThread {
 		add("RLIMIT_NPROC", *p.UIDProcesses, uint64(p.NprocSoftLimit))
 	}
 	if c := p.Cgroup; c != nil && c.PidsMax != nil && c.PidsCurrent != nil {

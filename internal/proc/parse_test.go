@@ -31,6 +31,12 @@ func TestParseStat(t *testing.T) {
 			Stat{PID: 7, Comm: ") )", State: 'Z', PPID: 77, Threads: 4, StartTime: 123456, ExitCode: 9}},
 		{"empty comm", statFields("7", "", "R", "0"),
 			Stat{PID: 7, Comm: "", State: 'R', PPID: 77, Threads: 4, StartTime: 123456}},
+		// procfs's fixture tree has a stat followed by more text: the
+		// record ends at its newline.
+		{"more after the newline", statFields("42", "server", "S", "0") + "\nextra (text) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22\n",
+			Stat{PID: 42, Comm: "server", State: 'S', PPID: 77, Threads: 4, StartTime: 123456}},
+		{"comm with a newline", statFields("42", "a\nb)", "S", "0"),
+			Stat{PID: 42, Comm: "a\nb)", State: 'S', PPID: 77, Threads: 4, StartTime: 123456}},
 		// Before Linux 3.5 the line stops at field 44: no exit code.
 		{"old kernel", "9 (a) Z 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 555 0 0",
 			Stat{PID: 9, Comm: "a", State: 'Z', PPID: 1, Threads: 1, StartTime: 555}},

@@ -32,6 +32,15 @@ func ParseStat(data []byte) (Stat, error) { return parseStatInterned(data, nil) 
 func parseStatInterned(data []byte, comms map[string]string) (Stat, error) {
 	var s Stat
 	l := bytes.IndexByte(data, '(')
+	// The record is one line; a file with more after its newline (a copied
+	// tree, procfs's own fixtures) ends at that newline. The comm, which
+	// may hold newlines and ')', is at most 64 bytes: the line's end is
+	// the first newline after it could have ended.
+	if l >= 0 && l+66 < len(data) {
+		if nl := bytes.IndexByte(data[l+66:], '\n'); nl >= 0 {
+			data = data[:l+66+nl+1]
+		}
+	}
 	r := bytes.LastIndexByte(data, ')')
 	if l < 0 || r < l || r+2 > len(data) {
 		return s, fmt.Errorf("malformed stat %q", truncate(data))
@@ -92,12 +101,12 @@ func parseStatInterned(data []byte, comms map[string]string) (Stat, error) {
 	return s, nil
 }
 
-// pfKthread is PF_KTHREAD among stat's flags: a kernel thread, with no
+// PFKthread is PF_KTHREAD among stat's flags: a kernel thread, with no
 // fd table, no command line and no user limits.
-const pfKthread = 0x00200000
+const PFKthread = 0x00200000
 
 // KernelThread tells whether the process is a kernel thread.
-func (s Stat) KernelThread() bool { return s.Flags&pfKthread != 0 }
+func (s Stat) KernelThread() bool { return s.Flags&PFKthread != 0 }
 
 // errNotCanonical: a number as the kernel never writes it.
 var errNotCanonical = errors.New("not a canonical decimal number")

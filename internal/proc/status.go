@@ -33,6 +33,7 @@ type Status struct {
 	PPID    int
 	UID     int   // real uid: the one RLIMIT_NPROC counts against
 	NSpid   []int // the pid in each pid namespace, outermost first
+	Kthread bool  // "Kthread: 1" (Linux 6.x): a kernel thread
 	Threads int
 	SigPnd  uint64
 	ShdPnd  uint64
@@ -85,6 +86,8 @@ func ParseStatus(data []byte) (Status, error) {
 				}
 				s.NSpid = append(s.NSpid, n)
 			}
+		case "Kthread":
+			s.Kthread = string(v) == "1"
 		case "Threads":
 			s.Threads, err = atoi(v)
 		case "SigPnd":

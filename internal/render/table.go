@@ -72,9 +72,11 @@ func Table(out io.Writer, s *model.Process) error {
 		{"zombies", strconv.Itoa(s.Zombies), "", "", zombieDetail(s)},
 		{"children", strconv.Itoa(s.Children), "", "", ""},
 		fdRow(s),
-		nprocRow(s),
-		{"SIGCHLD", string(s.Sigchld), "", "", sigchldDetail(s)},
 	}
+	if !s.KernelThread { // a kernel thread meets no user limit
+		rows = append(rows, nprocRow(s))
+	}
+	rows = append(rows, []string{"SIGCHLD", string(s.Sigchld), "", "", sigchldDetail(s)})
 	if row := pidsRow(s); row != nil {
 		rows = append(rows, row)
 	}
