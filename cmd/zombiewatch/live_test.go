@@ -574,3 +574,54 @@ print("ready", flush=True); time.sleep(120)`)
 	}
 	t.Errorf("cgroup %s not in the host view at --top 1: %s", cg, stdout.String())
 }
+
+// fakeServer is a process of uid 65534 that binds the bundled server's
+// control name for its own pid (so it passes the peer check: it is that
+// pid) and answers with reply, a JSON line.
+const fakeServer = `
+import json, os, socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind("\0zombiewatch/server/%d/fake" % os.getpid())
+s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    try:
+        c.settimeout(2)
+        c.recv(4096)
+        c.sendall((REPLY % {"pid": os.getpid()} + "\n").encode())
+    except OSError:
+        pass
+    finally:
+        c.close()
+`
+
+// TestFakeServerCannotWriteEscapes: whatever a fake bundled server answers
+// (escapes in its reaper, address and error, negative counts), no raw
+// control byte reaches the table, the JSON or ctl's output and errors;
+// an invalid reply is no server at all.
+func TestFakeServerCannotWriteEscapes(t *testing.T) {
+	for name, reply := range map[string]string{
+		"status": `'{"status": {"reaper": "\u001b]0;PWNED\u0007\u001b[2J", "close_conn": false, "hold": "0s", "pid": %(pid)d, "addr": "\u001b[31mred", "held_conns": -7, "max_children": -1}}'`,
+		"error":  `'{"error": "\u001b]0;PWNED\u0007\u001b[2J"}'`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			cmd := zombietest.Nobody(t, "REPLY = r"+reply+"\n"+fakeServer)
+			pid := strconv.Itoa(cmd.Process.Pid)
+			for _, args := range [][]string{{"--pid", pid}, {"--pid", pid, "--json"}, {"ctl", "--pid", pid}, {"ctl", "--pid", pid, "reaper=loop"}} {
+				var stdout, stderr bytes.Buffer
+				err := run(context.Background(), args, nil, &stdout, &stderr)
+				all := stdout.String() + stderr.String()
+				if err != nil {
+					all += err.Error()
+				}
+				if strings.ContainsAny(all, "\x1b\x07") {
+					t.Errorf("zombiewatch %s: raw escape bytes reached the output: %q", strings.Join(args, " "), all)
+				}
+				if strings.Contains(all, "-7 connection") || strings.Contains(all, "max-children -1") {
+					t.Errorf("zombiewatch %s: the fake server's numbers were believed: %q", strings.Join(args, " "), all)
+				}
+			}
+		})
+	}
+}

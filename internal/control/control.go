@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -260,12 +261,64 @@ func CallNames(pid int, names []string, req Request, timeout time.Duration) (*St
 		return nil, fmt.Errorf("pid %d: control socket: no reply: %w", pid, err)
 	}
 	if rep.Error != "" {
-		return nil, fmt.Errorf("pid %d: server refused: %s", pid, rep.Error)
+		// The peer is the process it claims, but any process may answer
+		// under its own pid: its words are quoted (escaped), never
+		// printed raw, and bounded.
+		msg := rep.Error
+		if len(msg) > 200 {
+			msg = msg[:200]
+		}
+		return nil, fmt.Errorf("pid %d: server refused: %q", pid, msg)
 	}
 	if rep.Status == nil {
 		return nil, fmt.Errorf("pid %d: control socket: empty reply", pid)
 	}
+	if err := rep.Status.Validate(pid); err != nil {
+		return nil, fmt.Errorf("pid %d: control socket: a reply no bundled server gives: %w", pid, err)
+	}
 	return rep.Status, nil
+}
+
+// maxCount bounds a counter in a reply: more than 2^53 children is no
+// server's (and would not survive a float in JSON).
+const maxCount = 1 << 53
+
+// Validate checks a reply as hostile input: a process of any user may bind
+// a name under the prefix for its own pid and answer anything. Every field
+// must be one a bundled server gives: a known reaper, counts within
+// bounds, a sane hold and latencies, its own pid and a host:port address.
+func (st *Status) Validate(pid int) error {
+	if _, err := ParseReaper(string(st.Reaper)); err != nil {
+		return err
+	}
+	switch {
+	case st.PID != pid:
+		return fmt.Errorf("it names pid %d", st.PID)
+	case st.Hold < 0 || time.Duration(st.Hold) > time.Hour:
+		return fmt.Errorf("hold %s: want 0 to 1h", time.Duration(st.Hold))
+	case st.Unreaped < -1 || st.HeldConns < 0 || st.MaxChildren < 0 || st.Unreaped > maxCount || st.HeldConns > maxCount || st.MaxChildren > maxCount:
+		return fmt.Errorf("counts out of range (unreaped %d, held %d, max-children %d)", st.Unreaped, st.HeldConns, st.MaxChildren)
+	case st.Spawned > maxCount || st.Reaped > maxCount || st.ForkErrors > maxCount || st.AcceptErrors > maxCount || st.Busy > maxCount || st.ChildFailures > maxCount:
+		return errors.New("counters out of range")
+	case !okMs(st.ReapP50Ms) || !okMs(st.ReapP99Ms):
+		return fmt.Errorf("latencies %g, %g ms out of range", st.ReapP50Ms, st.ReapP99Ms)
+	}
+	if st.Addr != "" {
+		if _, err := netip.ParseAddrPort(st.Addr); err != nil {
+			return fmt.Errorf("address %q: %v", truncateString(st.Addr, 64), err)
+		}
+	}
+	return nil
+}
+
+// okMs: a latency in milliseconds, finite, 0 to a day.
+func okMs(v float64) bool { return v >= 0 && v <= 86400e3 }
+
+func truncateString(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // ErrImpostor: the socket named after a pid is held by another process.
