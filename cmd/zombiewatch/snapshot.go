@@ -60,8 +60,8 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 	}
 	p, err := r.Process(ctx, c.PID, c.Options())
 	var denied *model.PermissionError
-	if err != nil && !errors.As(err, &denied) {
-		return err
+	if err != nil && (p == nil || !errors.As(err, &denied)) {
+		return err // nothing read (a refusal of what the reading needs, as hidepid gives) is an error, not an empty reading
 	}
 	observe(ctx, c, r, stderr, p)
 	if p.ThreadID != 0 {
@@ -99,7 +99,7 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 func observe(ctx context.Context, c flags.Config, r *model.Reader, stderr io.Writer, ps ...*model.Process) {
 	var wg sync.WaitGroup
 	for _, p := range ps {
-		if c.Observe <= 0 || !p.NeedsObservation() {
+		if !r.Observable(p, c.Observe) {
 			continue
 		}
 		if isTerminal(stderr) {

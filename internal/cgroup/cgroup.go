@@ -19,6 +19,8 @@ import (
 	"strings"
 
 	"github.com/zombiewatch/zombiewatch/internal/proc"
+
+	"golang.org/x/sys/unix"
 )
 
 // FS is one cgroupfs mount point (default /sys/fs/cgroup).
@@ -170,10 +172,12 @@ func readInt(file string) (int, error) {
 
 // readSmall reads a cgroup control file, at most 4 KiB.
 func readSmall(file string) ([]byte, error) {
-	f, err := os.Open(file)
+	// Non-blocking: a FIFO in a hostile --cgroup-root must not hang.
+	fd, err := unix.Open(file, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err
+		return nil, &fs.PathError{Op: "open", Path: file, Err: err}
 	}
+	f := os.NewFile(uintptr(fd), file)
 	defer f.Close()
 	buf := make([]byte, 4096)
 	n, err := f.Read(buf)

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Exit codes.
@@ -158,6 +159,10 @@ func Main(prog string, run func(ctx context.Context, args []string, stdin *os.Fi
 	return ExitCode(prog, run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr), os.Stderr)
 }
 
+// interruptGrace is how long an interrupted command has to end cleanly
+// (the demo stops its server and reaps its children) before it is ended.
+const interruptGrace = 10 * time.Second
+
 // MainInterrupted is Main for a command a person stops with Ctrl-C (a
 // watch, a long reading): stopped so, it exits 130, as a shell reports an
 // interrupted command. Services (the server, the exporter) use Main and
@@ -166,6 +171,17 @@ func MainInterrupted(prog string, run func(ctx context.Context, args []string, s
 	sigint := make(chan os.Signal, 1)
 	signal.Notify(sigint, os.Interrupt)
 	defer signal.Stop(sigint)
+	// A reading blocked in the kernel (a hung file system, a device in a
+	// hostile tree) does not see its context: Ctrl-C always ends it.
+	backstop := make(chan os.Signal, 1)
+	signal.Notify(backstop, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(backstop)
+	go func() {
+		<-backstop
+		time.Sleep(interruptGrace)
+		fmt.Fprintf(os.Stderr, "%s: interrupted, and still blocked after %s: exiting\n", prog, interruptGrace)
+		os.Exit(ExitInterrupted)
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)

@@ -584,6 +584,9 @@ func (r *Reader) Processes(ctx context.Context, pids []int, opt Options, asked f
 			continue
 		case errors.As(err, &perm):
 			denied = err
+			if p == nil {
+				continue // refused what the reading needs: nothing to show
+			}
 		case err != nil:
 			return ps, nil, err
 		}

@@ -141,6 +141,13 @@ func (p *Process) NeedsObservation() bool {
 	return rp.Stale == 0
 }
 
+// Observable tells whether Observe would follow p for window: the question
+// is open, and the tree is a mounted procfs that changes (a copied tree
+// stands still).
+func (r *Reader) Observable(p *Process, window time.Duration) bool {
+	return window > 0 && r.FS.Real() && p.NeedsObservation()
+}
+
 // observed is one zombie child followed by an observation.
 type observed struct {
 	exitAt time.Time // zero when its exit time is unknown
@@ -158,7 +165,7 @@ type zombieID struct {
 // once every zombie it started with has been reaped, and re-diagnoses p
 // from what it saw. Nothing is done unless NeedsObservation.
 func (r *Reader) Observe(ctx context.Context, p *Process, window, step time.Duration) {
-	if window <= 0 || !p.NeedsObservation() {
+	if !r.Observable(p, window) {
 		return
 	}
 	rp := p.Reaping

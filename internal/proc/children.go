@@ -19,7 +19,7 @@ var ErrNoChildrenFile = errors.New("no task/TID/children file")
 // children to a sibling thread, so the same child may be read twice and the
 // union is deduplicated. The list is sorted.
 func (f *FS) Children(pid int, buf []byte) ([]int, []byte, error) {
-	dir, err := os.Open(f.PIDPath(pid, "task"))
+	dir, err := OpenDir(f.PIDPath(pid, "task"))
 	if err != nil {
 		return nil, buf, err
 	}
@@ -86,7 +86,7 @@ func (f *FS) ChildrenByPPID() (idx map[int][]int, skipped int, err error) {
 // PIDs lists the pid entries of the root, unsorted. Names that are not a
 // canonical pid ("0100", "self") are not processes.
 func (f *FS) PIDs() ([]int, error) {
-	dir, err := os.Open(f.root)
+	dir, err := OpenDir(f.root)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package proc
 import (
 	"bytes"
 	"io/fs"
-	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -66,7 +65,7 @@ func (f *FS) FDCount(pid int) (n int, listed bool, err error) {
 }
 
 func listDir(path string) ([]string, error) {
-	dir, err := os.Open(path)
+	dir, err := OpenDir(path)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +92,7 @@ type FDSummary struct {
 // never taken for "no kinds".
 func (f *FS) FDKinds(pid int) (FDSummary, error) {
 	path := f.PIDFile(pid, "fd")
-	dir, err := os.Open(path)
+	dir, err := OpenDir(path)
 	if err != nil {
 		return FDSummary{}, err
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io/fs"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -25,7 +24,7 @@ type FDEntry struct {
 // would be partial.
 func (f *FS) FDList(pid int) ([]FDEntry, error) {
 	path := f.PIDFile(pid, "fd")
-	dir, err := os.Open(path)
+	dir, err := OpenDir(path)
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +84,9 @@ func (f *FS) Sockets(pid int) (map[uint64]Socket, error) {
 	for ino, s := range inet {
 		out[ino] = s // a copy: the kept dump is shared
 	}
+	if err := f.checkRegular(f.PIDPath(pid, "net", "unix")); err != nil {
+		return out, nil
+	}
 	if un, err := pfs.NetUNIX(); err == nil {
 		for _, l := range un.Rows {
 			out[l.Inode] = Socket{Protocol: "UNIX", Local: l.Path}
@@ -112,6 +114,12 @@ func (f *FS) inetFromFiles(pid int, pfs procfs.FS) (map[uint64]Socket, error) {
 		proto string
 		read  func() (procfs.NetTCP, error)
 	}{{"TCP", pfs.NetTCP}, {"TCPv6", pfs.NetTCP6}} {
+		if err := f.checkRegular(f.PIDPath(pid, "net", strings.ToLower(t.proto))); err != nil {
+			if IsGone(err) {
+				continue
+			}
+			return nil, &ParseError{Path: f.PIDPath(pid, "net", strings.ToLower(t.proto)), Err: err}
+		}
 		lines, err := t.read()
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -131,6 +139,12 @@ func (f *FS) inetFromFiles(pid int, pfs procfs.FS) (map[uint64]Socket, error) {
 		proto string
 		read  func() (procfs.NetUDP, error)
 	}{{"UDP", pfs.NetUDP}, {"UDPv6", pfs.NetUDP6}} {
+		if err := f.checkRegular(f.PIDPath(pid, "net", strings.ToLower(u.proto))); err != nil {
+			if IsGone(err) {
+				continue
+			}
+			return nil, &ParseError{Path: f.PIDPath(pid, "net", strings.ToLower(u.proto)), Err: err}
+		}
 		lines, err := u.read()
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {

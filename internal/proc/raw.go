@@ -1,6 +1,9 @@
 package proc
 
 import (
+	"errors"
+	"io/fs"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -20,7 +23,9 @@ func rawOpen(path string) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(p)), uintptr(unix.O_RDONLY|unix.O_CLOEXEC), 0, 0, 0)
+	// O_NONBLOCK: in a hostile --proc-root tree a FIFO in place of a file
+	// would block open (and read) for good; /proc's files ignore it.
+	fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(p)), uintptr(unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK), 0, 0, 0)
 	if e != 0 {
 		return -1, e
 	}
@@ -56,6 +61,34 @@ func rawStat(path string, st *unix.Stat_t) error {
 	_, _, e := unix.RawSyscall6(unix.SYS_NEWFSTATAT, atFDCWD, uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(st)), 0, 0, 0)
 	if e != 0 {
 		return e
+	}
+	return nil
+}
+
+// OpenDir opens a directory without blocking: a FIFO (or anything else)
+// in its place in a hostile tree fails at once (ENOTDIR) instead of
+// blocking in open.
+func OpenDir(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// checkRegular refuses, in a tree that is not a mounted procfs, a path
+// that is not a regular file, before a library opens it with a blocking
+// open (procfs's net/tcp, net/unix readers).
+func (f *FS) checkRegular(path string) error {
+	if f.real {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return &fs.PathError{Op: "open", Path: path, Err: errors.New("not a regular file")}
 	}
 	return nil
 }

@@ -39,6 +39,12 @@ func (f *FS) TCPStates(pid int, inodes map[uint64]string) (map[string]int, error
 	found := make(map[uint64]bool, len(inodes))
 	//lint:ignore SA1019 netlink cannot read a fixture tree or another proc root (see above)
 	for name, read := range map[string]func() (procfs.NetTCP, error){"tcp": pfs.NetTCP, "tcp6": pfs.NetTCP6} {
+		if err := f.checkRegular(f.PIDPath(pid, "net", name)); err != nil {
+			if IsGone(err) {
+				continue
+			}
+			return nil, &ParseError{Path: f.PIDPath(pid, "net", name), Err: err}
+		}
 		lines, err := read()
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -179,7 +180,43 @@ func SelfCopy(t testing.TB) string {
 // ReapAll reaps every child of this process that has exited.
 func ReapAll() { scenario.ReapAll() }
 
-// Nobody starts /usr/bin/python3 as uid 65534 running script, which must
+// FreeUID is a uid no process on the host runs as and no user has: a test
+// that runs something as "another user" and counts that user's processes
+// (RLIMIT_NPROC) is then alone under it, whatever else the machine runs
+// (nobody, 65534, often has processes of other services). The same uid
+// serves as the gid.
+func FreeUID(t testing.TB) int {
+	t.Helper()
+	used := map[int]bool{}
+	if entries, err := os.ReadDir("/proc"); err == nil {
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil && e.IsDir() {
+				if st, ok := info.Sys().(*syscall.Stat_t); ok {
+					used[int(st.Uid)] = true
+				}
+			}
+		}
+	}
+	passwd, _ := os.ReadFile("/etc/passwd")
+	for line := range strings.Lines(string(passwd)) {
+		if f := strings.Split(line, ":"); len(f) > 2 {
+			if uid, err := strconv.Atoi(f[2]); err == nil {
+				used[uid] = true
+			}
+		}
+	}
+	// A different uid per test process, so parallel packages do not meet.
+	start := 61000 + os.Getpid()%3000
+	for uid := start; uid < start+1000; uid++ {
+		if !used[uid] {
+			return uid
+		}
+	}
+	t.Fatal("no free uid in 61000-64999")
+	return 0
+}
+
+// Nobody starts /usr/bin/python3 as a free uid (FreeUID) running script, which must
 // print a line once it is ready; it skips the test, saying why, where that
 // cannot be done (not root, no setpriv or python3). Cleanup kills and
 // reaps it.
@@ -193,7 +230,8 @@ func Nobody(t testing.TB, script string) *exec.Cmd {
 			t.Skipf("%s not found: %v", tool, err)
 		}
 	}
-	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script)
+	uid := strconv.Itoa(FreeUID(t))
+	cmd := exec.Command("setpriv", "--reuid="+uid, "--regid="+uid, "--clear-groups", "/usr/bin/python3", "-c", script)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +241,7 @@ func Nobody(t testing.TB, script string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	awaitReady(t, out, "python3 as uid 65534")
+	awaitReady(t, out, "python3 as uid "+uid)
 	return cmd
 }
 
