@@ -170,9 +170,18 @@ func (r *Reader) Observe(ctx context.Context, p *Process, window, step time.Dura
 	}
 	rp := p.Reaping
 	begin := time.Now()
-	followed, err := r.ownZombies(p, nil)
-	if err != nil {
-		return
+	// Followed from the reading's own zombies: one reaped between the
+	// reading and the first re-read is a reap seen.
+	followed := map[zombieID]observed{}
+	for _, z := range p.ZombieList {
+		if z.PPID != p.PID {
+			continue
+		}
+		o := observed{seen: begin}
+		if z.ExitAgeSeconds != nil {
+			o.exitAt = begin.Add(-seconds(*z.ExitAgeSeconds))
+		}
+		followed[zombieID{z.PID, z.raw.StartTime}] = o
 	}
 	initial := make(map[zombieID]bool, len(followed))
 	for id := range followed {
