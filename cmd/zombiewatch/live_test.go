@@ -199,12 +199,23 @@ for i in range(8):
     if i < 5:
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     c.close()
+keep.append(socket.socket())  # never connected: in no table either, and no connection the peer ended
 time.sleep(0.2); print("ready", flush=True); time.sleep(120)
 `)
 	var stdout bytes.Buffer
 	if err := run(context.Background(), []string{"--pid", strconv.Itoa(cmd.Process.Pid), "--json"}, nil, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
 	}
+	defer func() {
+		// The fd list names it too.
+		var fds bytes.Buffer
+		if err := run(context.Background(), []string{"--pid", strconv.Itoa(cmd.Process.Pid), "--fds"}, nil, &fds, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(fds.String(), "UNCONNECTED"); n < 1 {
+			t.Errorf("--fds names no UNCONNECTED socket:\n%s", fds.String())
+		}
+	}()
 	var got struct {
 		TCPStates map[string]int `json:"tcp_states"`
 		Diagnosis string         `json:"diagnosis"`
@@ -212,15 +223,15 @@ time.sleep(0.2); print("ready", flush=True); time.sleep(120)
 	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.TCPStates["CLOSE"] != 5 || got.TCPStates["CLOSE_WAIT"] != 3 || got.TCPStates["LISTEN"] != 1 {
-		t.Errorf("tcp_states %v; want CLOSE 5 (reset), CLOSE_WAIT 3, LISTEN 1", got.TCPStates)
+	if got.TCPStates["CLOSE"] != 5 || got.TCPStates["CLOSE_WAIT"] != 3 || got.TCPStates["LISTEN"] != 1 || got.TCPStates["UNCONNECTED"] != 1 {
+		t.Errorf("tcp_states %v; want CLOSE 5 (reset), CLOSE_WAIT 3, LISTEN 1, UNCONNECTED 1", got.TCPStates)
 	}
-	if !strings.Contains(got.Diagnosis, "8 of its 9 sockets are connections the peer ended") {
+	if !strings.Contains(got.Diagnosis, "8 of its 10 sockets are connections the peer ended") || !strings.Contains(got.Diagnosis, "(3 in CLOSE_WAIT, 5 reset)") {
 		t.Errorf("diagnosis %q: want all 8 kept connections counted", got.Diagnosis)
 	}
 }
 
-// TestNearOwnNprocLimit runs zombiewatch as uid 65534 with a few task
+// TestNearOwnNprocLimit runs zombiewatch as a free uid with a few task
 // slots to spare under RLIMIT_NPROC (the situation it diagnoses): it must
 // read, or refuse in one line, and never die with a runtime trace.
 func TestNearOwnNprocLimit(t *testing.T) {
@@ -233,7 +244,8 @@ func TestNearOwnNprocLimit(t *testing.T) {
 	h := zombietest.Start(t, zombietest.Spec{Children: 3})
 	bin := zombietest.SelfCopy(t)
 	for i := range 5 {
-		cmd := exec.Command("prlimit", "--nproc=12:12", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		uid := strconv.Itoa(zombietest.FreeUID(t)) // alone under its uid: RLIMIT_NPROC counts only this run's tasks
+		cmd := exec.Command("prlimit", "--nproc=12:12", "setpriv", "--reuid="+uid, "--regid="+uid, "--clear-groups",
 			bin, "--pid", strconv.Itoa(h.PID), "--json", "--fd-types=false")
 		cmd.Env = append(os.Environ(), "ZW_TEST_MAIN=1")
 		var stdout, stderr bytes.Buffer

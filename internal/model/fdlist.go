@@ -43,6 +43,7 @@ func (r *Reader) readFDList(h *proc.Proc, p *Process) error {
 	}
 	var sockets map[uint64]proc.Socket
 	list := make([]FDEntry, 0, len(entries))
+	var probe *proc.TCPProbe
 	for _, e := range entries {
 		fe := FDEntry{FD: e.FD, Kind: proc.Kind(e.Target), Target: e.Target}
 		if t, ok := strings.CutSuffix(e.Target, " (deleted)"); ok {
@@ -61,7 +62,12 @@ func (r *Reader) readFDList(h *proc.Proc, p *Process) error {
 			} else if proto, err := r.FS.SocketProtocol(p.PID, strconv.Itoa(e.FD)); err == nil {
 				fe.Protocol = proto
 				if proto == "TCP" || proto == "TCPv6" {
-					fe.TCPState = "CLOSE" // the peer reset it: in no table, its fd still open
+					// In no table: ended (reset), or never connected.
+					if probe == nil {
+						probe = r.FS.NewTCPProbe(p.PID)
+						defer probe.Close()
+					}
+					fe.TCPState = probe.State(strconv.Itoa(e.FD))
 				}
 			}
 		}

@@ -66,15 +66,27 @@ func (f *FS) TCPStates(pid int, inodes map[uint64]string) (map[string]int, error
 	if !f.real {
 		return states, nil // a copied tree has no socket attributes
 	}
+	var probe *TCPProbe
+	defer func() { probe.Close() }()
 	for ino, name := range inodes {
-		if found[ino] {
-			continue
-		}
-		if proto, err := f.SocketProtocol(pid, name); err == nil && (proto == "TCP" || proto == "TCPv6") {
-			states["CLOSE"]++
+		if !found[ino] {
+			f.countUnlisted(states, pid, name, &probe)
 		}
 	}
 	return states, nil
+}
+
+// countUnlisted counts a socket in no table: by its TCP_INFO state if it
+// is TCP (see TCPProbe), nothing if it is not.
+func (f *FS) countUnlisted(states map[string]int, pid int, name string, probe **TCPProbe) {
+	proto, err := f.SocketProtocol(pid, name)
+	if err != nil || (proto != "TCP" && proto != "TCPv6") {
+		return
+	}
+	if *probe == nil {
+		*probe = f.NewTCPProbe(pid)
+	}
+	states[(*probe).State(name)]++
 }
 
 // TCPStatesIn counts pid's TCP sockets (inodes) by state in a socket table
@@ -82,6 +94,8 @@ func (f *FS) TCPStates(pid int, inodes map[uint64]string) (map[string]int, error
 // TCPStates counts them.
 func (f *FS) TCPStatesIn(table map[uint64]Socket, pid int, inodes map[uint64]string) map[string]int {
 	states := make(map[string]int)
+	var probe *TCPProbe
+	defer func() { probe.Close() }()
 	for ino, name := range inodes {
 		s, ok := table[ino]
 		switch {
@@ -89,9 +103,7 @@ func (f *FS) TCPStatesIn(table map[uint64]Socket, pid int, inodes map[uint64]str
 			states[s.State]++
 		case ok:
 		default:
-			if proto, err := f.SocketProtocol(pid, name); err == nil && (proto == "TCP" || proto == "TCPv6") {
-				states["CLOSE"]++
-			}
+			f.countUnlisted(states, pid, name, &probe)
 		}
 	}
 	return states
