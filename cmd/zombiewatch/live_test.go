@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/zombietest"
 )
 
@@ -635,5 +636,40 @@ func TestFakeServerCannotWriteEscapes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWildcardListenerGroups: 50 clients close their connections to a
+// server listening on 0.0.0.0 that never closes its side: the CLOSE_WAIT
+// sockets make one group (accepted on the listener, from the client's
+// host), not 50 keyed by ephemeral ports.
+func TestWildcardListenerGroups(t *testing.T) {
+	cmd := zombietest.Python(t, `
+import socket, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("0.0.0.0", 0)); l.listen(64)
+keep = []
+for i in range(50):
+    c = socket.create_connection(("127.0.0.1", l.getsockname()[1])); a, _ = l.accept(); keep.append(a); c.close()
+time.sleep(0.2); print("ready", flush=True); time.sleep(120)
+`)
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--pid", strconv.Itoa(cmd.Process.Pid), "--fds", "--json"}, nil, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		FDGroups []model.FDGroup `json:"fd_groups"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	var cw []model.FDGroup
+	for _, g := range p.FDGroups {
+		if g.TCPState == "CLOSE_WAIT" {
+			cw = append(cw, g)
+		}
+	}
+	if len(cw) != 1 || cw[0].Count != 50 || !strings.HasPrefix(cw[0].Target, "accepted on 0.0.0.0:") || cw[0].Remote != "127.0.0.1:*" {
+		t.Errorf("CLOSE_WAIT groups %+v; want one of 50, accepted on 0.0.0.0:PORT from 127.0.0.1:*\n%s", cw, stdout.String())
 	}
 }

@@ -83,25 +83,45 @@ func (r *Reader) readFDList(h *proc.Proc, p *Process) error {
 // connections accepted on one of the process's listening addresses, that
 // address and the remote host (the remote port is ephemeral).
 func groupFDs(list []FDEntry) []FDGroup {
-	listening := map[string]bool{}
+	// Listening addresses, and the ports listened on at a wildcard address
+	// (0.0.0.0, ::), whose accepted connections carry the address the
+	// client reached (127.0.0.1:8080) as their local end.
+	listening := map[string]string{}
+	wildcard := map[string]string{}
 	for _, e := range list {
-		if e.TCPState == "LISTEN" {
-			listening[e.Local] = true
+		if e.TCPState != "LISTEN" {
+			continue
 		}
+		listening[e.Local] = e.Local
+		if host, port, err := net.SplitHostPort(e.Local); err == nil && (host == "0.0.0.0" || host == "::") {
+			wildcard[port] = e.Local
+		}
+	}
+	listenerOf := func(local string) (string, bool) {
+		if l, ok := listening[local]; ok {
+			return l, true
+		}
+		_, port, err := net.SplitHostPort(local)
+		if err != nil {
+			return "", false
+		}
+		l, ok := wildcard[port]
+		return l, ok
 	}
 	type key struct{ kind, target, proto, state, remote string }
 	counts := map[key]int{}
 	for _, e := range list {
 		k := key{kind: e.Kind, proto: e.Protocol, state: e.TCPState, remote: e.Remote}
+		listener, accepted := listenerOf(e.Local)
 		switch {
 		case e.Kind == proc.FDSocket && e.Protocol == "UNIX":
 			k.target = e.Local
-		case e.Kind == proc.FDSocket && listening[e.Local] && e.Remote != "":
+		case e.Kind == proc.FDSocket && e.Remote != "" && e.TCPState != "LISTEN" && accepted:
 			host, _, err := net.SplitHostPort(e.Remote)
 			if err == nil {
 				k.remote = net.JoinHostPort(host, "*")
 			}
-			k.target = "accepted on " + e.Local
+			k.target = "accepted on " + listener
 		case e.Kind != proc.FDSocket:
 			k.target = e.Target
 		}
