@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -671,5 +672,61 @@ time.sleep(0.2); print("ready", flush=True); time.sleep(120)
 	}
 	if len(cw) != 1 || cw[0].Count != 50 || !strings.HasPrefix(cw[0].Target, "accepted on 0.0.0.0:") || cw[0].Remote != "127.0.0.1:*" {
 		t.Errorf("CLOSE_WAIT groups %+v; want one of 50, accepted on 0.0.0.0:PORT from 127.0.0.1:*\n%s", cw, stdout.String())
+	}
+}
+
+// TestProcRootOneAnswer: with --proc-root at a container's /proc (a pid
+// namespace of its own), the host view and --pid 1 count the kernel's
+// tasks against pid_max the same way: the kernel's own count, not the
+// tasks the container's tree lists.
+func TestProcRootOneAnswer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a pid namespace")
+	}
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("unshare: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); zombietest.ReapAll() })
+	var root string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid)); len(bytes.TrimSpace(kids)) > 0 {
+			root = fmt.Sprintf("/proc/%s/root/proc", strings.Fields(string(kids))[0])
+			if _, err := os.Stat(root + "/1/stat"); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the namespace's /proc did not appear")
+		}
+	}
+	var host, one bytes.Buffer
+	if err := run(context.Background(), []string{"--proc-root", root, "--json"}, nil, &host, io.Discard); err != nil && !strings.Contains(err.Error(), "refused") {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"--proc-root", root, "--pid", "1", "--json"}, nil, &one, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Processes int `json:"processes"`
+		Kernel    struct {
+			Pids int `json:"pids"`
+		} `json:"kernel"`
+	}
+	var p struct {
+		Kernel struct {
+			Tasks int `json:"tasks"`
+		} `json:"kernel"`
+	}
+	if err := json.Unmarshal(host.Bytes(), &h); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(one.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	// The host changes between the two readings: close, not equal.
+	if h.Processes > 5 || h.Kernel.Pids <= h.Processes || p.Kernel.Tasks <= h.Processes ||
+		math.Abs(float64(h.Kernel.Pids-p.Kernel.Tasks)) > 0.2*float64(p.Kernel.Tasks)+20 {
+		t.Errorf("container's tree: %d processes; kernel tasks %d in the host view, %d for --pid 1: want the kernel's count in both", h.Processes, h.Kernel.Pids, p.Kernel.Tasks)
 	}
 }

@@ -228,7 +228,15 @@ func (r *Reader) hostFrom(ctx context.Context, h *Host, kept []rec, opt HostOpti
 	}
 	h.UIDs = r.uidUsage(kept, opt.UIDs)
 	if k, err := r.FS.ReadKernelLimits(); err == nil {
-		h.Kernel = &Kernel{PIDMax: k.PIDMax, Pids: h.Threads, ThreadsMax: k.ThreadsMax, Threads: h.Threads,
+		// The kernel's limits bind every task of the kernel: counted as
+		// --pid counts them (loadavg's total, the kernel's own count, the
+		// same whatever pid namespace the tree shows), not the tasks this
+		// tree lists (a container's /proc lists its own only).
+		tasks := h.Threads
+		if n, err := r.FS.HostTasks(); err == nil {
+			tasks = n
+		}
+		h.Kernel = &Kernel{PIDMax: k.PIDMax, Pids: tasks, ThreadsMax: k.ThreadsMax, Threads: tasks,
 			FileNr: k.FileNr, FileMax: k.FileMax}
 	}
 	for _, hs := range r.HostSources {
