@@ -70,6 +70,25 @@ func trickle(ctx context.Context, addr string) {
 	}
 }
 
+// medianSlopePerMin is the Theil-Sen rate per minute of vals over times,
+// as the watch computes it: the median slope between every two samples.
+func medianSlopePerMin(times []time.Time, vals []int) float64 {
+	var slopes []float64
+	for i := range times {
+		for j := i + 1; j < len(times); j++ {
+			if dt := times[j].Sub(times[i]).Minutes(); dt > 0 {
+				slopes = append(slopes, float64(vals[j]-vals[i])/dt)
+			}
+		}
+	}
+	slices.Sort(slopes)
+	n := len(slopes)
+	if n%2 == 1 {
+		return slopes[n/2]
+	}
+	return (slopes[n/2-1] + slopes[n/2]) / 2
+}
+
 // TestWatchLive watches a server whose zombies and fds grow under load.
 // It judges what it can know whatever the machine's speed (the race
 // detector slows everything): the rates are the counts' change over the
@@ -81,7 +100,8 @@ func TestWatchLive(t *testing.T) {
 	defer cancel()
 	go trickle(ctx, addr)
 	var out bytes.Buffer
-	err := run(ctx, []string{"--pid", fmt.Sprint(pid), "--watch", "--interval", "250ms", "--count", "8", "--json", "--fd-types=false"}, nil, &out, os.Stderr)
+	// 8 samples 500 ms apart: a window long enough (3 s) to project.
+	err := run(ctx, []string{"--pid", fmt.Sprint(pid), "--watch", "--interval", "500ms", "--count", "8", "--json", "--fd-types=false"}, nil, &out, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,12 +123,17 @@ func TestWatchLive(t *testing.T) {
 			Reaper string `json:"reaper"`
 		} `json:"server"`
 	}
-	var first, last sample
-	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
-		t.Fatal(err)
+	samples := make([]sample, len(lines))
+	for i, l := range lines {
+		if err := json.Unmarshal([]byte(l), &samples[i]); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := json.Unmarshal([]byte(lines[7]), &last); err != nil {
-		t.Fatal(err)
+	first, last := samples[0], samples[7]
+	var times []time.Time
+	var fdsOf, zombiesOf []int
+	for _, s := range samples {
+		times, fdsOf, zombiesOf = append(times, s.Time), append(fdsOf, s.FDs), append(zombiesOf, s.Zombies)
 	}
 	t.Logf("after %d samples: %d zombies, %.0f/min; fds %d, %.0f/min", last.Sample, last.Zombies, last.ZombiesPerMin, last.FDs, last.FDsPerMin)
 	if last.Sample != 8 || last.Server == nil || last.Server.Reaper != "off" {
@@ -118,13 +143,12 @@ func TestWatchLive(t *testing.T) {
 	if df < 1 {
 		t.Fatalf("fds %d -> %d over 8 samples: the load made no request the watch could see", first.FDs, last.FDs)
 	}
-	// The rates are the change over the window (all 8 samples) per minute
-	// of the samples' own clock.
-	minutes := last.Time.Sub(first.Time).Minutes()
+	// The rates are the median slope between every two samples of the
+	// window (all 8), per minute of the samples' own clock.
 	for _, c := range []struct {
 		what      string
 		got, want float64
-	}{{"fds", last.FDsPerMin, float64(df) / minutes}, {"zombies", last.ZombiesPerMin, float64(dz) / minutes}} {
+	}{{"fds", last.FDsPerMin, medianSlopePerMin(times, fdsOf)}, {"zombies", last.ZombiesPerMin, medianSlopePerMin(times, zombiesOf)}} {
 		if diff := c.got - c.want; diff < -1 || diff > 1 {
 			t.Errorf("%s %.1f/min; the samples say %.1f/min", c.what, c.got, c.want)
 		}

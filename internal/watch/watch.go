@@ -403,9 +403,17 @@ func (s *Sampler) rates(sample *Sample) {
 	if secs <= 0 {
 		return
 	}
-	sample.ZombiesPerMin = round1(float64(last.zombies-first.zombies) / secs * 60)
-	sample.FDsPerMin = round1(float64(last.fds-first.fds) / secs * 60)
-	if rate := float64(last.fds-first.fds) / secs; rate > 0 && last.hasFDs && sample.FDSoftLimit != proc.Unlimited {
+	// Rates are the median of the slopes between every two samples of the
+	// window (Theil-Sen): a start-up burst, one interval's jump, moves
+	// them no more than one sample's worth, where first-to-last would
+	// carry it for the whole window.
+	fdRate := medianSlope(s.history, func(p point) float64 { return float64(p.fds) })
+	sample.ZombiesPerMin = round1(medianSlope(s.history, func(p point) float64 { return float64(p.zombies) }) * 60)
+	sample.FDsPerMin = round1(fdRate * 60)
+	// No projection before the window holds enough time and samples to
+	// tell a rate from a moment.
+	project := len(s.history) >= MinProjectSamples && secs >= MinProjectSpan.Seconds()
+	if rate := fdRate; project && rate > 0 && last.hasFDs && sample.FDSoftLimit != proc.Unlimited {
 		sample.FDLimitIn = eta(float64(sample.FDSoftLimit)-float64(last.fds), rate)
 	}
 	// The uid's tasks are read every few samples: the rate runs from the
@@ -419,15 +427,18 @@ func (s *Sampler) rates(sample *Sample) {
 			tl = &s.history[i]
 		}
 	}
-	if tf != nil && tl != tf && sample.NprocSoftLimit != proc.Unlimited {
+	if project && tf != nil && tl != tf && sample.NprocSoftLimit != proc.Unlimited {
 		if rate := float64(tl.uidProcesses-tf.uidProcesses) / tl.t.Sub(tf.t).Seconds(); rate > 0 {
 			sample.NprocLimitIn = eta(float64(sample.NprocSoftLimit)-float64(tl.uidProcesses), rate)
 		}
 	}
 	// The nearest of every limit: each limit's count moves with the
 	// target's own growth (its tasks for pids.max and the kernel's).
-	taskRate := float64(last.tasks-first.tasks) / secs
+	taskRate := medianSlope(s.history, func(p point) float64 { return float64(p.tasks) })
 	sample.tasksPerMin = round1(taskRate * 60)
+	if !project {
+		taskRate = 0
+	}
 	nearest := func(name string, in *float64) {
 		if in != nil && (sample.LimitIn == nil || *in < *sample.LimitIn) {
 			sample.Limit, sample.LimitIn = name, in
@@ -440,6 +451,36 @@ func (s *Sampler) rates(sample *Sample) {
 			nearest(l.Name, eta(float64(l.Limit)-float64(l.Used), taskRate))
 		}
 	}
+}
+
+// MinProjectSamples and MinProjectSpan: a projection to a limit needs a
+// window of at least this many samples over at least this long.
+const (
+	MinProjectSamples = 5
+	MinProjectSpan    = 3 * time.Second
+)
+
+// medianSlope is the Theil-Sen rate per second of v over the points: the
+// median of the slopes between every two of them (at most 60: 1,770
+// pairs).
+func medianSlope(ps []point, v func(point) float64) float64 {
+	slopes := make([]float64, 0, len(ps)*(len(ps)-1)/2)
+	for i := range ps {
+		for j := i + 1; j < len(ps); j++ {
+			if dt := ps[j].t.Sub(ps[i].t).Seconds(); dt > 0 {
+				slopes = append(slopes, (v(ps[j])-v(ps[i]))/dt)
+			}
+		}
+	}
+	if len(slopes) == 0 {
+		return 0
+	}
+	slices.Sort(slopes)
+	n := len(slopes)
+	if n%2 == 1 {
+		return slopes[n/2]
+	}
+	return (slopes[n/2-1] + slopes[n/2]) / 2
 }
 
 func eta(left, perSec float64) *float64 {

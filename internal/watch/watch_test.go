@@ -85,7 +85,7 @@ func (g *growing) grow() {
 // samples (never while one is read), and hands each sample to emit.
 func runK(t *testing.T, g *growing, k int, emit func(*Sample) error) error {
 	t.Helper()
-	s := &Sampler{Reader: g.fs, PID: 100, Opt: model.Options{FDTypes: true}, Window: 3, SlowEvery: 1}
+	s := &Sampler{Reader: g.fs, PID: 100, Opt: model.Options{FDTypes: true}, Window: 5, SlowEvery: 1}
 	ticks := make(chan time.Time)
 	taken := make(chan struct{}, 1)
 	errc := make(chan error, 1)
@@ -143,13 +143,14 @@ func TestWatchGrowingFixture(t *testing.T) {
 		got = append(got, r)
 	}
 	// One zombie and two fds a second: 60 and 120 a minute; the fd limit
-	// 1024 is (1024-fds)/2 seconds away. The window is 3 samples. Each
+	// 1024 is (1024-fds)/2 seconds away. The window is 5 samples. Each
 	// zombie is one more task of uid 1000, so RLIMIT_NPROC comes closer too.
 	want := []row{
 		{1, 3, 0, 3, 0, 0, 0, -1},
-		{2, 4, 1, 5, 2, 60, 120, 509.5},
-		{3, 5, 1, 7, 2, 60, 120, 508.5},
-		{4, 6, 1, 9, 2, 60, 120, 507.5},
+		// No projection before the window holds 5 samples over 3 s.
+		{2, 4, 1, 5, 2, 60, 120, -1},
+		{3, 5, 1, 7, 2, 60, 120, -1},
+		{4, 6, 1, 9, 2, 60, 120, -1},
 		{5, 7, 1, 11, 2, 60, 120, 506.5},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -286,7 +287,7 @@ func TestWatchProjectsNprocBetweenCounts(t *testing.T) {
 	g := newGrowing(t)
 	s := &Sampler{Reader: g.fs, PID: 100, SlowEvery: 30}
 	var last *Sample
-	for range 4 {
+	for range 6 { // a projection needs 5 samples over 3 s
 		sample, err := s.Next(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -294,8 +295,8 @@ func TestWatchProjectsNprocBetweenCounts(t *testing.T) {
 		last = sample
 		g.grow()
 	}
-	if last.NprocLimitIn == nil || !last.UIDProcessesEstimated || *last.UIDProcesses != 11 {
-		t.Errorf("sample 4: uid_processes %d (estimated %v), nproc projection %v; want 11, estimated, and a projection",
+	if last.NprocLimitIn == nil || !last.UIDProcessesEstimated || *last.UIDProcesses != 13 {
+		t.Errorf("sample 6: uid_processes %d (estimated %v), nproc projection %v; want 13, estimated, and a projection",
 			*last.UIDProcesses, last.UIDProcessesEstimated, last.NprocLimitIn)
 	}
 }
@@ -409,5 +410,35 @@ func TestHostSamplerRates(t *testing.T) {
 	}
 	if p != nil {
 		t.Errorf("still ranked after 5 samples standing still: %+v", p)
+	}
+}
+
+// TestWatchRateIgnoresABurst: a process that opens 400 fds at once at
+// start, then 2 a second: the rate is 120/min, not the burst spread over
+// the window, and the projection follows the steady rate.
+func TestWatchRateIgnoresABurst(t *testing.T) {
+	g := newGrowing(t)
+	s := &Sampler{Reader: g.fs, PID: 100}
+	var last *Sample
+	for i := range 10 {
+		sample, err := s.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = sample
+		if i == 0 {
+			for j := range 400 { // the burst, between the first two samples
+				if err := os.Symlink("/dev/null", filepath.Join(g.dir, "100/fd", fmt.Sprint(5000+j))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		g.grow()
+	}
+	if last.FDsPerMin != 120 || last.FDLimitIn == nil {
+		t.Fatalf("after a burst of 400 and 2 a second: %.1f fds/min, limit in %v; want 120/min and a projection", last.FDsPerMin, last.FDLimitIn)
+	}
+	if want := float64(int(last.FDSoftLimit)-*last.FDs) / 2; *last.FDLimitIn != want {
+		t.Errorf("RLIMIT_NOFILE in %.1f s; want %.1f at 2 a second", *last.FDLimitIn, want)
 	}
 }
