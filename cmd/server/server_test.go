@@ -199,7 +199,7 @@ func TestReaperOffThenLoop(t *testing.T) {
 
 	start := time.Now()
 	s.set(t, "reaper=loop")
-	waitFor(t, time.Second, "zombies to reach 0 after reaper=loop", func() (int, bool) {
+	waitFor(t, 30*time.Second, "zombies to reach 0 after reaper=loop", func() (int, bool) {
 		z := s.snapshot(t).Zombies
 		return z, z == 0
 	})
@@ -208,20 +208,43 @@ func TestReaperOffThenLoop(t *testing.T) {
 
 // TestWaitModeLosesZombiesInABurst: children that exit together raise
 // fewer SIGCHLD notifications than there are children, so one wait per
-// notification leaves zombies for good; the loop clears them all.
+// notification leaves zombies for good; the loop clears them all. The
+// coalescing is arranged, not hoped for: the server is stopped (SIGSTOP)
+// while its children exit, so their signals meet as one pending SIGCHLD,
+// then resumed.
 func TestWaitModeLosesZombiesInABurst(t *testing.T) {
-	const burst = 100
+	const burst = 50
 	results := map[control.Reaper]int{}
 	for _, mode := range []control.Reaper{control.ReaperWait, control.ReaperLoop} {
-		s := startServer(t, "", nil, "--reaper", string(mode), "--hold", "300ms")
+		// Held 5 s after answering: still alive when the server is stopped,
+		// however slowly a busy machine ran the burst.
+		s := startServer(t, "", nil, "--reaper", string(mode), "--hold", "5s")
 		if res := s.load(t, burst, 1); res.OK() != burst {
 			t.Fatalf("%s: load: %v", mode, res)
 		}
-		s.settled(t)
-		// The reaper may still be handling the last notifications: wait
-		// until the count reaches 0 or holds still for 300 ms.
+		fs := snapFS(t)
+		kids, _, err := fs.Children(s.pid, nil)
+		if err != nil || len(kids) < 2 {
+			t.Fatalf("%s: children holding after the burst: %v %v; want them alive", mode, kids, err)
+		}
+		if err := syscall.Kill(s.pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		// Every child exits while the parent is stopped.
+		waitFor(t, 60*time.Second, "the children to exit while the server is stopped", func() (int, bool) {
+			zombies := 0
+			for _, kid := range kids {
+				if st, _, err := fs.ReadStat(kid, nil); err == nil && st.State == 'Z' {
+					zombies++
+				}
+			}
+			return zombies, zombies == len(kids)
+		})
+		syscall.Kill(s.pid, syscall.SIGCONT)
+		// The reaper handles the pending notification: wait until the
+		// count reaches 0 or holds still for 300 ms.
 		last, still := -1, 0
-		zombies := waitFor(t, 5*time.Second, "the zombie count to settle", func() (int, bool) {
+		zombies := waitFor(t, 60*time.Second, "the zombie count to settle", func() (int, bool) {
 			z := s.snapshot(t).Zombies
 			if z == last {
 				still++
@@ -232,10 +255,10 @@ func TestWaitModeLosesZombiesInABurst(t *testing.T) {
 			return z, z == 0 || still >= 15
 		})
 		results[mode] = zombies
-		t.Logf("reaper=%s: %d children exiting together left %d zombies", mode, burst, zombies)
+		t.Logf("reaper=%s: %d children exiting while it was stopped left %d zombies", mode, len(kids), zombies)
 	}
 	if results[control.ReaperWait] == 0 {
-		t.Errorf("reaper=wait left no zombie after a burst of %d: the notifications did not coalesce", burst)
+		t.Errorf("reaper=wait left no zombie after %d exits met as one signal: the notifications did not coalesce", burst)
 	}
 	if results[control.ReaperLoop] != 0 {
 		t.Errorf("reaper=loop left %d zombies after a burst, want 0", results[control.ReaperLoop])
@@ -276,13 +299,18 @@ func TestCloseConnOffLeaksOneSocketPerRequest(t *testing.T) {
 	}
 }
 
+// Test300SimultaneousConnections: every one of 300 simultaneous
+// connections is answered, 200 or (past --max-children) 503, none lost,
+// however long a busy machine takes (throughput is bench/'s).
 func Test300SimultaneousConnections(t *testing.T) {
 	s := startServer(t, "", nil)
-	res := s.load(t, 300, 1)
-	if res.OK() != 300 {
-		t.Fatalf("300 simultaneous connections: %v", res)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res := load.Run(ctx, load.Config{Addr: s.addr, Clients: 300, Conns: 1, Timeout: 2 * time.Minute})
+	if res.Answered != 300 || res.Status[200]+res.Status[503] != 300 || res.Refused != 0 || res.Failed != 0 {
+		t.Fatalf("300 simultaneous connections: %v; want each answered 200 or 503", res)
 	}
-	snap := waitFor(t, 5*time.Second, "every child reaped", func() (*model.Process, bool) {
+	snap := waitFor(t, 60*time.Second, "every child reaped", func() (*model.Process, bool) {
 		snap := s.snapshot(t)
 		return snap, snap.Children == 0
 	})
@@ -340,13 +368,13 @@ func TestSIGTERMLeavesNothing(t *testing.T) {
 			s := startServer(t, "", nil, "--hold", tc.hold, "--grace", tc.grace, "--reaper", tc.reaper)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			go load.Run(ctx, load.Config{Addr: s.addr, Clients: 10, Conns: 1, Timeout: 5 * time.Second})
+			go load.Run(ctx, load.Config{Addr: s.addr, Clients: 10, Conns: 1, Timeout: 60 * time.Second})
 			fs, err := proc.New("/proc")
 			if err != nil {
 				t.Fatal(err)
 			}
 			r := model.NewReader(fs)
-			kids := waitFor(t, 5*time.Second, "10 children holding", func() ([]int, bool) {
+			kids := waitFor(t, 60*time.Second, "10 children holding", func() ([]int, bool) {
 				kids, _, _ := fs.Children(s.pid, nil)
 				return kids, len(kids) == 10
 			})
@@ -654,24 +682,50 @@ func TestMaxChildren(t *testing.T) {
 }
 
 // TestUnreapedStaysTrue: the unreaped count follows the children across
-// reaper switches, including through ignore (where the kernel reaps).
+// reaper switches, including through ignore (where the kernel reaps). The
+// race is arranged, not hoped for: the children hold for a minute, so all
+// five are alive when ignore applies, and exit only when the test kills
+// them.
 func TestUnreapedStaysTrue(t *testing.T) {
-	s := startServer(t, "", nil, "--reaper", "loop", "--hold", "300ms")
+	s := startServer(t, "", nil, "--reaper", "loop", "--hold", "60s")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go load.Run(ctx, load.Config{Addr: s.addr, Clients: 5, Conns: 1, Timeout: 5 * time.Second})
-	waitFor(t, 5*time.Second, "5 children holding", func() (int, bool) {
+	go load.Run(ctx, load.Config{Addr: s.addr, Clients: 5, Conns: 1, Timeout: 90 * time.Second})
+	waitFor(t, 60*time.Second, "5 children holding", func() (int, bool) {
 		st := s.set(t)
 		return int(st.Spawned), st.Spawned == 5
 	})
-	s.set(t, "reaper=ignore") // the 5 exit under ignore: the kernel reaps them
-	snap := s.settled(t)
-	if snap.Children != 0 {
-		t.Fatalf("%d children left under ignore", snap.Children)
+	s.set(t, "reaper=ignore")
+	snap := s.snapshot(t)
+	if snap.Children != 5 || snap.Zombies != 0 {
+		t.Fatalf("after reaper=ignore: %d children, %d zombies; want the 5 alive (held for 60s)", snap.Children, snap.Zombies)
+	}
+	kids, _, err := snapFS(t).Children(s.pid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kid := range kids {
+		syscall.Kill(kid, syscall.SIGKILL) // they exit under ignore: the kernel reaps them
+	}
+	snap = waitFor(t, 60*time.Second, "the 5 killed children gone", func() (*model.Process, bool) {
+		snap := s.snapshot(t)
+		return snap, snap.Children == 0
+	})
+	if snap.Zombies != 0 {
+		t.Errorf("%d zombies under ignore", snap.Zombies)
 	}
 	if st := s.set(t, "reaper=loop"); st.Unreaped != 0 {
 		t.Errorf("back to loop with no child left: unreaped %d, want 0", st.Unreaped)
 	}
+}
+
+func snapFS(t *testing.T) *proc.FS {
+	t.Helper()
+	fs, err := proc.New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
 }
 
 // TestPidsMax is the seed's ulimit -u lesson the container way, as root:

@@ -48,25 +48,34 @@ func waitFor(t *testing.T, s *Source, pid int, ok func(Stats) bool) Stats {
 	}
 }
 
-// TestLateReaper: a parent that reaps each child 300 ms after it exits
-// shows that latency, though a poll would rarely catch a zombie.
-func TestLateReaper(t *testing.T) {
-	s := start(t)
-	cmd := python(t, `
+// lateReaper forks children and reaps each 300 ms after it has seen it
+// exit (a zombie in its stat): every exit-to-reap latency is 300 ms or
+// more, however slowly a busy machine runs the child.
+const lateReaper = `
 import os, time
 print("go", flush=True)
 for i in range(5):
     pid = os.fork()
     if pid == 0:
         os._exit(0)
+    while open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.001)
     time.sleep(0.3)
     os.waitpid(pid, 0)
-time.sleep(60)`)
+time.sleep(60)`
+
+// TestLateReaper: a parent that reaps each child 300 ms after it exits
+// shows that latency, though a poll would rarely catch a zombie.
+func TestLateReaper(t *testing.T) {
+	s := start(t)
+	cmd := python(t, lateReaper)
 	st := waitFor(t, s, cmd.Process.Pid, func(st Stats) bool { return st.Reaped >= 5 })
 	if st.Exits != 5 || st.Reaped != 5 || st.P50 == nil {
 		t.Fatalf("late reaper: %+v; want 5 exits and 5 reaps", st)
 	}
-	if *st.P50 < 290*time.Millisecond || *st.P50 > 500*time.Millisecond {
+	// At least the 300 ms it waits after seeing each exit (less 10 ms of
+	// clock granularity); a busy machine only adds.
+	if *st.P50 < 290*time.Millisecond {
 		t.Errorf("p50 exit-to-reap %s; the parent waits 300 ms after each exit", *st.P50)
 	}
 }
@@ -118,8 +127,10 @@ for i in range(20):
     os.waitpid(pid, 0)
 time.sleep(60)`)
 	st := waitFor(t, s, cmd.Process.Pid, func(st Stats) bool { return st.Reaped >= 20 })
-	if st.Reaped != 20 || st.P99 == nil || *st.P99 > 200*time.Millisecond {
-		t.Errorf("a prompt reaper: %+v (p99 %v, lost %d); want 20 reaps within milliseconds", st, st.P99, s.Lost())
-
+	// Told apart from the late reaper, whose every latency is 300 ms or
+	// more: the prompt one's median is below that, busy machine or not
+	// (its latency is the wake-up of a parent already in waitpid).
+	if st.Reaped != 20 || st.P50 == nil || *st.P50 >= 300*time.Millisecond {
+		t.Errorf("a prompt reaper: %+v (p50 %v, lost %d); want 20 reaps, the median below the late reaper's 300 ms", st, st.P50, s.Lost())
 	}
 }

@@ -148,7 +148,7 @@ func New(cfg Config) *Collector {
 		cfg: cfg,
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zombiewatch_scrape_errors_total",
-			Help: "Reads that failed during scrapes, by kind: permission (a refused read; fix: run as root or with CAP_SYS_PTRACE), no_process (a --pid that is gone), scan (the scan failed), abandoned (the scraper left and the scan was stopped).",
+			Help: "Reads that failed during scrapes, by kind: permission (a refused read; fix: run as root or with CAP_SYS_PTRACE), no_process (a --pid that is gone), scan (the scan failed), abandoned (the scraper left: its scan was stopped, or never started while it waited its turn).",
 		}, []string{"kind"}),
 	}
 	for _, kind := range []string{"permission", "no_process", "scan", "abandoned"} {
@@ -176,7 +176,8 @@ func (c *Collector) Scrape(ctx context.Context, serve func()) {
 	c.scrapeMu.Lock()
 	defer c.scrapeMu.Unlock()
 	if ctx.Err() != nil {
-		return // left while waiting its turn
+		c.errors.WithLabelValues("abandoned").Inc() // left while waiting its turn: no scan made for nobody
+		return
 	}
 	c.mu.Lock()
 	c.ctx = ctx

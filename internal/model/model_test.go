@@ -647,7 +647,16 @@ func BenchmarkHostLive(b *testing.B) {
 // with the host scan, and compares every fact both report.
 func TestProcessAndHostAgree(t *testing.T) {
 	h := zombietest.Start(t, zombietest.Spec{Children: 7, Threads: 2, Pipes: 3, CloseWait: 2, NoFile: 64})
+	// Like with like: both readings at one clock (start ages equal), and
+	// its zombies dead for well over model.StaleAge, so the time between
+	// the two reads cannot move the cause across it.
+	readUntil(t, h.PID, func(p *model.Process) bool {
+		return p.Reaping != nil && p.Reaping.OldestExitSeconds != nil && p.Reaping.Stale == p.Zombies &&
+			p.ZombieList[len(p.ZombieList)-1].ExitAgeSeconds != nil && *p.ZombieList[len(p.ZombieList)-1].ExitAgeSeconds >= model.StaleAge.Seconds()+1
+	})
 	r := liveReader(t)
+	clock := time.Now()
+	r.Now = func() time.Time { return clock }
 	one, err := r.Process(context.Background(), h.PID, model.Options{FDTypes: true})
 	if err != nil {
 		t.Fatal(err)
@@ -811,9 +820,17 @@ func TestZombiePID(t *testing.T) {
 }
 
 // startPython runs python3 with script (which prints a line when ready)
-// under prefix (e.g. unshare), skipping where that cannot start.
+// under prefix (e.g. unshare). Where prefix itself cannot run here (no
+// pid namespaces), it skips, saying so; a helper that then fails fails
+// the test.
 func startPython(t *testing.T, prefix []string, script string) *exec.Cmd {
 	t.Helper()
+	if prefix == nil {
+		return zombietest.Python(t, script)
+	}
+	if out, err := exec.Command(prefix[0], append(prefix[1:], "true")...).CombinedOutput(); err != nil {
+		t.Skipf("%v cannot run here: %v %s", prefix, err, out)
+	}
 	args := append(append([]string{}, prefix...), "python3", "-c", script)
 	cmd := exec.Command(args[0], args[1:]...)
 	// A group of its own: cleanup ends the children it forked too.
@@ -823,7 +840,7 @@ func startPython(t *testing.T, prefix []string, script string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Skipf("%v: %v", args[:len(prefix)+1], err)
+		t.Fatalf("%v: %v", args[:len(prefix)+1], err)
 	}
 	t.Cleanup(func() {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -839,7 +856,7 @@ func startPython(t *testing.T, prefix []string, script string) *exec.Cmd {
 	select {
 	case l := <-line:
 		if l == "" {
-			t.Skipf("%v did not start (no pid namespace here?)", args[:len(prefix)+1])
+			t.Fatalf("%v ended before it was ready", args[:len(prefix)+1])
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("python3 did not get ready")

@@ -47,7 +47,9 @@ func TestScanFollowsChanges(t *testing.T) {
 		return got
 	}
 	first := pass()
-	if first.Read != first.Processes {
+	// The first pass carries nothing over: it read every process it
+	// lists (and, on a busy host, some that exited during the pass).
+	if first.Read < first.Processes {
 		t.Errorf("first pass read %d of %d processes, want all", first.Read, first.Processes)
 	}
 	fp, sp := find(full.Parents, h.PID), find(first.Parents, h.PID)
@@ -76,7 +78,7 @@ for line in sys.stdin:
 		t.Fatal(err)
 	}
 	if err := opener.Start(); err != nil {
-		t.Skipf("python3: %v", err)
+		t.Fatalf("python3: %v", err)
 	}
 	defer func() { opener.Process.Kill(); opener.Wait() }()
 	replies := bufio.NewReader(out)
