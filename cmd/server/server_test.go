@@ -213,6 +213,7 @@ func TestReaperOffThenLoop(t *testing.T) {
 // while its children exit, so their signals meet as one pending SIGCHLD,
 // then resumed.
 func TestWaitModeLosesZombiesInABurst(t *testing.T) {
+	zombietest.SkipSlow(t)
 	const burst = 50
 	results := map[control.Reaper]int{}
 	for _, mode := range []control.Reaper{control.ReaperWait, control.ReaperLoop} {
@@ -266,6 +267,7 @@ func TestWaitModeLosesZombiesInABurst(t *testing.T) {
 }
 
 func TestCloseConnOffLeaksOneSocketPerRequest(t *testing.T) {
+	zombietest.SkipSlow(t)
 	s := startServer(t, "", nil, "--close-conn=false")
 	before := s.settled(t)
 	const n = 20
@@ -303,6 +305,7 @@ func TestCloseConnOffLeaksOneSocketPerRequest(t *testing.T) {
 // connections is answered, 200 or (past --max-children) 503, none lost,
 // however long a busy machine takes (throughput is bench/'s).
 func Test300SimultaneousConnections(t *testing.T) {
+	zombietest.SkipSlow(t)
 	s := startServer(t, "", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -357,6 +360,7 @@ func TestBadRequests(t *testing.T) {
 // TestSIGTERMLeavesNothing: children still holding are waited for within
 // the grace period, and killed past it; none is left, zombie or orphan.
 func TestSIGTERMLeavesNothing(t *testing.T) {
+	zombietest.SkipSlow(t)
 	for _, tc := range []struct{ hold, grace, reaper string }{
 		{"300ms", "5s", "loop"},  // they finish within the grace period
 		{"30s", "200ms", "loop"}, // they are killed
@@ -450,6 +454,7 @@ func TestCtlFromAnotherUIDIsRefused(t *testing.T) {
 // keeping every connection, fds run out; the server answers 503, logs
 // EMFILE, keeps serving, and recovers once close-conn is switched on.
 func TestOutOfDescriptors(t *testing.T) {
+	zombietest.SkipSlow(t)
 	const limit = 64
 	s := startServer(t, "", nil, "--nofile", strconv.Itoa(limit), "--close-conn=false")
 	s.settled(t)
@@ -511,6 +516,7 @@ func lowFDs(t *testing.T, pid, limit int) int {
 // fail to create its threads: that child dies and its one connection is
 // dropped (counted here), while the parent keeps serving.
 func TestOutOfProcesses(t *testing.T) {
+	zombietest.SkipSlow(t)
 	if raceEnabled {
 		t.Skip("under -race every child carries the race detector's threads, so the uid's task count is not the server's; .ci/run runs this test without -race")
 	}
@@ -654,6 +660,7 @@ print("ready", flush=True); time.sleep(120)
 // with the reaper off) a connection gets 503 at once, the server keeps
 // serving, counts it, and answers again once the children are reaped.
 func TestMaxChildren(t *testing.T) {
+	zombietest.SkipSlow(t)
 	s := startServer(t, "", nil, "--reaper", "off", "--max-children", "5")
 	ok, busy := 0, 0
 	for range 8 {
@@ -733,6 +740,7 @@ func snapFS(t *testing.T) *proc.FS {
 // and the next fork fails with EAGAIN (503, logged); zombiewatch reads the
 // cgroup's use and the refused fork; the cgroup is gone after the server.
 func TestPidsMax(t *testing.T) {
+	zombietest.SkipSlow(t)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to make a pids cgroup")
 	}

@@ -115,6 +115,7 @@ func TestServeLive(t *testing.T) {
 
 // TestServeFDsFlat: thousands of scrapes do not leak the exporter's fds.
 func TestServeFDsFlat(t *testing.T) {
+	zombietest.SkipSlow(t)
 	fixtures, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "proc", "fds"))
 	for _, tc := range []struct {
 		root    string

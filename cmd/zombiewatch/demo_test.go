@@ -51,6 +51,7 @@ func processTable(t *testing.T) []string {
 }
 
 func TestDemoEndToEnd(t *testing.T) {
+	zombietest.SkipSlow(t)
 	if _, err := exec.LookPath("ps"); err != nil {
 		t.Skip("ps (procps) not installed: .ci/run installs it")
 	}
@@ -140,6 +141,7 @@ func TestDemoEndToEnd(t *testing.T) {
 }
 
 func TestDemoInterrupted(t *testing.T) {
+	zombietest.SkipSlow(t)
 	if _, err := exec.LookPath("ps"); err != nil {
 		t.Skip("ps (procps) not installed: .ci/run installs it")
 	}
@@ -171,6 +173,7 @@ func TestDemoInterrupted(t *testing.T) {
 // first makes the copies it closes) and claims no recovery where there
 // was nothing to recover (phase 3 alone).
 func TestDemoPhaseAlone(t *testing.T) {
+	zombietest.SkipSlow(t)
 	t.Setenv("ZW_TEST_MAIN", "1")
 	dir := t.TempDir()
 	for _, tc := range []struct {
@@ -211,6 +214,7 @@ func TestDemoPhaseAlone(t *testing.T) {
 // 130, as a shell reports an interrupted command, whatever error the
 // interrupted phase returned.
 func TestDemoCtrlCExits130(t *testing.T) {
+	zombietest.SkipSlow(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

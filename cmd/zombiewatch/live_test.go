@@ -25,6 +25,7 @@ import (
 // TestLiveAgreesWithPS holds zombiewatch's JSON and --zombies beside ps
 // and ls on a real parent with zombies on several threads.
 func TestLiveAgreesWithPS(t *testing.T) {
+	zombietest.SkipSlow(t)
 	if _, err := exec.LookPath("ps"); err != nil {
 		t.Skip("ps (procps) not installed: .ci/run installs it")
 	}
@@ -237,6 +238,7 @@ time.sleep(0.2); print("ready", flush=True); time.sleep(120)
 // slots to spare under RLIMIT_NPROC (the situation it diagnoses): it must
 // read, or refuse in one line, and never die with a runtime trace.
 func TestNearOwnNprocLimit(t *testing.T) {
+	zombietest.SkipSlow(t)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a process as uid 65534")
 	}
@@ -272,6 +274,7 @@ func TestNearOwnNprocLimit(t *testing.T) {
 // and its use, counts the forks already refused, and agrees with the
 // cgroup's own files and with ps, in --pid and host-wide.
 func TestPidsCgroupLive(t *testing.T) {
+	zombietest.SkipSlow(t)
 	dir, cg := zombietest.PidsCgroup(t, 10)
 	cmd := exec.Command("sh", "-c", "echo $$ > "+dir+"/cgroup.procs && exec python3 -c '"+`
 import os, time

@@ -96,6 +96,7 @@ func medianSlopePerMin(times []time.Time, vals []int) float64 {
 // samples' own times, each request adds one child and one fd, and the
 // projection follows from the rate.
 func TestWatchLive(t *testing.T) {
+	zombietest.SkipSlow(t)
 	pid, addr := startServer(t, "--reaper", "off", "--close-conn=false")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -197,6 +198,7 @@ func startTmux(t *testing.T, name string, width, height int, args string) func(a
 // TestWatchKeysInTmux drives the watcher on a terminal: r cycles the
 // server's reaper, c toggles close-conn, q quits; the screen shows each.
 func TestWatchKeysInTmux(t *testing.T) {
+	zombietest.SkipSlow(t)
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux not installed: .ci/run installs it")
 	}
@@ -337,6 +339,7 @@ func TestWatchFits80x24(t *testing.T) {
 // first in the host-wide watch, its rate the change of its count over the
 // samples' own times, and RLIMIT_NOFILE named as the limit it meets.
 func TestHostWatchRanksTheLeak(t *testing.T) {
+	zombietest.SkipSlow(t)
 	cmd := zombietest.Python(t, `
 import os, resource, time
 resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
@@ -414,6 +417,7 @@ time.sleep(120)`)
 // it exits holds at most one zombie at any instant, which a poll finds
 // harmless; the process events show the 300 ms.
 func TestWatchShowsLateReaping(t *testing.T) {
+	zombietest.SkipSlow(t)
 	cmd := zombietest.Python(t, `
 import os, time
 print("go", flush=True)
@@ -453,6 +457,7 @@ time.sleep(60)`)
 // holds at most one zombie, grows nothing, and is still listed: its
 // exit-to-reap p99, from the process events, is over a second.
 func TestHostWatchFindsSlowReaper(t *testing.T) {
+	zombietest.SkipSlow(t)
 	cmd := zombietest.Python(t, `
 import os, time
 print("go", flush=True)
@@ -514,6 +519,7 @@ func TestWatchWithoutEvents(t *testing.T) {
 // every connection (close-conn off) leaks sockets in CLOSE_WAIT; the watch
 // names that group as the one that grows.
 func TestWatchNamesGrowingFDGroups(t *testing.T) {
+	zombietest.SkipSlow(t)
 	pid, addr := startServer(t, "--reaper", "loop", "--close-conn=false")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -549,6 +555,7 @@ func TestWatchNamesGrowingFDGroups(t *testing.T) {
 // process opens 20 fds a second; the host watch lists that cgroup with its
 // pids, zombies and fds growing and the time left to pids.max.
 func TestHostWatchRanksTheContainer(t *testing.T) {
+	zombietest.SkipSlow(t)
 	dir, cg := zombietest.PidsCgroup(t, 400)
 	// Two processes: the fds leak in one that does not fork (a child
 	// caught alive between fork and exit holds a copy of every fd of its
@@ -660,6 +667,7 @@ time.sleep(120)`+"'")
 // fds: every line fits, the leak is listed; after a resize the screen
 // follows; o opens the selected process's own watch and q comes back.
 func TestHostWatchInTmux(t *testing.T) {
+	zombietest.SkipSlow(t)
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux not installed: .ci/run installs it")
 	}

@@ -67,6 +67,7 @@ time.sleep(60)`
 // TestLateReaper: a parent that reaps each child 300 ms after it exits
 // shows that latency, though a poll would rarely catch a zombie.
 func TestLateReaper(t *testing.T) {
+	zombietest.SkipSlow(t)
 	s := start(t)
 	cmd := python(t, lateReaper)
 	st := waitFor(t, s, cmd.Process.Pid, func(st Stats) bool { return st.Reaped >= 5 })

@@ -173,6 +173,7 @@ func TestLiveZombiesAndFDs(t *testing.T) {
 // TestLiveChildrenVanish reads a parent whose children exit and are reaped
 // all the time: every read must succeed and count only real children.
 func TestLiveChildrenVanish(t *testing.T) {
+	zombietest.SkipSlow(t)
 	cmd := exec.Command("sh", "-c", "while :; do /bin/true & /bin/true & wait; done")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -646,6 +647,7 @@ func BenchmarkHostLive(b *testing.B) {
 // TestProcessAndHostAgree reads one live parent with --pid's reading and
 // with the host scan, and compares every fact both report.
 func TestProcessAndHostAgree(t *testing.T) {
+	zombietest.SkipSlow(t)
 	h := zombietest.Start(t, zombietest.Spec{Children: 7, Threads: 2, Pipes: 3, CloseWait: 2, NoFile: 64})
 	// Like with like: both readings at one clock (start ages equal), and
 	// its zombies dead for well over model.StaleAge, so the time between
@@ -888,6 +890,7 @@ func readUntil(t *testing.T, pid int, ok func(*model.Process) bool) *model.Proce
 // (unshare --pid, as a container runtime does) that leaves a child
 // unreaped is told apart from the host's init, and named.
 func TestContainerInitNamed(t *testing.T) {
+	zombietest.SkipSlow(t)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to make a pid namespace")
 	}
@@ -911,6 +914,7 @@ time.sleep(0.2); print("ready", flush=True); time.sleep(120)`)
 // another sits a zombie is not told "it does not wait": the kernel says
 // it waits (wchan do_wait), for the wrong child.
 func TestWaitsForOneChild(t *testing.T) {
+	zombietest.SkipSlow(t)
 	cmd := startPython(t, nil, `
 import os, time
 if os.fork() == 0: os._exit(0)

@@ -80,6 +80,7 @@ while True:
 `
 
 func TestPollLoopReaperReapsLate(t *testing.T) {
+	zombietest.SkipSlow(t)
 	requireSched(t)
 	cmd := zombietest.Python(t, pollReaper)
 	p := judgedWithZombies(t, cmd.Process.Pid, 3*time.Second)
@@ -98,6 +99,7 @@ func TestPollLoopReaperReapsLate(t *testing.T) {
 }
 
 func TestForkingTCPServerReapsLate(t *testing.T) {
+	zombietest.SkipSlow(t)
 	requireSched(t)
 	cmd := zombietest.Python(t, `
 import socketserver
@@ -157,6 +159,7 @@ func listeningPort(t *testing.T, pid int) string {
 }
 
 func TestStoppedReaperGetsNoGuess(t *testing.T) {
+	zombietest.SkipSlow(t)
 	requireSched(t)
 	cmd := zombietest.Python(t, pollReaper)
 	pid := cmd.Process.Pid
@@ -197,6 +200,7 @@ func TestStoppedReaperGetsNoGuess(t *testing.T) {
 }
 
 func TestSubreaperInitReapsLate(t *testing.T) {
+	zombietest.SkipSlow(t)
 	requireSched(t)
 	// An init-like subreaper: children that fork a grandchild and exit, so
 	// the grandchild is an orphan it adopts; it reaps every second.
@@ -226,6 +230,7 @@ while True:
 }
 
 func TestTrueNonReaperIsStillCalledOne(t *testing.T) {
+	zombietest.SkipSlow(t)
 	requireSched(t)
 	cmd := zombietest.Python(t, `
 import os, time
@@ -251,6 +256,7 @@ time.sleep(600)
 // TestExitAgeIsTheExit: a zombie's exit age is the time since it exited,
 // to within 0.3 s, not since it started.
 func TestExitAgeIsTheExit(t *testing.T) {
+	zombietest.SkipSlow(t)
 	requireSched(t)
 	// A child that lives 1.5 s, then exits: its start age and exit age
 	// differ by that much.

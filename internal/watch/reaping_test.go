@@ -18,6 +18,7 @@ import (
 // (no SIGCHLD handler), the watch's cause agrees with the reaps it counts
 // itself: never "not reaping" beside reaps, and "reaps late" once seen.
 func TestWatchAgreesWithItsReaps(t *testing.T) {
+	zombietest.SkipSlow(t)
 	if _, err := os.Stat("/proc/self/sched"); err != nil {
 		t.Skipf("no /proc/self/sched: exit ages unknown here: %v", err)
 	}

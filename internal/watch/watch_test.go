@@ -18,6 +18,7 @@ import (
 	"github.com/zombiewatch/zombiewatch/internal/fixture"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
+	"github.com/zombiewatch/zombiewatch/internal/zombietest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -237,6 +238,7 @@ func golden(t *testing.T, name string, got []byte) {
 // TestWatchDoesNotGrow: 10,000 samples leave the heap and the fds where
 // 1,000 samples left them (the history and the caches are bounded).
 func TestWatchDoesNotGrow(t *testing.T) {
+	zombietest.SkipSlow(t)
 	g := newGrowing(t)
 	s := &Sampler{Reader: g.fs, PID: 100, Opt: model.Options{FDTypes: true}}
 	staysFlat(t, func(int) {
@@ -305,6 +307,7 @@ func TestWatchProjectsNprocBetweenCounts(t *testing.T) {
 // process and cgroup and forgets those gone: 10,000 samples (the tree
 // growing every 100) leave its heap and fds where they were at 1,000.
 func TestHostWatchDoesNotGrow(t *testing.T) {
+	zombietest.SkipSlow(t)
 	g := newGrowing(t)
 	s := &HostSampler{Reader: g.fs}
 	staysFlat(t, func(i int) {

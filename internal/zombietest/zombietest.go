@@ -180,6 +180,16 @@ func SelfCopy(t testing.TB) string {
 // ReapAll reaps every child of this process that has exited.
 func ReapAll() { scenario.ReapAll() }
 
+// SkipSlow skips a slow live test (a second or more: load, timed
+// windows, real servers) under go test -short, saying so: -short is the
+// first run in seconds, the full suite runs them all.
+func SkipSlow(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("slow live test: skipped under -short (go test ./... runs it)")
+	}
+}
+
 // FreeUID is a uid no process on the host runs as and no user has: a test
 // that runs something as "another user" and counts that user's processes
 // (RLIMIT_NPROC) is then alone under it, whatever else the machine runs
