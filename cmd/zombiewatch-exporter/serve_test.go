@@ -441,3 +441,47 @@ func abandoned(t *testing.T, u string) float64 {
 	n, _ := metric(string(b), "zombiewatch_scrape_errors_total", `kind="abandoned"`)
 	return n
 }
+
+// TestSilentServersFailTheSource: 20 processes of another uid bind control
+// names and never answer: a scrape costs one probe budget for all of
+// them, not half a second each, and says the "server" source failed.
+func TestSilentServersFailTheSource(t *testing.T) {
+	zombietest.SkipSlow(t)
+	u := startServe(t, "--top", "0")
+	client := &http.Client{Timeout: 60 * time.Second}
+	start := time.Now()
+	get(t, client, u)
+	before := time.Since(start)
+	zombietest.Nobody(t, `
+import os, socket, time
+for i in range(20):
+    if os.fork() == 0:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind("\0zombiewatch/server/%d/silent" % os.getpid())
+        s.listen(64)
+        held = []
+        while True:
+            c, _ = s.accept()
+            held.append(c)
+print("ready", flush=True)
+time.sleep(120)
+`)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		unix, _ := os.ReadFile("/proc/net/unix")
+		if strings.Count(string(unix), "/silent") >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the 20 silent servers did not bind in 30s")
+		}
+	}
+	start = time.Now()
+	text := get(t, client, u)
+	took := time.Since(start)
+	if took > before+4*250*time.Millisecond {
+		t.Errorf("a scrape beside 20 silent control sockets took %s (%s before): the probes are not bounded together", took, before)
+	}
+	if v, ok := metric(text, "zombiewatch_source_success", `source="server"`); !ok || v != 0 {
+		t.Errorf("zombiewatch_source_success{source=\"server\"} %v (present %v); want 0: its probes failed", v, ok)
+	}
+}

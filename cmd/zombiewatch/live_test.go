@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/model"
+	"github.com/zombiewatch/zombiewatch/internal/proc"
 	"github.com/zombiewatch/zombiewatch/internal/zombietest"
 )
 
@@ -732,4 +733,83 @@ func TestProcRootOneAnswer(t *testing.T) {
 		math.Abs(float64(h.Kernel.Pids-p.Kernel.Tasks)) > 0.2*float64(p.Kernel.Tasks)+20 {
 		t.Errorf("container's tree: %d processes; kernel tasks %d in the host view, %d for --pid 1: want the kernel's count in both", h.Processes, h.Kernel.Pids, p.Kernel.Tasks)
 	}
+}
+
+// silentServers is a process of another uid whose 20 children each bind a
+// bundled server's control name for their own pid and never answer.
+const silentServers = `
+import os, socket, time
+for i in range(20):
+    if os.fork() == 0:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind("\0zombiewatch/server/%d/silent" % os.getpid())
+        s.listen(64)
+        held = []
+        while True:
+            c, _ = s.accept()
+            held.append(c)  # accepted, never answered
+print("ready", flush=True)
+time.sleep(120)
+`
+
+// TestSilentServersDoNotStallReadings: 20 processes that bind control
+// names and never answer cost a reading one probe budget, not half a
+// second each, and are named as the source failing for them.
+func TestSilentServersDoNotStallReadings(t *testing.T) {
+	zombietest.SkipSlow(t)
+	hostReading := func() (time.Duration, string) {
+		var stdout, stderr bytes.Buffer
+		start := time.Now()
+		err := run(context.Background(), []string{"--json", "--top", "0"}, nil, &stdout, &stderr)
+		if err != nil && !strings.Contains(err.Error(), "refused") {
+			t.Fatal(err)
+		}
+		return time.Since(start), stdout.String()
+	}
+	before, _ := hostReading()
+	cmd := zombietest.Nobody(t, silentServers)
+	// Wait until the 20 names are listed.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		unix, _ := os.ReadFile("/proc/net/unix")
+		if strings.Count(string(unix), "/silent") >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the 20 silent servers did not bind in 30s")
+		}
+	}
+	took, _ := hostReading()
+	// One after another they would cost 20 x 250 ms = 5 s more: together,
+	// one budget (allow a few for a busy machine's scheduling).
+	if took > before+4*250*time.Millisecond {
+		t.Errorf("host reading with 20 silent control sockets took %s (%s without): the probes are not bounded together", took, before)
+	}
+	// --pid on one of them: the source failed for it, named; no server.
+	kids, _, err := liveModelFS(t).Children(cmd.Process.Pid, nil)
+	if err != nil || len(kids) == 0 {
+		t.Fatalf("the silent servers: %v %v", kids, err)
+	}
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--pid", strconv.Itoa(kids[0]), "--json"}, nil, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Server *struct{} `json:"server"`
+		Unread []string  `json:"unread"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Server != nil || len(got.Unread) == 0 || !strings.Contains(strings.Join(got.Unread, " "), "server:") {
+		t.Errorf("a silent server: server %v, unread %q; want no server and the source's failure named", got.Server, got.Unread)
+	}
+}
+
+func liveModelFS(t *testing.T) *proc.FS {
+	t.Helper()
+	fs, err := proc.New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
 }

@@ -6,6 +6,8 @@ package bundled
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -16,29 +18,39 @@ import (
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
-// probeTimeout bounds the status read of a listed process: any other
-// process has no socket, and the connect fails at once.
-const probeTimeout = 500 * time.Millisecond
+// probeBudget bounds the probes of one reading, all made at once: a
+// bundled server answers in a millisecond; a process that binds a name
+// under the prefix and never answers (anyone may) costs the reading this
+// much once, not half a second each. maxProbes bounds how many are made.
+const (
+	probeBudget = 250 * time.Millisecond
+	maxProbes   = 64
+)
 
 // Source reads a bundled server's switches into Process.Server. Only on
 // the live /proc: a pid of another tree (a fixture, a container's /proc
 // seen from the host) is not a process this host's sockets can reach. The
-// control sockets are listed once per reading, and only a process with
-// one is asked.
+// control sockets are listed once per reading, and every process with
+// one is asked at once, within probeBudget.
 func Source(fs *proc.FS) model.Source { return &source{fs: fs} }
 
 type source struct {
-	fs        *proc.FS
-	mu        sync.Mutex
-	listening map[int][]string // this reading's control sockets by pid; nil: not listed yet
+	fs     *proc.FS
+	mu     sync.Mutex
+	probed map[int]probe // this reading's answers by pid; nil: not probed yet
+}
+
+type probe struct {
+	st  *control.Status
+	err error
 }
 
 func (s *source) Name() string { return "server" }
 
-// BeginPass forgets the last reading's listing.
+// BeginPass forgets the last reading's answers.
 func (s *source) BeginPass() {
 	s.mu.Lock()
-	s.listening = nil
+	s.probed = nil
 	s.mu.Unlock()
 }
 
@@ -47,24 +59,70 @@ func (s *source) Process(ctx context.Context, p *model.Process) error {
 		return nil
 	}
 	s.mu.Lock()
-	if s.listening == nil {
-		l, err := control.Listening()
-		if err != nil {
-			l = map[int][]string{}
-		}
-		s.listening = l
+	if s.probed == nil {
+		s.probed = probeAll(ctx)
 	}
-	names := s.listening[p.PID]
+	r, ok := s.probed[p.PID]
 	s.mu.Unlock()
-	if len(names) == 0 {
+	switch {
+	case !ok, errors.Is(r.err, control.ErrNoServer), errors.Is(r.err, control.ErrImpostor):
 		return nil // not a bundled server: nothing to add
+	case r.err != nil:
+		// A socket named like a server's that did not answer well in
+		// time: the source failed for it (counted, named in unread).
+		return r.err
 	}
-	st, err := control.CallNames(p.PID, names, control.Request{}, probeTimeout)
-	if err != nil {
+	p.Server = FromStatus(r.st)
+	return nil
+}
+
+// PassErr is the reading's probe failures as one error (a control socket
+// that did not answer in time, or answered what no server would), nil
+// when every probe that was made went well or none was made.
+func (s *source) PassErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	failed, first := 0, error(nil)
+	for _, r := range s.probed {
+		if r.err != nil && !errors.Is(r.err, control.ErrNoServer) && !errors.Is(r.err, control.ErrImpostor) {
+			if failed++; first == nil {
+				first = r.err
+			}
+		}
+	}
+	if failed == 0 {
 		return nil
 	}
-	p.Server = FromStatus(st)
-	return nil
+	return fmt.Errorf("%d of %d control sockets failed (%v)", failed, len(s.probed), first)
+}
+
+// probeAll asks every process with a control socket for its status, all
+// at once, each within probeBudget.
+func probeAll(ctx context.Context) map[int]probe {
+	listing, err := control.Listening()
+	out := map[int]probe{}
+	if err != nil {
+		return out
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	n := 0
+	for pid, names := range listing {
+		if n++; n > maxProbes {
+			mu.Lock()
+			out[pid] = probe{err: fmt.Errorf("pid %d: not asked: more than %d processes hold control sockets", pid, maxProbes)}
+			mu.Unlock()
+			continue
+		}
+		wg.Go(func() {
+			st, err := control.CallNames(pid, names, control.Request{}, probeBudget)
+			mu.Lock()
+			out[pid] = probe{st, err}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // FromStatus is the model's view of a server's reply.

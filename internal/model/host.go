@@ -253,11 +253,14 @@ func (r *Reader) hostFrom(ctx context.Context, h *Host, kept []rec, opt HostOpti
 		}
 	}
 	for _, s := range r.Sources {
-		if res := results[s.Name()]; res != nil {
-			h.Sources = append(h.Sources, *res)
-		} else {
-			h.Sources = append(h.Sources, SourceResult{Name: s.Name()})
+		res := SourceResult{Name: s.Name()}
+		if got := results[s.Name()]; got != nil {
+			res = *got
 		}
+		if pf, ok := s.(passFailer); ok && res.Err == nil {
+			res.Err = pf.PassErr()
+		}
+		h.Sources = append(h.Sources, res)
 	}
 	return h, ctx.Err()
 }

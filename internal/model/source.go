@@ -44,6 +44,13 @@ type passSource interface {
 	BeginPass()
 }
 
+// passFailer is a source that works for a whole reading at once (the
+// bundled server's probes, made together) and can fail as a whole: its
+// error marks the source failed in the reading's SourceResults.
+type passFailer interface {
+	PassErr() error
+}
+
 // beginPass tells the sources a reading begins, and drops the socket
 // tables the last one kept.
 func (r *Reader) beginPass() {

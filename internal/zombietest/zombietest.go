@@ -242,6 +242,7 @@ func Nobody(t testing.TB, script string) *exec.Cmd {
 	}
 	uid := strconv.Itoa(FreeUID(t))
 	cmd := exec.Command("setpriv", "--reuid="+uid, "--regid="+uid, "--clear-groups", "/usr/bin/python3", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // cleanup ends what it forked too
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -250,7 +251,7 @@ func Nobody(t testing.TB, script string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait(); ReapAll() })
 	awaitReady(t, out, "python3 as uid "+uid)
 	return cmd
 }
