@@ -1007,3 +1007,22 @@ func TestKernelThread(t *testing.T) {
 		}
 	}
 }
+
+// TestSelectionCountsEachUIDOnce: reading many processes of one uid counts
+// that uid's tasks (every process's status) once, not once per process.
+func TestSelectionCountsEachUIDOnce(t *testing.T) {
+	r := openFixture(t, "zombies-threads")
+	all, err := r.FS.PIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := r.FS.StatusReads()
+	ps, _, _ := r.Processes(context.Background(), []int{100, 203}, model.Options{}, func(int) bool { return true })
+	if len(ps) != 2 || ps[0].UIDProcesses == nil || ps[1].UIDProcesses == nil || *ps[0].UIDProcesses != *ps[1].UIDProcesses {
+		t.Fatalf("two processes of uid 1000: %d read, uid counts %v %v", len(ps), ps[0].UIDProcesses, ps[1].UIDProcesses)
+	}
+	// One status each for the two readings, and one count of every process.
+	if n := r.FS.StatusReads() - before; n > int64(2+len(all)) {
+		t.Errorf("%d status reads for 2 processes of one uid on a tree of %d: the uid's tasks were counted more than once", n, len(all))
+	}
+}

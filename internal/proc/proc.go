@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,6 +55,8 @@ type FS struct {
 	// not answer for.
 	socketsMu sync.Mutex
 	sockets   map[uint64]map[uint64]Socket
+
+	statusReads atomic.Int64
 }
 
 // userHZ is the unit of stat's start time. It is 100 on every Linux

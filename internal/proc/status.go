@@ -125,6 +125,7 @@ func parseMask(v []byte) (uint64, error) {
 
 // ReadStatus reads and parses /proc/PID/status into buf's storage.
 func (f *FS) ReadStatus(pid int, buf []byte) (Status, []byte, error) {
+	f.statusReads.Add(1)
 	path := f.PIDFile(pid, "status")
 	data, err := readRecord(path, buf)
 	if err != nil {
@@ -136,6 +137,10 @@ func (f *FS) ReadStatus(pid int, buf []byte) (Status, []byte, error) {
 	}
 	return s, data, nil
 }
+
+// StatusReads is how many status files this FS has read: what a reading
+// costs grows with it (a test holds the selection's cost to one count).
+func (f *FS) StatusReads() int64 { return f.statusReads.Load() }
 
 // Sigchld is the process's SIGCHLD disposition as status shows it.
 type Sigchld struct {
