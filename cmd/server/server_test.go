@@ -794,3 +794,52 @@ func TestPidsMax(t *testing.T) {
 		t.Errorf("the server's cgroup %s is still there after it stopped: %v", dir, err)
 	}
 }
+
+// TestChildrenDieWithAKilledServer: after kill -9 of the server (no
+// shutdown runs), its children holding for a minute die with it
+// (parent-death signal): none is left running under init.
+func TestChildrenDieWithAKilledServer(t *testing.T) {
+	zombietest.SkipSlow(t)
+	s := startServer(t, "", nil, "--hold", "60s")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go load.Run(ctx, load.Config{Addr: s.addr, Clients: 5, Conns: 1, Timeout: 90 * time.Second})
+	fs := snapFS(t)
+	kids := waitFor(t, 60*time.Second, "5 children holding", func() ([]int, bool) {
+		kids, _, _ := fs.Children(s.pid, nil)
+		return kids, len(kids) == 5
+	})
+	started := map[int]uint64{}
+	for _, kid := range kids {
+		if st, _, err := fs.ReadStat(kid, nil); err == nil {
+			started[kid] = st.StartTime
+		}
+	}
+	s.cmd.Process.Kill()
+	waitFor(t, 60*time.Second, "every child gone after kill -9 of the server", func() ([]int, bool) {
+		var alive []int
+		for kid, start := range started {
+			if st, _, err := fs.ReadStat(kid, nil); err == nil && st.StartTime == start && st.State != 'Z' {
+				alive = append(alive, kid)
+			}
+		}
+		return alive, len(alive) == 0
+	})
+}
+
+// TestSIGINTExits130: Ctrl-C ends the server with 130, as it ends
+// zombiewatch server and every other interactive command.
+func TestSIGINTExits130(t *testing.T) {
+	s := startServer(t, "", nil)
+	s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-s.done:
+		s.done <- err
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 130 {
+			t.Errorf("server after SIGINT: %v; want exit status 130", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("server still running 30s after SIGINT")
+	}
+}

@@ -168,20 +168,33 @@ const interruptGrace = 10 * time.Second
 // interrupted command. Services (the server, the exporter) use Main and
 // exit 0 after a clean shutdown.
 func MainInterrupted(prog string, run func(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) error) int {
+	return mainInterrupted(prog, run, interruptGrace)
+}
+
+// MainService is MainInterrupted for a service (the bundled server): the
+// same 130 for Ctrl-C, 0 after a clean shutdown on SIGTERM, and no
+// deadline on its shutdown (its own --grace bounds that).
+func MainService(prog string, run func(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) error) int {
+	return mainInterrupted(prog, run, 0)
+}
+
+func mainInterrupted(prog string, run func(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) error, grace time.Duration) int {
 	sigint := make(chan os.Signal, 1)
 	signal.Notify(sigint, os.Interrupt)
 	defer signal.Stop(sigint)
 	// A reading blocked in the kernel (a hung file system, a device in a
 	// hostile tree) does not see its context: Ctrl-C always ends it.
-	backstop := make(chan os.Signal, 1)
-	signal.Notify(backstop, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(backstop)
-	go func() {
-		<-backstop
-		time.Sleep(interruptGrace)
-		fmt.Fprintf(os.Stderr, "%s: interrupted, and still blocked after %s: exiting\n", prog, interruptGrace)
-		os.Exit(ExitInterrupted)
-	}()
+	if grace > 0 {
+		backstop := make(chan os.Signal, 1)
+		signal.Notify(backstop, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(backstop)
+		go func() {
+			<-backstop
+			time.Sleep(grace)
+			fmt.Fprintf(os.Stderr, "%s: interrupted, and still blocked after %s: exiting\n", prog, grace)
+			os.Exit(ExitInterrupted)
+		}()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)

@@ -111,6 +111,9 @@ type exit struct {
 }
 
 type parentStats struct {
+	// start: the parent's start time (stat's ticks) when its first exit
+	// was seen, 0 if it was gone: its identity, since a pid is reused.
+	start         uint64
 	last          time.Time // its last exit, to forget idle parents
 	exits, reaped int64
 	// A cumulative histogram of every latency seen, for Prometheus.
@@ -126,6 +129,10 @@ type sampleLat struct {
 
 // Stats is what the source knows of one parent's children.
 type Stats struct {
+	// Start: the parent's start time (stat's ticks) when its first exit
+	// was seen, 0 if unknown: a reader checks it before naming the pid's
+	// process, since the pid may name another process by now.
+	Start         uint64
 	Exits, Reaped int64 // since the source started
 	Pending       int   // exited, not reaped yet
 	// P50 and P99: exit-to-reap latency over Window (nil: no reap seen).
@@ -403,6 +410,9 @@ func (s *Source) stats(parent int) *parentStats {
 	ps := s.parents[parent]
 	if ps == nil {
 		ps = &parentStats{}
+		if st, _, err := s.fs.ReadStat(parent, nil); err == nil {
+			ps.start = st.StartTime
+		}
 		s.parents[parent] = ps
 	}
 	return ps
@@ -502,7 +512,7 @@ func (s *Source) Parent(parent int) Stats {
 	if ps == nil {
 		return st
 	}
-	st.Exits, st.Reaped, st.Buckets, st.Sum = ps.exits, ps.reaped, ps.buckets, ps.sum
+	st.Start, st.Exits, st.Reaped, st.Buckets, st.Sum = ps.start, ps.exits, ps.reaped, ps.buckets, ps.sum
 	cutoff := time.Now().Add(-Window)
 	i := 0
 	for i < len(ps.lat) && ps.lat[i].at.Before(cutoff) {

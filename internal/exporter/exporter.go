@@ -378,11 +378,11 @@ func (c *Collector) collectEvents(ch chan<- prometheus.Metric) {
 		if i >= maxReapParents && p.st.Pending == 0 {
 			continue
 		}
-		st, _, err := c.cfg.Reader.FS.ReadStatus(p.pid, nil)
-		if err != nil {
-			continue // the parent is gone
+		st, _, err := c.cfg.Reader.FS.ReadStat(p.pid, nil)
+		if err != nil || p.st.Start == 0 || st.StartTime != p.st.Start {
+			continue // the parent is gone, or its pid now names another process: its series are not that one's
 		}
-		comm := Label(st.Name)
+		comm := Label(st.Comm)
 		a := byComm[comm]
 		if a == nil {
 			a = &agg{buckets: map[float64]uint64{}}

@@ -30,6 +30,7 @@ func Main(ctx context.Context, prefix, args []string, stdout, stderr io.Writer) 
 		reaper    string
 		logLevel  string
 		child     bool
+		parent    int
 		maxHeader int
 	)
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
@@ -47,6 +48,7 @@ func Main(ctx context.Context, prefix, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&cfg.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "")
 	fs.StringVar(&logLevel, "log-level", "info", "")
 	fs.BoolVar(&child, "child", false, "") // internal: serve one connection on fd 3
+	fs.IntVar(&parent, "parent", 0, "")    // internal: the child's parent, which it outlives not
 	showVersion := cli.VersionFlag(fs)
 	if err := cli.Parse(fs, args, stdout, cli.Manual(docSource)); err != nil {
 		return err
@@ -78,6 +80,11 @@ func Main(ctx context.Context, prefix, args []string, stdout, stderr io.Writer) 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	if child {
+		// Its parent set a parent-death signal before exec; one gone
+		// before that (reparented already) leaves nothing to answer for.
+		if parent != 0 && os.Getppid() != parent {
+			return &cli.ExitError{Code: 1}
+		}
 		// The parent gives a child /dev/null as fd 2 and its own stderr as
 		// fd 4, so that a runtime dump at start-up stays out of the log.
 		if f := os.NewFile(4, "log"); f != nil && isOpen(f) {

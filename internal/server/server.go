@@ -272,6 +272,11 @@ func (s *Server) spawn(conn *net.TCPConn) error {
 			// parent tells of it in one line from its exit status. The
 			// child logs to fd 4, the parent's stderr.
 			Files: []uintptr{s.devnull.Fd(), s.devnull.Fd(), s.devnull.Fd(), fd, os.Stderr.Fd()},
+			// A child outlives no killed parent (kill -9 leaves no
+			// shutdown to end it): the kernel sends SIGKILL when the
+			// parent goes; the child checks its parent is still the one
+			// that forked it, for a parent gone before this was set.
+			Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 		}
 		pid, forkErr = syscall.ForkExec(s.self, argv, attr)
 	})
@@ -312,7 +317,7 @@ func (s *Server) childArgv() []string {
 	s.mu.Unlock()
 	c := s.cfg.Child
 	argv := append([]string{s.self}, s.cfg.ChildPrefix...)
-	return append(argv, "-child",
+	return append(argv, "-child", "-parent="+strconv.Itoa(os.Getpid()),
 		"-hold="+hold.String(),
 		"-read-timeout="+c.ReadTimeout.String(),
 		"-max-header-bytes="+strconv.Itoa(c.MaxHeaderBytes),
