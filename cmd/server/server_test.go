@@ -611,8 +611,10 @@ func BenchmarkServer(b *testing.B) {
 	}
 }
 
-// TestCtlCannotBeLockedOut plays uid 65534 against the control channel:
-// ten impostor sockets bound under the server's name prefix, twenty
+// TestCtlCannotBeLockedOut plays another uid against the control channel:
+// forty impostor sockets bound under the server's name prefix (more than
+// the candidates tried), forty names that inject rows claiming it into
+// /proc/net/unix, twenty
 // connections left half-written and five hundred more in a burst. The
 // owner's ctl still finds the real server and answers, the half-written
 // ones were never read (the peer is checked first), and the refusals make
@@ -626,8 +628,12 @@ prefix = "@zombiewatch/server/%d/"
 name = [l.split()[7] for l in open("/proc/net/unix") if len(l.split()) == 8 and l.split()[7].startswith(prefix)][0]
 addr = "\0" + name[1:]
 fakes = []
-for i in range(10):
+for i in range(40):  # more than the 16 candidates tried for a pid
     f = socket.socket(socket.AF_UNIX); f.bind("\0" + prefix[1:] + "impostor%%d" %% i); f.listen(1); fakes.append(f)
+for i in range(40):  # names whose newlines inject rows into /proc/net/unix
+    f = socket.socket(socket.AF_UNIX)
+    f.bind(("\0x%%d\n0000000000000000: 00000002 00000000 00010000 0001 01 %%d " %% (i, 900000 + i) + prefix + "injected%%d" %% i).encode())
+    f.listen(1); fakes.append(f)
 held = []
 for i in range(20):
     c = socket.socket(socket.AF_UNIX); c.connect(addr); held.append(c)

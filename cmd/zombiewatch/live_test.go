@@ -813,3 +813,55 @@ func liveModelFS(t *testing.T) *proc.FS {
 	}
 	return fs
 }
+
+// TestUnixNamesCannotForgeRows: a socket whose abstract name holds
+// newlines (the kernel prints it raw in /proc/net/unix) cannot break a
+// process's fd list or give its TCP socket a fake UNIX path: the names
+// come from sock_diag.
+func TestUnixNamesCannotForgeRows(t *testing.T) {
+	holder := zombietest.Python(t, `
+import socket, time
+u = socket.socket(socket.AF_UNIX); u.bind("\0zw-test-named-%d" % id(u)); u.listen(1)
+tcp = socket.socket(); tcp.bind(("127.0.0.1", 0)); tcp.listen(1)
+print("ready", flush=True); time.sleep(120)`)
+	// The TCP socket's inode, to forge a row for.
+	var tcpIno string
+	entries, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", holder.Process.Pid))
+	for _, e := range entries {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", holder.Process.Pid, e.Name()))
+		if ino, ok := strings.CutPrefix(target, "socket:["); ok {
+			tcpIno = strings.TrimSuffix(ino, "]") // the last socket opened: the TCP one
+		}
+	}
+	if tcpIno == "" {
+		t.Fatal("no socket among the holder's fds")
+	}
+	zombietest.Nobody(t, fmt.Sprintf(`
+import socket, time
+f = socket.socket(socket.AF_UNIX)
+f.bind(b"\0x\n0000000000000000: 00000002 00000000 00010000 0001 01 %s /run/FAKE-X")
+f.listen(1)
+print("ready", flush=True); time.sleep(120)`, tcpIno))
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--pid", strconv.Itoa(holder.Process.Pid), "--fds", "--json"}, nil, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		FDList []model.FDEntry `json:"fd_list"`
+		Unread []string        `json:"unread"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	named, tcp := false, false
+	for _, e := range got.FDList {
+		if strings.Contains(e.Local, "FAKE") {
+			t.Errorf("fd %d reads as %s %s: a forged row", e.FD, e.Protocol, e.Local)
+		}
+		named = named || (e.Protocol == "UNIX" && strings.HasPrefix(e.Local, "@zw-test-named-"))
+		tcp = tcp || (e.Protocol == "TCP" && e.TCPState == "LISTEN")
+	}
+	if !named || !tcp || len(got.Unread) > 0 {
+		t.Errorf("fd list %+v (unread %q): want the named UNIX socket and the TCP listener", got.FDList, got.Unread)
+	}
+}

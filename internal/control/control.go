@@ -10,7 +10,7 @@
 package control
 
 import (
-	"bufio"
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -20,11 +20,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
 // Reaper is how the server collects its finished children (the seed's
@@ -175,37 +178,80 @@ func Addr(pid int) string { return namePrefix + strconv.Itoa(pid) + "/" }
 // many names under a pid's prefix; only the real one passes the check.
 const maxCandidates = 16
 
-// Listening lists, from one read of /proc/net/unix (this network
-// namespace's), the listening abstract sockets named like a bundled
-// server's control socket, by the pid their name claims (at most
-// maxCandidates a pid): a reading that asks about many processes lists
-// once, and asks only those with a candidate.
+// Listening lists the listening abstract sockets of this network
+// namespace named like a bundled server's control socket, by the pid
+// their name claims (at most maxCandidates a pid): a reading that asks
+// about many processes lists once, and asks only those with a candidate.
+// The list comes from the kernel's structured answer (sock_diag), where a
+// name cannot inject rows as it can in /proc/net/unix (names are printed
+// raw there, newlines included). Anyone may bind names under a pid's
+// prefix: where this process may read the pid's descriptors, the sockets
+// the pid itself holds come first, so a flood of impostor names cannot
+// push the real one out.
 func Listening() (map[int][]string, error) {
-	f, err := os.Open("/proc/net/unix")
+	socks, err := proc.OwnSockets()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	byPID := map[int][]string{}
-	sc := bufio.NewScanner(io.LimitReader(f, 64<<20))
-	for sc.Scan() {
-		// Num RefCount Protocol Flags Type St Inode Path
-		fields := strings.Fields(sc.Text())
-		if len(fields) != 8 || fields[3] != "00010000" {
+	byPID := map[int][]uint64{}
+	names := map[uint64]string{}
+	for ino, s := range socks {
+		if s.Protocol != "UNIX" || s.State != "LISTEN" {
 			continue
 		}
-		rest, ok := strings.CutPrefix(fields[7], namePrefix)
+		rest, ok := strings.CutPrefix(s.Local, namePrefix)
 		if !ok {
 			continue
 		}
 		digits, _, ok := strings.Cut(rest, "/")
 		pid, err := strconv.Atoi(digits)
-		if !ok || err != nil || pid <= 0 || digits != strconv.Itoa(pid) || len(byPID[pid]) == maxCandidates {
+		if !ok || err != nil || pid <= 0 || digits != strconv.Itoa(pid) {
 			continue
 		}
-		byPID[pid] = append(byPID[pid], fields[7])
+		byPID[pid] = append(byPID[pid], ino)
+		names[ino] = s.Local
 	}
-	return byPID, sc.Err()
+	out := make(map[int][]string, len(byPID))
+	for pid, inos := range byPID {
+		if len(inos) > maxCandidates {
+			held := heldSockets(pid)
+			slices.SortStableFunc(inos, func(a, b uint64) int {
+				return cmp.Compare(b2i(!held[a]), b2i(!held[b]))
+			})
+			inos = inos[:maxCandidates]
+		}
+		for _, ino := range inos {
+			out[pid] = append(out[pid], names[ino])
+		}
+	}
+	return out, nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// heldSockets is the socket inodes among pid's descriptors, empty where
+// they may not be read.
+func heldSockets(pid int) map[uint64]bool {
+	held := map[uint64]bool{}
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return held
+	}
+	for _, e := range entries {
+		target, err := os.Readlink(dir + "/" + e.Name())
+		if ino, ok := strings.CutPrefix(target, "socket:["); err == nil && ok {
+			if n, err := strconv.ParseUint(strings.TrimSuffix(ino, "]"), 10, 64); err == nil {
+				held[n] = true
+			}
+		}
+	}
+	return held
 }
 
 // ErrNoServer: no bundled server listens for that pid.

@@ -52,7 +52,9 @@ func (r *Reader) readFDList(h *proc.Proc, p *Process) error {
 		if fe.Kind == proc.FDSocket {
 			if sockets == nil {
 				if sockets, err = r.FS.Sockets(p.PID); err != nil {
-					p.Unread = append(p.Unread, "fd list sockets: "+err.Error())
+					p.addUnread("fd list sockets: " + err.Error()) // what was read stays
+				}
+				if sockets == nil {
 					sockets = map[uint64]proc.Socket{}
 				}
 			}

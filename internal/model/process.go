@@ -225,6 +225,19 @@ type LimitUse struct {
 	Ratio float64 `json:"ratio"`
 }
 
+// maxUnreadNote bounds one note in Unread: a hostile tree's file (a
+// /dev/zero in place of net/tcp) must not fill the output through its
+// error message.
+const maxUnreadNote = 256
+
+// addUnread names a read that failed, bounded.
+func (p *Process) addUnread(note string) {
+	if len(note) > maxUnreadNote {
+		note = strings.ToValidUTF8(note[:maxUnreadNote], "?") + "..."
+	}
+	p.Unread = append(p.Unread, note)
+}
+
 // rankLimits lists the limits known for p, nearest first.
 func (p *Process) rankLimits() {
 	var l []LimitUse

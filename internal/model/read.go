@@ -217,7 +217,7 @@ func (r *Reader) enrich(ctx context.Context, p *Process, results map[string]*Sou
 				denied = err
 			}
 		case !errors.Is(err, ErrNoProcess):
-			p.Unread = append(p.Unread, s.Name()+": "+err.Error())
+			p.addUnread(s.Name() + ": " + err.Error())
 		}
 	}
 	return denied
@@ -244,7 +244,7 @@ func (r *Reader) readZombies(ctx context.Context, p *Process, opt Options) error
 			if pid == p.PID && proc.IsGone(err) && r.dirExists(pid) {
 				// No task/ in a pid directory that exists: a tree without
 				// it. Every process's ppid tells the children instead.
-				p.Unread = append(p.Unread, fmt.Sprintf("children: %s is missing: read from every process's ppid instead", r.FS.PIDPath(pid, "task")))
+				p.addUnread(fmt.Sprintf("children: %s is missing: read from every process's ppid instead", r.FS.PIDPath(pid, "task")))
 				err = proc.ErrNoChildrenFile
 			}
 			if !errors.Is(err, proc.ErrNoChildrenFile) {
@@ -555,10 +555,10 @@ func (r *Reader) optional(p *Process, what, path string, err error) error {
 	var perr *proc.ParseError
 	switch {
 	case proc.IsGone(err) && r.dirExists(p.PID):
-		p.Unread = append(p.Unread, fmt.Sprintf("%s: %s is missing", what, path))
+		p.addUnread(fmt.Sprintf("%s: %s is missing", what, path))
 		return nil
 	case errors.As(err, &perr):
-		p.Unread = append(p.Unread, fmt.Sprintf("%s: %v", what, err))
+		p.addUnread(fmt.Sprintf("%s: %v", what, err))
 		return nil
 	}
 	var perm *PermissionError

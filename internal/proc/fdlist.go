@@ -70,25 +70,44 @@ type Socket struct {
 // from netlink sock_diag where it answers (the live /proc; one dump per
 // namespace until ForgetSockets), from the /proc/PID/net files otherwise.
 func (f *FS) Sockets(pid int) (map[uint64]Socket, error) {
+	out := map[uint64]Socket{}
+	if table := f.InetSockets(pid); table != nil {
+		for ino, s := range table {
+			out[ino] = s // a copy: the kept dump is shared
+		}
+		return out, nil
+	}
 	pfs, err := procfs.NewFS(filepath.Join(f.root, strconv.Itoa(pid)))
 	if err != nil {
 		return nil, err
 	}
-	out := map[uint64]Socket{}
-	inet := f.InetSockets(pid)
-	if inet == nil {
-		if inet, err = f.inetFromFiles(pid, pfs); err != nil {
-			return nil, err
-		}
+	inet, err := f.inetFromFiles(pid, pfs)
+	if err != nil {
+		return nil, err
 	}
 	for ino, s := range inet {
-		out[ino] = s // a copy: the kept dump is shared
+		out[ino] = s
 	}
-	if err := f.checkRegular(f.PIDPath(pid, "net", "unix")); err != nil {
-		return out, nil
+	// The text table of UNIX sockets: a name with a newline (abstract
+	// names are printed raw) makes it unparsable, and may inject rows: a
+	// failure is returned (the caller names it), and a row never takes
+	// the place of a TCP or UDP socket's inode.
+	path := f.PIDPath(pid, "net", "unix")
+	if err := f.checkRegular(path); err != nil {
+		if IsGone(err) {
+			return out, nil
+		}
+		return out, &ParseError{Path: path, Err: err}
 	}
-	if un, err := pfs.NetUNIX(); err == nil {
-		for _, l := range un.Rows {
+	un, err := pfs.NetUNIX()
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return out, nil
+		}
+		return out, &ParseError{Path: path, Err: err}
+	}
+	for _, l := range un.Rows {
+		if _, taken := out[l.Inode]; !taken {
 			out[l.Inode] = Socket{Protocol: "UNIX", Local: l.Path}
 		}
 	}

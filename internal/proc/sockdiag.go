@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,8 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Netlink sock_diag (NETLINK_SOCK_DIAG, inet_diag) dumps a network
-// namespace's TCP and UDP sockets in binary, one answer per socket, where
+// Netlink sock_diag (NETLINK_SOCK_DIAG, inet_diag, unix_diag) dumps a
+// network namespace's TCP, UDP and UNIX sockets in binary, one answer per socket, where
 // /proc/net/tcp formats text and walks the whole established hash table
 // again for every page it hands out (measured: go test ./internal/proc
 // -bench Sockets). It answers for the namespace the netlink socket was
@@ -150,22 +151,100 @@ func sockDiagDump() (map[uint64]Socket, error) {
 		name     string
 	}{{unix.AF_INET, unix.IPPROTO_TCP, "TCP"}, {unix.AF_INET6, unix.IPPROTO_TCP, "TCPv6"},
 		{unix.AF_INET, unix.IPPROTO_UDP, "UDP"}, {unix.AF_INET6, unix.IPPROTO_UDP, "UDPv6"}} {
-		if err := sockDiagQuery(fd, buf, q.family, q.protocol, q.name, out); err != nil {
+		err := sockDiagQuery(fd, buf, inetDiagReq(q.family, q.protocol), inetDiagMsgSize, func(m []byte) {
+			ino, s := parseInetDiag(m, q.name)
+			out[ino] = s
+		})
+		if err != nil {
 			return nil, err
 		}
+	}
+	// AF_UNIX from the kernel's structured answer: /proc/net/unix prints
+	// abstract names raw, newlines included, so a socket's name can
+	// inject rows there; here a name is an attribute of its own socket.
+	err = sockDiagQuery(fd, buf, unixDiagReq(), unixDiagMsgSize, func(m []byte) {
+		ino, s := parseUnixDiag(m)
+		if _, taken := out[ino]; !taken {
+			out[ino] = s
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// sockDiagQuery sends one dump request and reads its answers into out.
-func sockDiagQuery(fd int, buf []byte, family, protocol uint8, name string, out map[uint64]Socket) error {
+// OwnSockets dumps this process's network namespace's sockets (TCP, UDP
+// and UNIX, by inode) with sock_diag: the structured answer, which a
+// socket's name cannot forge rows in.
+func OwnSockets() (map[uint64]Socket, error) { return sockDiagDump() }
+
+// inetDiagReq is a dump request for every socket of family and protocol.
+func inetDiagReq(family, protocol uint8) []byte {
 	req := make([]byte, nlmsgHdrSize+inetDiagReqSize)
+	req[16], req[17] = family, protocol
+	binary.NativeEndian.PutUint32(req[20:], ^uint32(0)) // every state
+	return req
+}
+
+// The AF_UNIX dump (struct unix_diag_req, unix_diag_msg; linux/unix_diag.h).
+const (
+	unixDiagReqSize = 24
+	unixDiagMsgSize = 16
+	udiagShowName   = 0x01
+	unixDiagName    = 0 // the UNIX_DIAG_NAME attribute
+	sockListen      = 10
+)
+
+// unixDiagReq asks for every AF_UNIX socket with its name.
+func unixDiagReq() []byte {
+	req := make([]byte, nlmsgHdrSize+unixDiagReqSize)
+	req[16] = unix.AF_UNIX
+	binary.NativeEndian.PutUint32(req[20:], ^uint32(0)) // every state
+	binary.NativeEndian.PutUint32(req[28:], udiagShowName)
+	return req
+}
+
+// maxUnixName bounds a socket name (sun_path is 108 bytes).
+const maxUnixName = 108
+
+// parseUnixDiag reads one struct unix_diag_msg and its name attribute: an
+// abstract name (a leading NUL) is shown with "@", as ss and lsof show it;
+// State is "LISTEN" for a listening socket.
+func parseUnixDiag(m []byte) (uint64, Socket) {
+	ino := uint64(binary.NativeEndian.Uint32(m[4:]))
+	s := Socket{Protocol: "UNIX"}
+	if m[2] == sockListen {
+		s.State = "LISTEN"
+	}
+	for a := m[unixDiagMsgSize:]; len(a) >= 4; {
+		l := int(binary.NativeEndian.Uint16(a))
+		typ := binary.NativeEndian.Uint16(a[2:])
+		if l < 4 || l > len(a) {
+			break
+		}
+		if typ == unixDiagName {
+			name := a[4:l]
+			if len(name) > maxUnixName {
+				name = name[:maxUnixName]
+			}
+			if len(name) > 0 && name[0] == 0 {
+				s.Local = "@" + string(name[1:])
+			} else {
+				s.Local = string(bytes.TrimRight(name, "\x00"))
+			}
+		}
+		a = a[min((l+3)&^3, len(a)):]
+	}
+	return ino, s
+}
+
+// sockDiagQuery sends one dump request (req, its header filled here) and
+// hands each answer's message (at least minMsg bytes) to each.
+func sockDiagQuery(fd int, buf, req []byte, minMsg int, each func(msg []byte)) error {
 	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
 	binary.NativeEndian.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
 	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	binary.NativeEndian.PutUint32(req[8:], uint32(protocol)<<8|uint32(family))
-	req[16], req[17] = family, protocol
-	binary.NativeEndian.PutUint32(req[20:], ^uint32(0)) // every state
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("sock_diag: %w", err)
 	}
@@ -205,12 +284,11 @@ func sockDiagQuery(fd int, buf []byte, family, protocol uint8, name string, out 
 				}
 				return nil
 			case unix.SOCK_DIAG_BY_FAMILY:
-				if l >= nlmsgHdrSize+inetDiagMsgSize {
-					ino, s := parseInetDiag(b[nlmsgHdrSize:l], name)
-					out[ino] = s
+				if l >= nlmsgHdrSize+minMsg {
+					each(b[nlmsgHdrSize:l])
 				}
 			}
-			b = b[(l+3)&^3:]
+			b = b[min((l+3)&^3, len(b)):]
 		}
 	}
 }
