@@ -865,3 +865,49 @@ print("ready", flush=True); time.sleep(120)`, tcpIno))
 		t.Errorf("fd list %+v (unread %q): want the named UNIX socket and the TCP listener", got.FDList, got.Unread)
 	}
 }
+
+// TestPathBeyondPathMax: descriptors open on a path longer than PATH_MAX
+// (their links cannot be read: ENAMETOOLONG) are counted and named, so a
+// leak to such a path shows.
+func TestPathBeyondPathMax(t *testing.T) {
+	base, err := os.MkdirTemp("", "zwlong")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	cmd := zombietest.Python(t, fmt.Sprintf(`
+import os, time
+os.chdir(%q)
+for i in range(25):  # 25 x 200 bytes: beyond PATH_MAX (4096)
+    os.mkdir("d" * 200); os.chdir("d" * 200)
+keep = [os.open("f", os.O_CREAT | os.O_RDONLY) for _ in range(30)]
+print("ready", flush=True); time.sleep(120)`, base))
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--pid", strconv.Itoa(cmd.Process.Pid), "--fds", "--json"}, nil, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		FDs     *int            `json:"fds"`
+		FDTypes map[string]int  `json:"fd_types"`
+		FDList  []model.FDEntry `json:"fd_list"`
+		Unread  []string        `json:"unread"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	sum := 0
+	for _, n := range got.FDTypes {
+		sum += n
+	}
+	unresolved := 0
+	for _, e := range got.FDList {
+		if e.Kind == "unresolved" {
+			unresolved++
+		}
+	}
+	if got.FDs == nil || sum != *got.FDs || len(got.FDList) != *got.FDs || unresolved < 30 || got.FDTypes["unresolved"] < 30 ||
+		!strings.Contains(strings.Join(got.Unread, " "), "could not be resolved") {
+		t.Errorf("30 fds beyond PATH_MAX: fds %v, kinds %v (sum %d), %d listed (%d unresolved), unread %q; want every fd counted and the unresolved named",
+			got.FDs, got.FDTypes, sum, len(got.FDList), unresolved, got.Unread)
+	}
+}

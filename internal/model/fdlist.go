@@ -2,6 +2,7 @@ package model
 
 import (
 	"cmp"
+	"fmt"
 	"net"
 	"slices"
 	"strconv"
@@ -20,6 +21,8 @@ type FDEntry struct {
 	TCPState string `json:"tcp_state,omitempty"` // TCP sockets
 	Local    string `json:"local,omitempty"`     // address:port, or a unix socket's path
 	Remote   string `json:"remote,omitempty"`
+	// Unresolved: why its link could not be read (kind "unresolved").
+	Unresolved string `json:"unresolved,omitempty"`
 }
 
 // FDGroup is descriptors that point at the same thing: the same file, the
@@ -44,7 +47,17 @@ func (r *Reader) readFDList(h *proc.Proc, p *Process) error {
 	var sockets map[uint64]proc.Socket
 	list := make([]FDEntry, 0, len(entries))
 	var probe *proc.TCPProbe
+	unresolved, firstErr := 0, ""
 	for _, e := range entries {
+		if e.Err != nil {
+			// Counted and named, never left out: a leak to a path beyond
+			// PATH_MAX is still a leak.
+			list = append(list, FDEntry{FD: e.FD, Kind: proc.FDUnresolved, Unresolved: e.Err.Error()})
+			if unresolved++; unresolved == 1 {
+				firstErr = fmt.Sprintf("fd %d: readlink: %v", e.FD, e.Err)
+			}
+			continue
+		}
 		fe := FDEntry{FD: e.FD, Kind: proc.Kind(e.Target), Target: e.Target}
 		if t, ok := strings.CutSuffix(e.Target, " (deleted)"); ok {
 			fe.Target, fe.Deleted = t, true
@@ -74,6 +87,9 @@ func (r *Reader) readFDList(h *proc.Proc, p *Process) error {
 			}
 		}
 		list = append(list, fe)
+	}
+	if unresolved > 0 {
+		p.addUnread(fmt.Sprintf("fd list: %d fds could not be resolved (%s): listed as %s", unresolved, firstErr, proc.FDUnresolved))
 	}
 	p.FDList = list
 	p.FDGroups = groupFDs(list)

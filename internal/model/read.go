@@ -451,6 +451,9 @@ func (r *Reader) readFDKinds(h *proc.Proc, p *Process) error {
 		return classify(p.PID, "fd kinds", h.Path("fd"), err)
 	}
 	p.FDTypes, p.sockets = sum.Kinds, sum.Sockets
+	if sum.Unresolved > 0 {
+		p.addUnread(fmt.Sprintf("fd kinds: %d fds could not be resolved (%v): counted as %s", sum.Unresolved, sum.Why, proc.FDUnresolved))
+	}
 	// The directory was listed: the count is the listing, as ls and lsof
 	// give it. The O(1) count read before holds slots that threads blocked
 	// in accept have reserved; they count toward EMFILE, so they stay in

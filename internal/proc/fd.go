@@ -17,8 +17,11 @@ const (
 	FDSocket = "socket"
 	FDPipe   = "pipe"
 	FDFile   = "file"   // a path outside /dev: regular file or directory
-	FDDevice = "device" // a path under /dev
+	FDDevice = "device" // a path under /dev (but /dev/shm: files)
 	FDOther  = "other"
+	// FDUnresolved: a descriptor whose link the kernel could not give (a
+	// path beyond PATH_MAX: ENAMETOOLONG): counted, never left out.
+	FDUnresolved = "unresolved"
 )
 
 // fdKind classifies one readlink target.
@@ -34,6 +37,8 @@ func fdKind(target string) string {
 			name = "unknown"
 		}
 		return "anon_inode:" + name
+	case strings.HasPrefix(target, "/dev/shm/"):
+		return FDFile // POSIX shared memory: files on a tmpfs
 	case strings.HasPrefix(target, "/dev/"):
 		return FDDevice
 	case strings.HasPrefix(target, "/"):
@@ -81,6 +86,10 @@ type FDSummary struct {
 	// Refused counts readlinks the kernel refused (EACCES/EPERM: another
 	// user's process without ptrace access): the kinds are then partial.
 	Refused int
+	// Unresolved counts the other failed readlinks (a path beyond
+	// PATH_MAX), in Kinds as FDUnresolved; Why is the first one's error.
+	Unresolved int
+	Why        error
 }
 
 // FDKinds counts pid's descriptors by kind and collects its socket inodes
@@ -109,9 +118,16 @@ func (f *FS) FDKinds(pid int) (FDSummary, error) {
 		buf := make([]byte, 256)
 		for _, name := range names[lo:hi] {
 			n, err := unix.Readlinkat(dirfd, name, buf)
-			if err != nil {
-				if err == unix.EACCES || err == unix.EPERM {
-					p.Refused++
+			switch {
+			case err == unix.EACCES || err == unix.EPERM:
+				p.Refused++
+				continue
+			case err == unix.ENOENT:
+				continue // closed since the listing
+			case err != nil:
+				p.Kinds[FDUnresolved]++
+				if p.Unresolved++; p.Why == nil {
+					p.Why = &fs.PathError{Op: "readlink", Path: path + "/" + name, Err: err}
 				}
 				continue
 			}
@@ -136,6 +152,10 @@ func (f *FS) FDKinds(pid int) (FDSummary, error) {
 			sum.Sockets[ino] = name
 		}
 		sum.Refused += p.Refused
+		sum.Unresolved += p.Unresolved
+		if sum.Why == nil {
+			sum.Why = p.Why
+		}
 	}
 	return sum, nil
 }

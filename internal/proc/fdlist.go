@@ -17,6 +17,9 @@ import (
 type FDEntry struct {
 	FD     int
 	Target string // "socket:[123]", "pipe:[9]", "anon_inode:[eventfd]", a path
+	// Err: why its link could not be read (a path beyond PATH_MAX); Target
+	// is then empty.
+	Err error
 }
 
 // FDList reads every descriptor's link, sorted by number (a descriptor
@@ -41,10 +44,13 @@ func (f *FS) FDList(pid int) ([]FDEntry, error) {
 			continue
 		}
 		m, err := unix.Readlinkat(int(dir.Fd()), name, buf)
-		if err != nil {
-			if err == unix.EACCES || err == unix.EPERM {
-				return nil, &fs.PathError{Op: "readlink", Path: path + "/" + name, Err: err}
-			}
+		switch {
+		case err == unix.EACCES || err == unix.EPERM:
+			return nil, &fs.PathError{Op: "readlink", Path: path + "/" + name, Err: err}
+		case err == unix.ENOENT:
+			continue // closed since the listing
+		case err != nil:
+			out = append(out, FDEntry{FD: n, Err: err})
 			continue
 		}
 		out = append(out, FDEntry{FD: n, Target: string(buf[:m])})
