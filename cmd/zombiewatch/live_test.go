@@ -696,7 +696,8 @@ func TestProcRootOneAnswer(t *testing.T) {
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid)); len(bytes.TrimSpace(kids)) > 0 {
 			root = fmt.Sprintf("/proc/%s/root/proc", strings.Fields(string(kids))[0])
-			if _, err := os.Stat(root + "/1/stat"); err == nil {
+			// Once it has mounted its own proc, its pid 1 is sleep itself.
+			if comm, err := os.ReadFile(root + "/1/comm"); err == nil && string(comm) == "sleep\n" {
 				break
 			}
 		}
