@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -1024,5 +1025,66 @@ func TestSelectionCountsEachUIDOnce(t *testing.T) {
 	// One status each for the two readings, and one count of every process.
 	if n := r.FS.StatusReads() - before; n > int64(2+len(all)) {
 		t.Errorf("%d status reads for 2 processes of one uid on a tree of %d: the uid's tasks were counted more than once", n, len(all))
+	}
+}
+
+// TestReadsBoundedBeforeReading: a hostile tree's huge files (a 100 MB
+// command line, a 40 MB children list, an 8 MB status, a 100 MB net/tcp)
+// cost a reading no more than their bounds: what is read is bounded as it
+// is read, not after.
+func TestReadsBoundedBeforeReading(t *testing.T) {
+	dir := copyTree(t, "fds")
+	sparse := func(name string, size int64) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		// A line of text first (so parsers get past it), then the rest as
+		// a hole: the disk holds nothing, a read returns NULs.
+		f.WriteString("a b c\n")
+		if err := f.Truncate(size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sparse("100/cmdline", 100<<20)
+	sparse("100/task/100/children", 40<<20)
+	sparse("100/net/tcp", 100<<20)
+	r := readerOf(t, dir)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := r.Process(context.Background(), 100, model.Options{FDTypes: true, FDList: true})
+	runtime.ReadMemStats(&after)
+	// Its children cannot be listed: the reading fails, in one line.
+	if err == nil || !strings.Contains(err.Error(), "larger than") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("a 40 MB children list: %v; want a one-line error naming it", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 24<<20 {
+		t.Errorf("a reading of a tree with 240 MB of hostile files allocated %d MB; want the bounds' worth (under 24 MB)", alloc>>20)
+	}
+	// Without it, the reading is made and names what it could not read.
+	os.Remove(filepath.Join(dir, "100/task/100/children"))
+	os.WriteFile(filepath.Join(dir, "100/task/100/children"), nil, 0o644)
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	p, err := r.Process(context.Background(), 100, model.Options{FDTypes: true, FDList: true})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+		t.Errorf("a reading beside a 100 MB command line and net/tcp allocated %d MB; want under 8 MB", alloc>>20)
+	}
+	if len(p.Unread) == 0 {
+		t.Errorf("unread %q: want the oversized files named", p.Unread)
+	}
+	for _, u := range p.Unread {
+		if len(u) > 300 {
+			t.Errorf("an unread note of %d bytes: want it bounded", len(u))
+		}
 	}
 }

@@ -34,7 +34,7 @@ func (f *FS) Children(pid int, buf []byte) ([]int, []byte, error) {
 			continue
 		}
 		path := f.PIDPath(pid, "task", tid, "children")
-		data, err := readFile(path, buf)
+		data, err := readFileMax(path, buf, maxChildren)
 		if err != nil {
 			if !IsGone(err) {
 				return nil, buf, err

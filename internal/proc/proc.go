@@ -186,21 +186,41 @@ func IsGone(err error) bool {
 // here (a busy net/tcp) is far smaller; a larger one is a hostile tree.
 const maxFileSize = 64 << 20
 
+// Bounds of the single-record files and of the lists, checked as they are
+// read (a hostile tree's 100 MB file costs no more than the bound): a
+// status with 65,536 supplementary groups is about 400 KB; a children
+// list of a million pids 8 MB.
+const (
+	maxRecord   = 1 << 20
+	maxChildren = 8 << 20
+	maxSmall    = 64 << 10 // cgroup, wchan, kernel limits, stat of the root
+)
+
 // readFile reads a small /proc file whole into buf's storage. It uses
 // open, read and close directly: os.Open adds an fstat and allocations per
 // file, which count when a parent holds thousands of zombies. /proc files
 // report size 0 and hand out at most a page per read (seq_file), so a short
 // read is not the end: it reads until read returns 0.
 func readFile(path string, buf []byte) ([]byte, error) {
-	return readProc(path, buf, false)
+	return readProc(path, buf, false, maxSmall)
+}
+
+// readFileMax is readFile with its own bound.
+func readFileMax(path string, buf []byte, limit int) ([]byte, error) {
+	return readProc(path, buf, false, limit)
 }
 
 // readRecord reads a /proc file made of one record (stat, status, limits:
 // the kernel's single_open files), which one read returns whole when it
 // fits in buf: it saves the read that returns 0, one syscall per file.
 func readRecord(path string, buf []byte) ([]byte, error) {
-	return readProc(path, buf, true)
+	return readProc(path, buf, true, maxRecord)
 }
+
+// errTooLarge: a file beyond its bound (a hostile tree).
+type errTooLarge int
+
+func (e errTooLarge) Error() string { return fmt.Sprintf("file larger than %d bytes", int(e)) }
 
 // readHead reads at most n bytes from the start of path, in one read:
 // for the files whose first lines are all that is wanted (sched).
@@ -225,7 +245,7 @@ func readHead(path string, buf []byte, n int) ([]byte, error) {
 	}
 }
 
-func readProc(path string, buf []byte, record bool) ([]byte, error) {
+func readProc(path string, buf []byte, record bool, limit int) ([]byte, error) {
 	fd, err := rawOpen(path)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
@@ -251,11 +271,11 @@ func readProc(path string, buf []byte, record bool) ([]byte, error) {
 		if record && n < len(buf) {
 			return buf[:n], nil
 		}
+		if n > limit {
+			return nil, &ParseError{Path: path, Err: errTooLarge(limit)}
+		}
 		if n == len(buf) {
-			if n >= maxFileSize {
-				return nil, &fs.PathError{Op: "read", Path: path, Err: errors.New("file larger than 64 MiB")}
-			}
-			buf = append(buf, make([]byte, len(buf))...)
+			buf = append(buf, make([]byte, min(len(buf), limit+1-len(buf)+1))...)
 			buf = buf[:cap(buf)]
 		}
 	}
@@ -296,12 +316,11 @@ const maxCmdline = 128 << 10
 // left them (it may rewrite its own). A kernel thread has none.
 func (f *FS) Cmdline(pid int) ([]string, error) {
 	path := f.PIDFile(pid, "cmdline")
-	data, err := readFile(path, nil)
+	// The first maxCmdline bytes, in one bounded read: a 100 MB command
+	// line (or a hostile tree's file) costs no more.
+	data, err := readHead(path, make([]byte, maxCmdline), maxCmdline)
 	if err != nil {
 		return nil, err
-	}
-	if len(data) > maxCmdline {
-		data = data[:maxCmdline]
 	}
 	data = bytes.TrimRight(data, "\x00")
 	if len(data) == 0 {

@@ -76,6 +76,10 @@ func OpenDir(path string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
+// maxTable bounds a socket table read as text from a copied tree (the
+// live host's come from sock_diag): 16 MiB is some 100,000 sockets.
+const maxTable = 16 << 20
+
 // checkRegular refuses, in a tree that is not a mounted procfs, a path
 // that is not a regular file, before a library opens it with a blocking
 // open (procfs's net/tcp, net/unix readers).
@@ -89,6 +93,9 @@ func (f *FS) checkRegular(path string) error {
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return &fs.PathError{Op: "open", Path: path, Err: errors.New("not a regular file")}
+	}
+	if st.Size > maxTable {
+		return &fs.PathError{Op: "open", Path: path, Err: errTooLarge(maxTable)}
 	}
 	return nil
 }
