@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -141,6 +142,11 @@ func serveHTTP(ctx context.Context, col *exporter.Collector, reg *prometheus.Reg
 	inFlight := make(chan struct{}, maxScrapesInFlight)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "metrics are read with GET", http.StatusMethodNotAllowed)
+			return
+		}
 		select {
 		case inFlight <- struct{}{}:
 			defer func() { <-inFlight }()
@@ -159,7 +165,7 @@ func serveHTTP(ctx context.Context, col *exporter.Collector, reg *prometheus.Reg
 		fmt.Fprintf(w, "<html><body><h1>zombiewatch</h1><p><a href=\"/metrics\">metrics</a></p></body></html>\n")
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: readTimeout,
-		IdleTimeout: idleTimeout, MaxHeaderBytes: 16 << 10}
+		IdleTimeout: idleTimeout, MaxHeaderBytes: 16 << 10, ConnState: trackState}
 	log.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
 	go func() {
 		<-ctx.Done()
@@ -173,11 +179,17 @@ func serveHTTP(ctx context.Context, col *exporter.Collector, reg *prometheus.Reg
 	return nil
 }
 
-// limitListener closes, at once, connections beyond the number of slots:
-// a flood of idle connections cannot take the exporter's descriptors.
+// limitListener bounds the open connections: a flood of idle or slow
+// connections cannot take the exporter's descriptors. When every slot is
+// taken, the oldest connection that is not serving a request (one that
+// has not sent a whole request yet, or sits idle) is closed to make room,
+// so a scrape that arrives complete is served; only when every slot
+// serves a request is the new connection closed at once.
 type limitListener struct {
 	net.Listener
 	slots chan struct{}
+	mu    sync.Mutex
+	open  map[*slotConn]bool
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -186,17 +198,75 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		select {
-		case l.slots <- struct{}{}:
-			return &slotConn{Conn: c, release: func() { <-l.slots }}, nil
-		default:
-			c.Close()
+		if sc := l.admit(c); sc != nil {
+			return sc, nil
 		}
+		if l.evict() {
+			if sc := l.admit(c); sc != nil {
+				return sc, nil
+			}
+		}
+		c.Close()
+	}
+}
+
+// admit takes a slot for c, nil if none is free.
+func (l *limitListener) admit(c net.Conn) *slotConn {
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		return nil
+	}
+	sc := &slotConn{Conn: c, since: time.Now()}
+	sc.state.Store(int32(http.StateNew))
+	sc.release = func() {
+		l.mu.Lock()
+		delete(l.open, sc)
+		l.mu.Unlock()
+		<-l.slots
+	}
+	l.mu.Lock()
+	if l.open == nil {
+		l.open = map[*slotConn]bool{}
+	}
+	l.open[sc] = true
+	l.mu.Unlock()
+	return sc
+}
+
+// evict closes the oldest connection not serving a request; false if
+// every one is.
+func (l *limitListener) evict() bool {
+	l.mu.Lock()
+	var oldest *slotConn
+	for sc := range l.open {
+		if st := http.ConnState(sc.state.Load()); st != http.StateNew && st != http.StateIdle {
+			continue
+		}
+		if oldest == nil || sc.since.Before(oldest.since) {
+			oldest = sc
+		}
+	}
+	l.mu.Unlock()
+	if oldest == nil {
+		return false
+	}
+	oldest.Close()
+	return true
+}
+
+// trackState is the server's ConnState hook: it tells the listener which
+// connections serve a request.
+func trackState(c net.Conn, st http.ConnState) {
+	if sc, ok := c.(*slotConn); ok {
+		sc.state.Store(int32(st))
 	}
 }
 
 type slotConn struct {
 	net.Conn
+	since   time.Time
+	state   atomic.Int32 // an http.ConnState
 	once    sync.Once
 	release func()
 }

@@ -485,3 +485,53 @@ time.sleep(120)
 		t.Errorf("zombiewatch_source_success{source=\"server\"} %v (present %v); want 0: its probes failed", v, ok)
 	}
 }
+
+// TestOnlyGETAndHEAD: the metrics answer GET and HEAD; POST, DELETE and
+// TRACE get 405 with the methods allowed.
+func TestOnlyGETAndHEAD(t *testing.T) {
+	u := startServe(t)
+	for method, want := range map[string]int{"GET": 200, "HEAD": 200, "POST": 405, "DELETE": 405, "TRACE": 405, "PUT": 405} {
+		req, _ := http.NewRequest(method, u, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || (want == 405 && resp.Header.Get("Allow") != "GET, HEAD") {
+			t.Errorf("%s /metrics: %d (Allow %q); want %d", method, resp.StatusCode, resp.Header.Get("Allow"), want)
+		}
+	}
+}
+
+// TestSlowConnectionsDoNotStarveScrapes: 40 connections that send half a
+// request and wait hold every slot; a scrape that arrives complete is
+// still served (the oldest connection not serving a request makes room).
+func TestSlowConnectionsDoNotStarveScrapes(t *testing.T) {
+	u := startServe(t)
+	host := strings.TrimSuffix(strings.TrimPrefix(u, "http://"), "/metrics")
+	var slow []net.Conn
+	defer func() {
+		for _, c := range slow {
+			c.Close()
+		}
+	}()
+	for range 40 {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n") // never finished
+		slow = append(slow, c)
+	}
+	for i := range 5 {
+		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := client.Get(u)
+		if err != nil {
+			t.Fatalf("scrape %d beside 40 slow connections: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("scrape %d beside 40 slow connections: %d", i, resp.StatusCode)
+		}
+	}
+}
