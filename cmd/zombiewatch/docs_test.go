@@ -5,12 +5,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/zombiewatch/zombiewatch/internal/diagnose"
+	"github.com/zombiewatch/zombiewatch/internal/model"
 )
 
 // repoRoot is the checkout's root, from this package's directory.
@@ -86,5 +88,40 @@ func TestDocsCauses(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(listed, want) {
 		t.Errorf("docs/diagnosis.md lists causes %v; the diagnosis has %v", listed, want)
+	}
+}
+
+// TestDocsJSONKeys: docs/usage.md's table of --json keys names every key
+// of a Process, and no key it does not have.
+func TestDocsJSONKeys(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join(repoRoot, "docs", "usage.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(text), "| key | meaning |")
+	if !ok {
+		t.Fatal("docs/usage.md: no table of JSON keys")
+	}
+	table, _, _ = strings.Cut(table, "\n\n")
+	documented := map[string]bool{}
+	for line := range strings.Lines(table) {
+		cell, _, _ := strings.Cut(strings.TrimPrefix(line, "| "), " |")
+		for _, m := range regexp.MustCompile("`([a-z_0-9]+)`").FindAllStringSubmatch(cell, -1) {
+			documented[m[1]] = true
+		}
+	}
+	typ := reflect.TypeOf(model.Process{})
+	for i := range typ.NumField() {
+		tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		if !documented[tag] {
+			t.Errorf("--json key %q is not in docs/usage.md's table", tag)
+		}
+		delete(documented, tag)
+	}
+	for key := range documented {
+		t.Errorf("docs/usage.md documents %q, which --json does not have", key)
 	}
 }

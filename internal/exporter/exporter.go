@@ -53,7 +53,9 @@ var (
 	descZombieChildren = prometheus.NewDesc("zombiewatch_zombie_children",
 		"Zombie children a parent holds, by parent (only parents holding zombies).", labelsProc, nil)
 	descOldestZombie = prometheus.NewDesc("zombiewatch_oldest_zombie_age_seconds",
-		"Age of the oldest zombie child a parent holds.", labelsProc, nil)
+		"Time since the oldest zombie child a parent holds started (as ps's ELAPSED).", labelsProc, nil)
+	descOldestExit = prometheus.NewDesc("zombiewatch_oldest_zombie_exit_age_seconds",
+		"Time since the longest-dead zombie child a parent holds exited, from the scheduler's clock; absent where the kernel does not tell it.", labelsProc, nil)
 	descAdopted = prometheus.NewDesc("zombiewatch_adopted_zombie_children",
 		"Zombie children that started before their parent: orphans it adopted (an init or subreaper).", labelsProc, nil)
 	descZombies   = prometheus.NewDesc("zombiewatch_zombies", "Zombie processes on the host.", nil, nil)
@@ -159,7 +161,7 @@ func New(cfg Config) *Collector {
 
 // Describe sends every descriptor.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descZombieChildren, descOldestZombie, descAdopted, descZombies, descProcesses,
+	for _, d := range []*prometheus.Desc{descZombieChildren, descOldestZombie, descOldestExit, descAdopted, descZombies, descProcesses,
 		descThreads, descOpenFDs, descFDSoft, descFDKind, descCloseWait, descUIDTasks, descUIDZombies, descUIDNproc,
 		descWatchedUp, descDuration, descByCause, descSourceOK, descSourceDuration,
 		descCgroupZombie, descCgroupPids, descCgroupPidsMax, descCgroupRefused,
@@ -232,6 +234,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		pid, comm := strconv.Itoa(p.PID), Label(p.Comm)
 		gauge(descZombieChildren, float64(p.Zombies), pid, comm)
 		gauge(descOldestZombie, p.OldestAge().Seconds(), pid, comm)
+		if rp := p.Reaping; rp != nil && rp.OldestExitSeconds != nil {
+			gauge(descOldestExit, *rp.OldestExitSeconds, pid, comm)
+		}
 		gauge(descAdopted, float64(p.AdoptedZombies), pid, comm)
 		byCause[p.Cause] += p.Zombies
 	}
