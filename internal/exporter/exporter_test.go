@@ -21,7 +21,7 @@ func TestMetricsOnFixture(t *testing.T) {
 # TYPE zombiewatch_zombie_children gauge
 zombiewatch_zombie_children{comm="server",pid="100"} 3
 zombiewatch_zombie_children{comm="worker",pid="203"} 1
-# HELP zombiewatch_oldest_zombie_age_seconds Age of the oldest zombie child a parent holds.
+# HELP zombiewatch_oldest_zombie_age_seconds Time since the oldest zombie child a parent holds started (as ps's ELAPSED).
 # TYPE zombiewatch_oldest_zombie_age_seconds gauge
 zombiewatch_oldest_zombie_age_seconds{comm="server",pid="100"} 5000
 zombiewatch_oldest_zombie_age_seconds{comm="worker",pid="203"} 4000

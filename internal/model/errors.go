@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -29,6 +32,66 @@ func (e *PermissionError) Unwrap() error { return e.Err }
 // ptraceHint is what lets a reader see another user's fd directory.
 const ptraceHint = "run as the process's user, as root, or with CAP_SYS_PTRACE"
 
+// refusalHint says why the kernel refused process pid's fd links, as
+// far as the two processes' credentials show it, and what would fix it:
+// it follows the kernel's ptrace read check (same uid or CAP_SYS_PTRACE;
+// then a target holding capabilities the reader lacks needs
+// CAP_SYS_PTRACE too; a process that is not dumpable, likewise). Where the
+// reader already holds CAP_SYS_PTRACE it never advises it: it says what it
+// saw and that nothing this process can gain would help. Where the path is
+// not this host's /proc (a copied tree), the general fix.
+func refusalHint(pid int, path string) string {
+	if !strings.HasPrefix(path, "/proc/"+strconv.Itoa(pid)+"/") {
+		return ptraceHint
+	}
+	live, err := proc.New("/proc")
+	if err != nil || !live.Live() {
+		return ptraceHint
+	}
+	theirs, err1 := live.ReadCreds(pid)
+	ours, err2 := live.ReadCreds(os.Getpid())
+	if err1 != nil || err2 != nil {
+		return ptraceHint
+	}
+	const ptrace = 1 << 19 // CAP_SYS_PTRACE
+	extra := theirs.CapPrm &^ ours.CapEff
+	if ours.CapEff&ptrace != 0 {
+		var seen []string
+		if extra != 0 {
+			seen = append(seen, "it holds capabilities this process lacks ("+proc.CapNames(extra)+")")
+		}
+		switch {
+		case theirs.UserNS == 0:
+			seen = append(seen, "its user namespace cannot be read")
+		case theirs.UserNS != ours.UserNS:
+			seen = append(seen, "it runs in another user namespace")
+		}
+		why := "the kernel or a security module (Yama, AppArmor, SELinux, a BPF LSM) refused it"
+		if len(seen) > 0 {
+			why += "; " + strings.Join(seen, ", ")
+		}
+		return "this process already has CAP_SYS_PTRACE" + maybeRoot(ours) + ": " + why +
+			"; no privilege this process can gain reads it (typical of a VM's or sandbox's own agent)"
+	}
+	switch {
+	case theirs.UID != ours.UID:
+		return fmt.Sprintf("it runs as uid %d, this process as uid %d without CAP_SYS_PTRACE: run as uid %d, or with CAP_SYS_PTRACE", theirs.UID, ours.UID, theirs.UID)
+	case extra != 0:
+		return fmt.Sprintf("it holds capabilities this process lacks (%s): run with CAP_SYS_PTRACE", proc.CapNames(extra))
+	case theirs.DirOwner != theirs.UID:
+		return "it is not dumpable (setuid, or prctl PR_SET_DUMPABLE 0): run with CAP_SYS_PTRACE"
+	}
+	return "a security module refused it (Yama's ptrace_scope, AppArmor, SELinux): run with CAP_SYS_PTRACE or see the kernel's audit log"
+}
+
+// maybeRoot adds ", as root" where the reader is root.
+func maybeRoot(c proc.Creds) string {
+	if c.UID == 0 {
+		return " and runs as root"
+	}
+	return ""
+}
+
 // isPermission tells whether err is a refusal by the kernel.
 func isPermission(err error) bool {
 	return errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)
@@ -42,7 +105,7 @@ func classify(pid int, what, path string, err error) error {
 	case proc.IsGone(err):
 		return fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
 	case isPermission(err):
-		return &PermissionError{PID: pid, What: what, Path: path, Hint: ptraceHint, Err: err}
+		return &PermissionError{PID: pid, What: what, Path: path, Hint: refusalHint(pid, path), Err: err}
 	default:
 		return err
 	}
