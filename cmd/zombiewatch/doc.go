@@ -63,6 +63,9 @@ Flags:
 	                   accept, as EMFILE does; ls and lsof do not list those)
 	--max-zombies N    exit 3 if the process holds more than N zombie children
 	--max-fd-ratio R   exit 3 if open fds exceed R times the soft limit (0 < R <= 1)
+	--strict           with no --pid: exit 1 when any read was refused, detail too
+	                   (by default a host reading whose counts were all read exits 0
+	                   and names the refused detail on stderr and in "denied")
 	--proc-root DIR    read another /proc: a container's, or a copied tree (default /proc)
 	--cgroup-root DIR  read another cgroupfs for pids.max and pod/container names
 	                   (default /sys/fs/cgroup; with another --proc-root, only if given)
@@ -87,12 +90,16 @@ Subcommands:
 	server  run the bundled forking HTTP server (the same as cmd/server):
 	        zombiewatch server -h
 
-Exit codes: 0 done; 1 runtime error (no such process, permission denied);
-2 usage error; 3 a --max-zombies or --max-fd-ratio threshold was exceeded.
+Exit codes: 0 done (host-wide: every count read, refused detail named on
+stderr); 1 runtime error (no such process; a --pid read refused; host-wide,
+a count refused, or any refusal with --strict); 2 usage error; 3 a
+--max-zombies or --max-fd-ratio threshold was exceeded; 130 Ctrl-C.
 
 Anyone may read a process's fd count; the kinds of another user's descriptors
-only that user, root, or a holder of CAP_SYS_PTRACE. zombiewatch names a read
-it was refused, and its fix, rather than print a zero.
+only that user, root, or a holder of CAP_SYS_PTRACE, and a process holding
+capabilities the reader lacks only a holder of CAP_SYS_PTRACE. zombiewatch
+names a read it was refused, and why (the uid, the capabilities, the user
+namespace, dumpability of both processes compared), rather than print a zero.
 
 # ctl
 

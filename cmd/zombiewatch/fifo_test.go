@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,6 +96,59 @@ func TestRefusedLimitsIsAnError(t *testing.T) {
 		msg := strings.TrimSpace(stderr.String())
 		if code := cmd.ProcessState.ExitCode(); code != 1 || strings.Contains(msg, "\n") || strings.Contains(msg, "panic") || !strings.Contains(msg, "permission denied") {
 			t.Errorf("zombiewatch %s with limits unreadable: %v, exit %d, stderr %q; want one line naming the refusal, exit 1", strings.Join(args, " "), err, code, msg)
+		}
+	}
+}
+
+// TestUncountedFDsFailTheHostReading: a process whose fd directory cannot
+// be listed has no fd count; the host view leaves it out of the fd users,
+// names it, and exits 1 (its answer is incomplete), never counting it 0.
+func TestUncountedFDsFailTheHostReading(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run zombiewatch as another uid")
+	}
+	bin := zombietest.SelfCopy(t)
+	dir, err := os.MkdirTemp("", "zwtree")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.CopyFS(dir, os.DirFS(fixture.Dir("zombies-threads"))); err != nil {
+		t.Fatal(err)
+	}
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil {
+			os.Chmod(p, info.Mode().Perm()|0o555)
+		}
+		return nil
+	})
+	if err := os.Chmod(filepath.Join(dir, "203", "fd"), 0); err != nil {
+		t.Fatal(err)
+	}
+	uid := strconv.Itoa(zombietest.FreeUID(t))
+	cmd := exec.Command("setpriv", "--reuid="+uid, "--regid="+uid, "--clear-groups", bin, "--proc-root", dir, "--json")
+	cmd.Env = append(os.Environ(), "ZW_TEST_MAIN=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Run()
+	var got struct {
+		Uncounted []string `json:"fds_uncounted"`
+		FDUsers   []struct {
+			PID int `json:"pid"`
+		} `json:"fd_users"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "open fds of 1 process not counted") {
+		t.Errorf("exit %d, stderr %q; want exit 1 naming the uncounted process", code, stderr.String())
+	}
+	if len(got.Uncounted) != 1 || !strings.Contains(got.Uncounted[0], "/203/fd") {
+		t.Errorf("fds_uncounted %q; want pid 203's fd directory", got.Uncounted)
+	}
+	for _, u := range got.FDUsers {
+		if u.PID == 203 {
+			t.Errorf("pid 203 listed among the fd users with a count it could not read")
 		}
 	}
 }

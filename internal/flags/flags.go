@@ -36,6 +36,7 @@ type Config struct {
 	Interval   time.Duration
 	Count      int
 	Top        int
+	Strict     bool // a refused read of detail fails the host-wide run too
 }
 
 // Parse parses and checks args; help is the -h text, and version printing
@@ -63,6 +64,7 @@ func Parse(args []string, stdout io.Writer, help string) (Config, error) {
 	fs.DurationVar(&c.Interval, "interval", time.Second, "")
 	fs.IntVar(&c.Count, "count", 0, "")
 	fs.IntVar(&c.Top, "top", 10, "")
+	fs.BoolVar(&c.Strict, "strict", false, "")
 	if err := cli.Parse(fs, args, stdout, help); err != nil {
 		return c, err
 	}

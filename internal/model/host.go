@@ -28,6 +28,12 @@ type Host struct {
 	Denied []string
 	// Skipped counts pid directories whose files did not parse.
 	Skipped int
+	// Uncounted lists the processes whose open fds the kernel refused to
+	// count (their fd directory, as hidepid or an older kernel's listing
+	// refuses another user): left out of the fd users, never counted as
+	// 0. Denied, by contrast, is detail (fd kinds, TCP states) of
+	// processes whose counts were read.
+	Uncounted []string
 	// Counts: every process's counts, with HostOptions.Counts (for the
 	// host-wide watch, which ranks growth, not nearness).
 	Counts []Counts
@@ -131,6 +137,7 @@ type rec struct {
 	nestedInit bool // PID 1 of a nested pid namespace
 	fds        int
 	hasFDs     bool
+	fdErr      error // why the fds could not be counted
 	limits     proc.Limits
 	skipped    bool
 }
@@ -209,6 +216,9 @@ func (r *Reader) hostFrom(ctx context.Context, h *Host, kept []rec, opt HostOpti
 		h.Threads += max(rc.Threads, 1)
 		if rc.State == 'Z' {
 			h.Zombies++
+		}
+		if rc.fdErr != nil {
+			h.Uncounted = append(h.Uncounted, rc.fdErr.Error())
 		}
 	}
 	results := map[string]*SourceResult{}
@@ -302,6 +312,9 @@ func (r *Reader) readRec(pid int, buf []byte) (rc rec, _ []byte, ok bool, err er
 	var fdErr error
 	rc.fds, _, fdErr = r.FS.FDCount(pid)
 	rc.hasFDs = fdErr == nil
+	if isPermission(fdErr) {
+		rc.fdErr = classify(pid, "fds", r.FS.PIDFile(pid, "fd"), fdErr)
+	}
 	if rc.limits, buf, err = r.FS.ReadLimits(pid, buf); err != nil {
 		rc.limits = proc.Limits{NofileSoft: proc.Unlimited, NofileHard: proc.Unlimited, NprocSoft: proc.Unlimited, NprocHard: proc.Unlimited}
 	}

@@ -21,6 +21,7 @@ type hostJSON struct {
 	FDUsers   []fdUserJSON      `json:"fd_users"`
 	UIDs      []model.UIDUsage  `json:"uids"`
 	Denied    []string          `json:"denied,omitempty"`
+	Uncounted []string          `json:"fds_uncounted,omitempty"`
 	Skipped   int               `json:"skipped,omitempty"`
 	Parents   []parentJSON      `json:"parents"`
 	Cgroups   []model.CgroupUse `json:"cgroups,omitempty"`
@@ -65,7 +66,7 @@ type fdUserJSON struct {
 
 func toHostJSON(h *model.Host) hostJSON {
 	j := hostJSON{Processes: h.Processes, Threads: h.Threads, Zombies: h.Zombies, UIDs: h.UIDs,
-		Denied: h.Denied, Skipped: h.Skipped, FDUsers: []fdUserJSON{}, Parents: []parentJSON{},
+		Denied: h.Denied, Uncounted: h.Uncounted, Skipped: h.Skipped, FDUsers: []fdUserJSON{}, Parents: []parentJSON{},
 		Cgroups: h.Cgroups, Kernel: h.Kernel}
 	for _, p := range h.Parents {
 		j.Parents = append(j.Parents, parentJSON{PID: p.PID, PPID: p.PPID, Comm: p.Comm, UID: p.UID, User: p.User,
@@ -191,8 +192,14 @@ func HostTable(out io.Writer, r *model.Host) error {
 		fmt.Fprintf(&b, "\nKERNEL: %d tasks of pid_max %d (%s) and threads-max %d (%s); %d open files of file-max %d\n",
 			k.Pids, k.PIDMax, percentOf(k.Pids, k.PIDMax), k.ThreadsMax, percentOf(k.Threads, k.ThreadsMax), k.FileNr, k.FileMax)
 	}
+	if len(r.Denied) > 0 {
+		fmt.Fprintln(&b)
+	}
 	for _, d := range r.Denied {
-		fmt.Fprintf(&b, "\nnot read: %s\n", d)
+		fmt.Fprintf(&b, "not read: %s\n", d)
+	}
+	if n := len(r.Uncounted); n > 0 {
+		fmt.Fprintf(&b, "\nfds not counted for %d %s (left out of NEAREST THEIR FD LIMIT): %s\n", n, plural(n, "process", "processes"), r.Uncounted[0])
 	}
 	if r.Skipped > 0 {
 		fmt.Fprintf(&b, "\nskipped %d pid %s whose files did not parse\n", r.Skipped, plural(r.Skipped, "directory", "directories"))
