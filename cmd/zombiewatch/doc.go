@@ -13,6 +13,8 @@ Usage:
 	zombiewatch ctl --pid N [reaper=off|wait|loop|ignore] [close-conn=on|off] [hold=D]
 	zombiewatch serve [--listen 127.0.0.1:9857] [--pid N]... [--name RE]... | --textfile DIR
 	zombiewatch server [flags]
+	zombiewatch completion bash|zsh|fish
+	zombiewatch man
 
 With no --pid, zombiewatch scans every process once and lists the parents
 holding zombies (most first, each with its diagnosis), the processes nearest
@@ -89,6 +91,11 @@ Subcommands:
 	        (installed beside zombiewatch, or in $PATH) with the same flags
 	server  run the bundled forking HTTP server (the same as cmd/server):
 	        zombiewatch server -h
+	completion bash|zsh|fish
+	        print a shell completion script: zombiewatch completion -h
+	man     print this manual as a man page: zombiewatch man | man -l -
+
+Environment: NO_COLOR (set and not empty) keeps colour off the screens.
 
 Exit codes: 0 done (host-wide: every count read, refused detail named on
 stderr); 1 runtime error (no such process; a --pid read refused; host-wide,
@@ -100,6 +107,19 @@ only that user, root, or a holder of CAP_SYS_PTRACE, and a process holding
 capabilities the reader lacks only a holder of CAP_SYS_PTRACE. zombiewatch
 names a read it was refused, and why (the uid, the capabilities, the user
 namespace, dumpability of both processes compared), rather than print a zero.
+
+# completion
+
+Usage: zombiewatch completion bash|zsh|fish
+
+Prints a completion script for the shell, made from the flag table (each
+flag's help from this manual; pids, users and directories completed where
+a flag takes them). Load it for the current shell, or install it:
+
+	source <(zombiewatch completion bash)
+	zombiewatch completion bash > /etc/bash_completion.d/zombiewatch
+	zombiewatch completion zsh > "${fpath[1]}/_zombiewatch"
+	zombiewatch completion fish > ~/.config/fish/completions/zombiewatch.fish
 
 # ctl
 

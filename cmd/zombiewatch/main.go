@@ -25,6 +25,10 @@ func manual() string { return cli.Manual(docSource) }
 func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
+		case "completion":
+			return runCompletion(args[1:], stdout)
+		case "man":
+			return runMan(args[1:], stdout)
 		case "ctl":
 			return runCtl(args[1:], stdout)
 		case "serve":

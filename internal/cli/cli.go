@@ -12,6 +12,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -96,9 +97,60 @@ func Parse(fs *flag.FlagSet, args []string, stdout io.Writer, help string) error
 			fmt.Fprint(stdout, help)
 			return ErrHelp
 		}
+		if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+			return &UsageError{Msg: unknownFlag(fs, args, name)}
+		}
 		return &UsageError{Msg: err.Error()}
 	}
 	return nil
+}
+
+// unknownFlag names a flag fs does not define as it was typed (one dash
+// or two) and, where one is near enough to be a typo, suggests it.
+func unknownFlag(fs *flag.FlagSet, args []string, name string) string {
+	typed := "-" + name
+	for _, a := range args {
+		if a == "--"+name || strings.HasPrefix(a, "--"+name+"=") {
+			typed = "--" + name
+			break
+		}
+	}
+	best, bestDist := "", 3 // more than 2 edits away is no typo
+	fs.VisitAll(func(f *flag.Flag) {
+		if d := editDistance(name, f.Name); d < bestDist {
+			best, bestDist = f.Name, d
+		}
+	})
+	if best == "" {
+		return "unknown flag " + typed
+	}
+	return fmt.Sprintf("unknown flag %s: did you mean --%s?", typed, best)
+}
+
+// editDistance is the Damerau-Levenshtein distance (with adjacent
+// transpositions, the commonest typo: --pdi for --pid) of a and b.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // Manual is a doc.go's package comment without its comment markers, for
@@ -126,19 +178,39 @@ func Head(manual string) string {
 	return text
 }
 
-// version is set with -ldflags "-X github.com/zombiewatch/zombiewatch/internal/cli.version=v1.2.3";
-// otherwise it comes from the module's build information.
-var version = ""
+// Release is the project's version, the same for every binary; a release
+// bumps it. Packagers may override it and name the commit without VCS
+// stamping (go build -buildvcs=false, a tarball):
+//
+//	go build -ldflags "-X github.com/zombiewatch/zombiewatch/internal/cli.version=1.2.3-2 \
+//	  -X github.com/zombiewatch/zombiewatch/internal/cli.commit=0123abc" ./cmd/...
+const Release = "0.9.0"
 
-// Version is the project's version, the same for every binary.
+var version, commit = "", ""
+
+// Version is the version and, where known, the commit it was built from:
+// "0.9.0 (commit 0123abcdef01, modified)"; the commit comes from -ldflags
+// or the build's VCS stamp, and is left out when neither names it.
 func Version() string {
-	if version != "" {
-		return version
+	v, c, modified := cmp.Or(version, Release), commit, false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && c == "":
+				c = s.Value
+			case s.Key == "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+	if c == "" {
+		return v
 	}
-	return "(devel)"
+	c = c[:min(len(c), 12)]
+	if modified {
+		return v + " (commit " + c + ", modified)"
+	}
+	return v + " (commit " + c + ")"
 }
 
 // VersionFlag adds --version to fs; Versioned reports it.

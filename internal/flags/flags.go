@@ -43,28 +43,8 @@ type Config struct {
 // is done here. Usage mistakes are cli.UsageErrors, one line each.
 func Parse(args []string, stdout io.Writer, help string) (Config, error) {
 	var c Config
-	fs := flag.NewFlagSet("zombiewatch", flag.ContinueOnError)
-	showVersion := cli.VersionFlag(fs)
 	var names, users cli.ListFlag
-	fs.Var((*cli.PIDList)(&c.PIDs), "pid", "")
-	fs.Var(&names, "name", "")
-	fs.BoolVar(&c.Full, "full", false, "")
-	fs.Var(&users, "user", "")
-	fs.DurationVar(&c.MinAge, "min-age", 0, "")
-	fs.DurationVar(&c.Observe, "observe", DefaultObserve, "")
-	fs.BoolVar(&c.JSON, "json", false, "")
-	fs.BoolVar(&c.Zombies, "zombies", false, "")
-	fs.BoolVar(&c.FDs, "fds", false, "")
-	fs.BoolVar(&c.FDTypes, "fd-types", true, "")
-	fs.IntVar(&c.MaxZombies, "max-zombies", -1, "")
-	fs.Float64Var(&c.MaxFDRatio, "max-fd-ratio", 0, "")
-	fs.StringVar(&c.ProcRoot, "proc-root", "/proc", "")
-	fs.StringVar(&c.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "")
-	fs.BoolVar(&c.Watch, "watch", false, "")
-	fs.DurationVar(&c.Interval, "interval", time.Second, "")
-	fs.IntVar(&c.Count, "count", 0, "")
-	fs.IntVar(&c.Top, "top", 10, "")
-	fs.BoolVar(&c.Strict, "strict", false, "")
+	fs, showVersion := flagSet(&c, &names, &users)
 	if err := cli.Parse(fs, args, stdout, help); err != nil {
 		return c, err
 	}
@@ -143,6 +123,41 @@ func Parse(args []string, stdout io.Writer, help string) (Config, error) {
 		return c, cli.Usagef("--max-zombies and --max-fd-ratio check one reading: not with --watch")
 	}
 	return c, nil
+}
+
+// flagSet is the one flag table: Parse parses with it, and the shell
+// completions are generated from it (Names).
+func flagSet(c *Config, names, users *cli.ListFlag) (*flag.FlagSet, *bool) {
+	fs := flag.NewFlagSet("zombiewatch", flag.ContinueOnError)
+	showVersion := cli.VersionFlag(fs)
+	fs.Var((*cli.PIDList)(&c.PIDs), "pid", "")
+	fs.Var(names, "name", "")
+	fs.BoolVar(&c.Full, "full", false, "")
+	fs.Var(users, "user", "")
+	fs.DurationVar(&c.MinAge, "min-age", 0, "")
+	fs.DurationVar(&c.Observe, "observe", DefaultObserve, "")
+	fs.BoolVar(&c.JSON, "json", false, "")
+	fs.BoolVar(&c.Zombies, "zombies", false, "")
+	fs.BoolVar(&c.FDs, "fds", false, "")
+	fs.BoolVar(&c.FDTypes, "fd-types", true, "")
+	fs.IntVar(&c.MaxZombies, "max-zombies", -1, "")
+	fs.Float64Var(&c.MaxFDRatio, "max-fd-ratio", 0, "")
+	fs.StringVar(&c.ProcRoot, "proc-root", "/proc", "")
+	fs.StringVar(&c.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "")
+	fs.BoolVar(&c.Watch, "watch", false, "")
+	fs.DurationVar(&c.Interval, "interval", time.Second, "")
+	fs.IntVar(&c.Count, "count", 0, "")
+	fs.IntVar(&c.Top, "top", 10, "")
+	fs.BoolVar(&c.Strict, "strict", false, "")
+	return fs, showVersion
+}
+
+// Flags are the command's flags, for its completions.
+func Flags() *flag.FlagSet {
+	var c Config
+	var names, users cli.ListFlag
+	fs, _ := flagSet(&c, &names, &users)
+	return fs
 }
 
 // DefaultObserve is how long a one-shot --pid reading follows zombies that

@@ -1,11 +1,16 @@
 package render
 
-import "github.com/guptarohit/asciigraph"
+import (
+	"os"
 
-// Chart draws zombies and fds over time; color only for a terminal.
+	"github.com/guptarohit/asciigraph"
+)
+
+// Chart draws zombies and fds over time; color only for a terminal, and
+// never where NO_COLOR is set (no-color.org).
 func Chart(zombies, fds []float64, width, height int, color bool) string {
 	opts := []asciigraph.Option{asciigraph.Width(width), asciigraph.Height(height), asciigraph.Precision(0)}
-	if color {
+	if color && os.Getenv("NO_COLOR") == "" {
 		opts = append(opts, asciigraph.SeriesColors(asciigraph.Red, asciigraph.Blue), asciigraph.SeriesLegends("zombies", "fds"))
 		return asciigraph.PlotMany([][]float64{zombies, fds}, opts...)
 	}

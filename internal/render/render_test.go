@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +176,19 @@ func TestHostileNames(t *testing.T) {
 	}
 	if !bytes.Contains(out.Bytes(), []byte(`\u001b]0;owned\u0007\u001b[2J\nx`)) {
 		t.Errorf("JSON does not keep the name as escaped data: %s", out.String())
+	}
+}
+
+// TestChartHonoursNoColor: with NO_COLOR set, a chart meant for a terminal
+// has no escape sequence, and tells its two lines apart by character.
+func TestChartHonoursNoColor(t *testing.T) {
+	zombies, fds := []float64{0, 1, 2, 3}, []float64{5, 5, 6, 7}
+	if got := Chart(zombies, fds, 20, 4, true); !strings.Contains(got, "\x1b[") {
+		t.Fatalf("a terminal's chart without NO_COLOR has no colour:\n%s", got)
+	}
+	t.Setenv("NO_COLOR", "1")
+	got := Chart(zombies, fds, 20, 4, true)
+	if strings.Contains(got, "\x1b") || !strings.Contains(got, "* zombies   o fds") {
+		t.Errorf("NO_COLOR chart:\n%q\nwant no escape and the character legend", got)
 	}
 }
