@@ -41,24 +41,51 @@ const ptraceHint = "run as the process's user, as root, or with CAP_SYS_PTRACE"
 // saw and that nothing this process can gain would help. Where the path is
 // not this host's /proc (a copied tree), the general fix.
 func refusalHint(pid int, path string) string {
-	if !strings.HasPrefix(path, "/proc/"+strconv.Itoa(pid)+"/") {
+	// The tree is whatever the path is under: /proc, or the host's /proc
+	// mounted elsewhere (a DaemonSet's /host/proc).
+	root, _, ok := strings.Cut(path, "/"+strconv.Itoa(pid)+"/")
+	if !ok {
 		return ptraceHint
 	}
-	live, err := proc.New("/proc")
-	if err != nil || !live.Live() {
+	tree, err := proc.New(root)
+	if err != nil || !tree.Real() {
 		return ptraceHint
 	}
-	theirs, err1 := live.ReadCreds(pid)
-	ours, err2 := live.ReadCreds(os.Getpid())
+	own, err := proc.New("/proc")
+	if err != nil {
+		return ptraceHint
+	}
+	theirs, err1 := tree.ReadCreds(pid)
+	ours, err2 := own.ReadCreds(os.Getpid())
 	if err1 != nil || err2 != nil {
 		return ptraceHint
 	}
-	const ptrace = 1 << 19 // CAP_SYS_PTRACE
+	const (
+		dacOverride = 1 << 1
+		dacSearch   = 1 << 2
+		ptrace      = 1 << 19
+		sysAdmin    = 1 << 21
+	)
 	extra := theirs.CapPrm &^ ours.CapEff
+	// The fd directory is its owner's alone (mode 0500): another uid
+	// walks it only with CAP_DAC_READ_SEARCH (or CAP_DAC_OVERRIDE),
+	// whatever its ptrace rights.
+	if theirs.DirOwner != ours.UID && ours.CapEff&(dacSearch|dacOverride) == 0 {
+		fix := fmt.Sprintf("run as uid %d, as root, or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE", theirs.DirOwner)
+		if ours.UID != 0 && ours.CapBnd&ptrace != 0 && ours.CapBnd&sysAdmin == 0 {
+			// A bounding set narrowed yet keeping CAP_SYS_PTRACE: a
+			// container given the capability but run as a non-root user
+			// (Kubernetes adds capabilities to root alone; podman makes
+			// them ambient). A user's shell has the full bounding set.
+			fix = "run the container as uid 0 with only CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH added"
+		}
+		return fmt.Sprintf("its fd directory is uid %d's (mode 0500) and this process, uid %d, lacks CAP_DAC_READ_SEARCH: %s",
+			theirs.DirOwner, ours.UID, fix)
+	}
 	if ours.CapEff&ptrace != 0 {
 		var seen []string
 		if extra != 0 {
-			seen = append(seen, "it holds capabilities this process lacks ("+proc.CapNames(extra)+")")
+			seen = append(seen, "it holds capabilities this process lacks ("+capList(extra)+")")
 		}
 		switch {
 		case theirs.UserNS == 0:
@@ -75,13 +102,22 @@ func refusalHint(pid int, path string) string {
 	}
 	switch {
 	case theirs.UID != ours.UID:
-		return fmt.Sprintf("it runs as uid %d, this process as uid %d without CAP_SYS_PTRACE: run as uid %d, or with CAP_SYS_PTRACE", theirs.UID, ours.UID, theirs.UID)
+		return fmt.Sprintf("it runs as uid %d, this process as uid %d without CAP_SYS_PTRACE: run as uid %d, as root, or with CAP_SYS_PTRACE", theirs.UID, ours.UID, theirs.UID)
 	case extra != 0:
-		return fmt.Sprintf("it holds capabilities this process lacks (%s): run with CAP_SYS_PTRACE", proc.CapNames(extra))
+		return fmt.Sprintf("it holds capabilities this process lacks (%s): run with CAP_SYS_PTRACE", capList(extra))
 	case theirs.DirOwner != theirs.UID:
 		return "it is not dumpable (setuid, or prctl PR_SET_DUMPABLE 0): run with CAP_SYS_PTRACE"
 	}
 	return "a security module refused it (Yama's ptrace_scope, AppArmor, SELinux): run with CAP_SYS_PTRACE or see the kernel's audit log"
+}
+
+// capList names up to four capabilities of mask, and how many more.
+func capList(mask uint64) string {
+	names := strings.Split(proc.CapNames(mask), ", ")
+	if len(names) <= 4 {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:4], ", "), len(names)-4)
 }
 
 // maybeRoot adds ", as root" where the reader is root.

@@ -217,7 +217,7 @@ func (r *Reader) hostFrom(ctx context.Context, h *Host, kept []rec, opt HostOpti
 		if rc.State == 'Z' {
 			h.Zombies++
 		}
-		if rc.fdErr != nil {
+		if rc.fdErr != nil && !rc.KernelThread() { // a kernel thread has no fd table to count
 			h.Uncounted = append(h.Uncounted, rc.fdErr.Error())
 		}
 	}

@@ -1063,8 +1063,11 @@ func TestReadsBoundedBeforeReading(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "larger than") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("a 40 MB children list: %v; want a one-line error naming it", err)
 	}
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 24<<20 {
-		t.Errorf("a reading of a tree with 240 MB of hostile files allocated %d MB; want the bounds' worth (under 24 MB)", alloc>>20)
+	// The bounds that apply sum to about 24 MiB (children 8, net/tcp 16,
+	// the command line's head); the race detector and the runtime add
+	// their share. Read whole, the files would cost 240 MB.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 40<<20 {
+		t.Errorf("a reading of a tree with 240 MB of hostile files allocated %d MB; want the bounds' worth (under 40 MB)", alloc>>20)
 	}
 	// Without it, the reading is made and names what it could not read.
 	os.Remove(filepath.Join(dir, "100/task/100/children"))

@@ -17,7 +17,7 @@ import (
 // does that to a process that is not dumpable).
 type Creds struct {
 	UID            int
-	CapPrm, CapEff uint64
+	CapPrm, CapEff, CapBnd uint64
 	UserNS         uint64
 	DirOwner       int
 }
@@ -45,6 +45,8 @@ func (f *FS) ReadCreds(pid int) (Creds, error) {
 			c.CapPrm, _ = strconv.ParseUint(string(v), 16, 64)
 		case "CapEff":
 			c.CapEff, _ = strconv.ParseUint(string(v), 16, 64)
+		case "CapBnd":
+			c.CapBnd, _ = strconv.ParseUint(string(v), 16, 64)
 		}
 	}
 	var st unix.Stat_t
