@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/zombiewatch/zombiewatch/internal/cli"
 )
 
 func TestAlertRules(t *testing.T) {
@@ -42,6 +44,7 @@ func TestDaemonSet(t *testing.T) {
 					HostNetwork bool `yaml:"hostNetwork"`
 					Containers  []struct {
 						Name            string
+						Image           string
 						Command         []string
 						Args            []string
 						SecurityContext struct {
@@ -72,17 +75,22 @@ func TestDaemonSet(t *testing.T) {
 	}
 	for _, c := range pod.Containers {
 		sc := c.SecurityContext
-		if !sc.RunAsNonRoot || sc.RunAsUser == 0 || sc.AllowPrivilegeEscalation || !sc.ReadOnlyRootFilesystem ||
-			strings.Join(sc.Capabilities.Drop, ",") != "ALL" {
-			t.Errorf("%s: security context %+v: want non-root, no escalation, read-only root, every capability dropped", c.Name, sc)
+		if sc.AllowPrivilegeEscalation || !sc.ReadOnlyRootFilesystem || strings.Join(sc.Capabilities.Drop, ",") != "ALL" {
+			t.Errorf("%s: security context %+v: want no escalation, read-only root, every capability dropped", c.Name, sc)
 		}
 	}
 	c, proxy := pod.Containers[0], pod.Containers[1]
-	if got := strings.Join(c.SecurityContext.Capabilities.Add, ","); got != "SYS_PTRACE" {
-		t.Errorf("exporter adds capabilities %q: want SYS_PTRACE only", got)
+	// The exporter: root (capabilities are added to root alone) with the
+	// two that reading fd links takes, and nothing else.
+	if got := strings.Join(c.SecurityContext.Capabilities.Add, ","); got != "SYS_PTRACE,DAC_READ_SEARCH" || c.SecurityContext.RunAsUser != 0 {
+		t.Errorf("exporter runs as uid %d adding %q: want uid 0 adding SYS_PTRACE and DAC_READ_SEARCH only", c.SecurityContext.RunAsUser, got)
 	}
-	if len(proxy.SecurityContext.Capabilities.Add) != 0 {
-		t.Errorf("proxy adds capabilities %q: want none", proxy.SecurityContext.Capabilities.Add)
+	if sc := proxy.SecurityContext; len(sc.Capabilities.Add) != 0 || !sc.RunAsNonRoot || sc.RunAsUser == 0 {
+		t.Errorf("proxy: %+v: want a non-root user adding no capabilities", sc)
+	}
+	// The image is the one deploy/image/build.sh makes, of this version.
+	if want := ":" + cli.Release; !strings.HasSuffix(c.Image, want) {
+		t.Errorf("exporter image %q: want the release deploy/image/build.sh tags (%s)", c.Image, want)
 	}
 	if len(c.VolumeMounts) != 2 || c.VolumeMounts[0].MountPath != "/host/proc" || !c.VolumeMounts[0].ReadOnly ||
 		c.VolumeMounts[1].MountPath != "/host/sys/fs/cgroup" || !c.VolumeMounts[1].ReadOnly {

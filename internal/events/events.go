@@ -169,7 +169,11 @@ func Start(ctx context.Context, fs *proc.FS) (*Source, error) {
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: cnIdxProc}); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("%w: bind to the process connector: %v (it needs the host's pid namespace)", ErrUnavailable, err)
+		why := ""
+		if errors.Is(err, unix.EPERM) {
+			why = " (listening to the process connector takes CAP_NET_ADMIN)"
+		}
+		return nil, fmt.Errorf("%w: bind to the process connector: %v%s", ErrUnavailable, err, why)
 	}
 	msg := make([]byte, nlmsgHdrLen+cnMsgLen+4)
 	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))

@@ -16,10 +16,10 @@ import (
 // and whether its /proc directory is root's while it is not (the kernel
 // does that to a process that is not dumpable).
 type Creds struct {
-	UID            int
+	UID                    int
 	CapPrm, CapEff, CapBnd uint64
-	UserNS         uint64
-	DirOwner       int
+	UserNS                 uint64
+	DirOwner               int
 }
 
 // ReadCreds reads pid's credentials from status, ns/user and its
