@@ -197,7 +197,15 @@ func TestPrometheusEndToEnd(t *testing.T) {
 			t.Cleanup(func() { m.Remove(5 * time.Second) })
 		}
 	}
-	target := strings.TrimSuffix(strings.TrimPrefix(startServe(t), "http://"), "/metrics")
+	// A process holding a connection in CLOSE_WAIT, asked for by pid, for
+	// the dashboard's CLOSE_WAIT panel.
+	closeWait := zombietest.Python(t, `
+import socket, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(8)
+c = socket.create_connection(l.getsockname()); a, _ = l.accept(); c.close()
+print("ready", flush=True); time.sleep(300)
+`)
+	target := strings.TrimSuffix(strings.TrimPrefix(startServe(t, "--pid", strconv.Itoa(closeWait.Process.Pid)), "http://"), "/metrics")
 
 	dir := t.TempDir()
 	config := fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: zombiewatch\n    static_configs:\n      - targets: [%q]\n", target)
@@ -253,6 +261,19 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		ask(`histogram_quantile(0.99, sum by (le) (rate(zombiewatch_reap_latency_seconds_bucket{comm="python3"}[30s])))`,
 			func(v float64) bool { return v >= 0.25 && v <= 2.5 })
 	}
+
+	// The dashboard and the alerts, against this Prometheus: where this
+	// scenario has no data for a query, why.
+	noData := map[string]string{}
+	if late == nil {
+		noData["zombiewatch_reap_latency_seconds_bucket"] = "no process events without root"
+		noData["zombiewatch_child_exits_total"] = "no process events without root"
+	}
+	if cgPath == "" {
+		noData["zombiewatch_cgroup_pids"] = "no pids cgroup could be made"
+		noData["zombiewatch_cgroup_pids_refused_total"] = "no pids cgroup could be made"
+	}
+	checkDashboard(t, "http://127.0.0.1:"+port, "http://"+target+"/metrics", noData)
 }
 
 func promQuery(api string) (float64, error) {
