@@ -181,7 +181,7 @@ func TestImageAsDaemonSet(t *testing.T) {
 	}
 	want := map[string]string{
 		fmt.Sprintf(`zombiewatch_zombie_children{comm=%q,pid="%d"}`, strings.TrimSpace(string(comm)), h.PID): "5",
-		fmt.Sprintf(`zombiewatch_cgroup_pids_max{cgroup=%q,container_id="",pod_uid=""}`, cg): "50",
+		fmt.Sprintf(`zombiewatch_cgroup_pids_max{cgroup=%q,container_id="",pod_uid=""}`, cg):                 "50",
 	}
 	var last string
 	deadline := time.Now().Add(60 * time.Second)

@@ -17,7 +17,7 @@ import (
 
 // dashboardQuery is one expression of the dashboard or the alert rules.
 type dashboardQuery struct {
-	where, expr string
+	where, expr  string
 	mustHaveData bool
 }
 
