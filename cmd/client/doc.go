@@ -1,5 +1,5 @@
 /*
-Client is the load client for zombiewatch's bundled server: the seed's
+Client is the load client for zombiewatch's bundled server: Part 3's
 client3, without the bug that made each client open one connection only.
 
 Usage:
@@ -19,7 +19,7 @@ Flags:
 
 It prints the connections made, answered (by status), refused and failed,
 the rate, and latency percentiles; on runs longer than a second, progress
-on stderr. To repeat the seed's experiments:
+on stderr. To repeat Part 3's experiments:
 
 	server --reaper off --close-conn=false --nofile 256 &
 	client --max-clients 300 --max-conns 1

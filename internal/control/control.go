@@ -30,7 +30,7 @@ import (
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
-// Reaper is how the server collects its finished children (the seed's
+// Reaper is how the server collects its finished children (Part 3's
 // webserver3d, 3e/3f and 3g, plus SIG_IGN).
 type Reaper string
 

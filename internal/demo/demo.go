@@ -1,4 +1,4 @@
-// Package demo walks through the lessons of the seed's forking server on
+// Package demo walks through the lessons of Part 3's forking server on
 // the bundled server, live: zombies pile up with the reaper off, coalesced
 // signals defeat one wait per SIGCHLD, a waitpid loop clears them, and a
 // parent that keeps its copy of each connection leaks a socket per request.

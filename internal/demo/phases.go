@@ -209,7 +209,7 @@ func psNote(ps *int, zombies int) string {
 // threads: the zombies that fill it.
 const pidsRoom = 20
 
-// pidsMax is the seed's ulimit -u lesson the container way: the server is
+// pidsMax is Part 3's ulimit -u lesson the container way: the server is
 // moved into a pids cgroup with room for pidsRoom more tasks, its reaper
 // off; zombies fill pids.max and the next fork fails with EAGAIN, as root,
 // which RLIMIT_NPROC cannot show. zombiewatch names pids.max as the limit

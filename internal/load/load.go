@@ -1,4 +1,4 @@
-// Package load is the load client: the seed's client3 without its bug.
+// Package load is the load client: Part 3's client3 without its bug.
 // Clients run concurrently, each opening its connections one after another
 // with a request on each, and every outcome is counted.
 package load
@@ -24,7 +24,7 @@ type Config struct {
 	Conns   int           // connections each client opens, one after another
 	Timeout time.Duration // per connection: dial, request and response
 	// KeepOpen keeps every connection open until the run ends, as the
-	// seed's client3 meant to (so the server's descriptors stay in use).
+	// Part 3's client3 meant to (so the server's descriptors stay in use).
 	KeepOpen bool
 	// Progress, if set, is called about once a second with the counts so far.
 	Progress func(Result)

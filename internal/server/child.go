@@ -15,7 +15,7 @@ import (
 
 // ChildConfig is how a child serves its one connection.
 type ChildConfig struct {
-	// Hold keeps the child alive after it answered, as the seed's
+	// Hold keeps the child alive after it answered, as Part 3's
 	// time.sleep does, so children pile up where they can be seen.
 	Hold time.Duration
 	// ReadTimeout cuts off a client that does not send its request: the

@@ -65,7 +65,7 @@ func (s *Server) leaveReaper(mode control.Reaper) {
 	}
 }
 
-// reapOne is the seed's one wait per signal (webserver3e/3f).
+// reapOne is Part 3's one wait per signal (webserver3e/3f).
 func (s *Server) reapOne() {
 	var ws unix.WaitStatus
 	if pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); err == nil && pid > 0 {

@@ -1,6 +1,7 @@
 // Package server is the bundled forking HTTP server: a Go port of the
 // concurrent server of Ruslan Spivak's "Let's Build A Web Server, Part 3"
-// (webserver3c-3g), made to show each of its lessons on demand.
+// (webserver3c-3g, https://ruslanspivak.com/lsbaws-part3/; "Part 3" in the
+// project's comments), made to show each of its lessons on demand.
 //
 // The parent accepts connections and hands each to a new child process, its
 // own binary re-executed with the connection as fd 3 (Go cannot fork without
@@ -52,7 +53,7 @@ type Config struct {
 	MaxChildren int
 	// PidsMax, when above 0, runs the server in a pids cgroup of its own
 	// with that pids.max (under CgroupRoot): the container way to the
-	// seed's ulimit -u lesson, which binds root too. Removed at exit.
+	// Part 3's ulimit -u lesson, which binds root too. Removed at exit.
 	PidsMax    int
 	CgroupRoot string
 	// ChildPrefix selects the server in this binary (see Main); LogLevel
