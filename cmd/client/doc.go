@@ -1,6 +1,6 @@
 /*
-Client is the load client for zombiewatch's bundled server: Part 3's
-client3, without the bug that made each client open one connection only.
+Client is the load client for zombiewatch's bundled server: client3 of
+Ruslan Spivak's "Let's Build A Web Server, Part 3", without the bug that made each client open one connection only.
 
 Usage:
 
