@@ -234,9 +234,16 @@ func TestTrueNonReaperIsStillCalledOne(t *testing.T) {
 	requireSched(t)
 	cmd := zombietest.Python(t, `
 import os, time
+kids = []
 for _ in range(3):
-    if os.fork() == 0:
+    pid = os.fork()
+    if pid == 0:
         os._exit(0)
+    kids.append(pid)
+# Ready once all three have exited (waitid WNOWAIT leaves them zombies):
+# on a busy machine a child may not have run yet when we are read.
+for pid in kids:
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
 print("ready", flush=True)
 time.sleep(600)
 `)
