@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/zombiewatch/zombiewatch/internal/render"
 	"io"
 	"os"
 	"time"
@@ -29,9 +30,9 @@ func runWatch(ctx context.Context, c flags.Config, r *model.Reader, stdin *os.Fi
 	if tty {
 		err = screen.Watch(ctx, s, stdin, stdout, c.Interval, c.Count)
 	} else {
-		emit := (&watch.Lines{W: stdout}).Emit
+		emit := (&render.Lines{W: stdout}).Emit
 		if c.JSON {
-			emit = (&watch.JSONLines{W: stdout}).Emit
+			emit = (&render.JSONLines{W: stdout}).Emit
 		}
 		ticker := time.NewTicker(c.Interval)
 		defer ticker.Stop()
@@ -60,9 +61,9 @@ func runHostWatch(ctx context.Context, c flags.Config, r *model.Reader, stdin *o
 		}
 		return screen.HostWatch(ctx, hs, pidSampler, stdin, stdout, c.Interval, c.Count)
 	}
-	emit := (&watch.HostLines{W: stdout}).Emit
+	emit := (&render.HostLines{W: stdout}).Emit
 	if c.JSON {
-		emit = watch.HostJSONLines{W: stdout}.Emit
+		emit = render.HostJSONLines{W: stdout}.Emit
 	}
 	ticker := time.NewTicker(c.Interval)
 	defer ticker.Stop()

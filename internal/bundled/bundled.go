@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/control"
-	"github.com/zombiewatch/zombiewatch/internal/diagnose"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
@@ -72,7 +71,7 @@ func (s *source) Process(ctx context.Context, p *model.Process) error {
 		// time: the source failed for it (counted, named in unread).
 		return r.err
 	}
-	p.Server = FromStatus(r.st)
+	p.Server = r.st
 	return nil
 }
 
@@ -125,17 +124,6 @@ func probeAll(ctx context.Context) map[int]probe {
 	return out
 }
 
-// FromStatus is the model's view of a server's reply.
-func FromStatus(st *control.Status) *model.Server {
-	return &model.Server{
-		Reaper: diagnose.ServerReaper(st.Reaper), CloseConn: st.CloseConn, Hold: st.Hold.String(),
-		PID: st.PID, Addr: st.Addr, Spawned: int64(st.Spawned), Reaped: int64(st.Reaped),
-		Unreaped: int64(st.Unreaped), HeldConns: st.HeldConns, ForkErrors: int64(st.ForkErrors),
-		AcceptErrors: int64(st.AcceptErrors), ReapP50Ms: st.ReapP50Ms, ReapP99Ms: st.ReapP99Ms,
-		MaxChildren: st.MaxChildren, Busy: int64(st.Busy), ChildFailures: int64(st.ChildFailures),
-	}
-}
-
 // Switch applies req to the server with this pid and returns its settings
 // after the change.
 func Switch(pid int, req control.Request) (*model.Server, error) {
@@ -143,11 +131,11 @@ func Switch(pid int, req control.Request) (*model.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return FromStatus(st), nil
+	return st, nil
 }
 
 // NextReaper is the mode after cur in the order the watch's r key cycles.
-func NextReaper(cur diagnose.ServerReaper) control.Reaper {
-	i := slices.Index(control.Reapers, control.Reaper(cur))
+func NextReaper(cur control.Reaper) control.Reaper {
+	i := slices.Index(control.Reapers, cur)
 	return control.Reapers[(i+1)%len(control.Reapers)]
 }

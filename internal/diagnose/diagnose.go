@@ -89,18 +89,6 @@ const (
 	Ignored Disposition = "ignored"
 )
 
-// ServerReaper is the bundled server's reaper mode, when the process is
-// one ("" otherwise).
-type ServerReaper string
-
-// The bundled server's modes.
-const (
-	ReaperOff    ServerReaper = "off"
-	ReaperWait   ServerReaper = "wait"
-	ReaperLoop   ServerReaper = "loop"
-	ReaperIgnore ServerReaper = "ignore"
-)
-
 // Evidence is what the diagnosis may use: facts, no wording.
 type Evidence struct {
 	PID   int
@@ -142,14 +130,16 @@ type Evidence struct {
 	// WaitingInWait: it sleeps in the kernel's do_wait right now (wchan).
 	WaitingInWait bool
 
-	Server ServerReaper // the bundled server's reaper, or ""
+	// Server: the bundled server's reaper mode as its control channel
+	// names it (off, wait, loop, ignore), or "" for any other process.
+	Server string
 	// HeldConns: connection copies the bundled server keeps with
 	// close-conn off (0 otherwise).
 	HeldConns int
 	// The bundled server's --max-children, the connections it answered
 	// 503 at it, and its children whose runtime failed.
 	ServerMaxChildren               int
-	ServerBusy, ServerChildFailures int64
+	ServerBusy, ServerChildFailures uint64
 
 	// Descriptors and limits; a ratio is 0 when unknown or unlimited.
 	// CloseWait: TCP sockets the peer closed; Reset: TCP sockets whose
@@ -232,7 +222,7 @@ func ages(e Evidence) string {
 // that does not, and is never taken for evidence that it does not.
 func cause(e Evidence) (Cause, string) {
 	switch {
-	case e.Server == ReaperOff && e.Reaped == 0:
+	case e.Server == "off" && e.Reaped == 0:
 		return BundledReaperOff, fmt.Sprintf("it is the bundled server with its reaper off, so nobody waits for a finished child: zombiewatch ctl --pid %d reaper=loop", e.PID)
 	case (e.State == "T" || e.State == "t") && e.Reaped == 0:
 		return Stopped, fmt.Sprintf("it is stopped (state %s) and cannot reap while stopped: kill -CONT %d; whether it reaps once it runs cannot be told while it is stopped", e.State, e.PID)
@@ -249,7 +239,7 @@ func cause(e Evidence) (Cause, string) {
 	}
 	evidence := staleNote(e)
 	switch {
-	case e.Server == ReaperWait:
+	case e.Server == "wait":
 		return BundledCoalescedWait, fmt.Sprintf("%s; it is the bundled server waiting once per SIGCHLD, and signals coalesce when children exit together: zombiewatch ctl --pid %d reaper=loop", evidence, e.PID)
 	case e.Sigchld == Ignored:
 		return IgnoredTooLate, evidence + "; it ignores SIGCHLD, so the kernel reaps children that exit from now on; these exited before: a wait() collects them"
@@ -275,7 +265,7 @@ func cause(e Evidence) (Cause, string) {
 func reapsSome(e Evidence) (Cause, string) {
 	head := fmt.Sprintf("it reaped %d in the %s observed%s, yet %d exited %s ago or more are still there", e.Reaped, secs(e.Observed), delayNote(e), e.Stale, secs(e.StaleAge))
 	switch {
-	case e.Server == ReaperWait:
+	case e.Server == "wait":
 		return BundledCoalescedWait, fmt.Sprintf("%s: it is the bundled server waiting once per SIGCHLD, and signals coalesce when children exit together: zombiewatch ctl --pid %d reaper=loop", head, e.PID)
 	case e.WaitingInWait:
 		return WaitsForOne, head + ": it waits for particular children (waitpid(pid), or its own process group) and leaves these: wait for any child, waitpid(-1, WNOHANG), until none is left" + adoptedNote(e)

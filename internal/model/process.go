@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zombiewatch/zombiewatch/internal/control"
 	"github.com/zombiewatch/zombiewatch/internal/diagnose"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
@@ -172,28 +173,8 @@ type Zombie struct {
 }
 
 // Server is the bundled server's switches and counters, as its control
-// channel reports them.
-type Server struct {
-	Reaper       diagnose.ServerReaper `json:"reaper"`
-	CloseConn    bool                  `json:"close_conn"`
-	Hold         string                `json:"hold"`
-	PID          int                   `json:"pid"`
-	Addr         string                `json:"addr"`
-	Spawned      int64                 `json:"spawned"`
-	Reaped       int64                 `json:"reaped"`
-	Unreaped     int64                 `json:"unreaped"`
-	HeldConns    int                   `json:"held_conns"`
-	ForkErrors   int64                 `json:"fork_errors"`
-	AcceptErrors int64                 `json:"accept_errors"`
-	ReapP50Ms    float64               `json:"reap_p50_ms"`
-	ReapP99Ms    float64               `json:"reap_p99_ms"`
-	// MaxChildren: its --max-children (0: no bound); Busy: connections it
-	// answered 503 at that bound; ChildFailures: children whose runtime
-	// failed (near RLIMIT_NPROC).
-	MaxChildren   int   `json:"max_children"`
-	Busy          int64 `json:"busy"`
-	ChildFailures int64 `json:"child_failures"`
-}
+// channel reports them (validated there: a reply is hostile input).
+type Server = control.Status
 
 // Cgroup is a process's cgroup: what its path names, and the nearest
 // cgroup (its own or an ancestor) with a pids.max, null where none has.
@@ -317,7 +298,7 @@ func (p *Process) Evidence() diagnose.Evidence {
 		e.Init = diagnose.UnknownInit
 	}
 	if p.Server != nil {
-		e.Server = p.Server.Reaper
+		e.Server = string(p.Server.Reaper)
 		e.ServerMaxChildren, e.ServerBusy, e.ServerChildFailures = p.Server.MaxChildren, p.Server.Busy, p.Server.ChildFailures
 		if !p.Server.CloseConn {
 			e.HeldConns = p.Server.HeldConns

@@ -59,7 +59,7 @@ func (sc *Screen) Emit(s *watch.Sample) error {
 		return err
 	}
 	lines = append(lines, strings.Split(strings.TrimRight(b.String(), "\n"), "\n")...)
-	lines = append(lines, "", fmt.Sprintf("change   zombies %s (%+.0f/min), fds %s (%+.0f/min)", watch.Signed(s.ZombiesDelta), s.ZombiesPerMin, watch.Signed(s.FDsDelta), s.FDsPerMin))
+	lines = append(lines, "", fmt.Sprintf("change   zombies %s (%+.0f/min), fds %s (%+.0f/min)", render.Signed(s.ZombiesDelta), s.ZombiesPerMin, render.Signed(s.FDsDelta), s.FDsPerMin))
 	if s.Events {
 		lat := "no child reaped in the window"
 		if s.ReapLatencyP50 != nil {
@@ -70,7 +70,7 @@ func (sc *Screen) Emit(s *watch.Sample) error {
 	if len(s.FDGroupsGrowing) > 0 {
 		lines = append(lines, "fds grew "+groupsLine(s.FDGroupsGrowing))
 	}
-	lines = append(lines, watch.Projection(s))
+	lines = append(lines, render.Projection(s))
 	for i := range lines {
 		lines[i] = cut(lines[i], width)
 	}
@@ -277,7 +277,7 @@ func switchServer(pid int, last *watch.Sample, k byte) string {
 func groupsLine(groups []watch.GroupGrowth) string {
 	parts := make([]string, len(groups))
 	for i, g := range groups {
-		parts[i] = watch.GroupLine(g)
+		parts[i] = render.GroupLine(g)
 	}
 	return strings.Join(parts, "; ")
 }

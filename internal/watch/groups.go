@@ -2,14 +2,11 @@ package watch
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
-	"github.com/zombiewatch/zombiewatch/internal/render"
 )
 
 // GroupGrowth is a group of descriptors (same file, same peer and state,
@@ -82,31 +79,4 @@ func (b *groupBase) growing(groups []model.FDGroup, now time.Time) []GroupGrowth
 		out = out[:maxGroupsNamed]
 	}
 	return out
-}
-
-// GroupLine names a growing group for a person: "+312 TCP CLOSE_WAIT to
-// 10.1.2.3:5432 (312 now)".
-func GroupLine(g GroupGrowth) string {
-	var what []string
-	switch {
-	case g.Protocol != "":
-		what = append(what, g.Protocol)
-		if g.TCPState != "" {
-			what = append(what, g.TCPState)
-		}
-		if g.Remote != "" {
-			what = append(what, "to "+g.Remote)
-		}
-		if g.Target != "" {
-			what = append(what, g.Target)
-		}
-	case g.Kind == proc.FDPipe:
-		what = append(what, "pipes")
-	default:
-		what = append(what, g.Kind)
-		if g.Target != "" {
-			what = append(what, g.Target)
-		}
-	}
-	return fmt.Sprintf("+%d %s (%d now)", g.Delta, render.Printable(strings.Join(what, " ")), g.Count)
 }

@@ -1,8 +1,9 @@
-package watch
+package watch_test
 
 import (
 	"context"
 	"errors"
+	"github.com/zombiewatch/zombiewatch/internal/watch"
 	"os"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ while True:
 	}
 	for _, withEvents := range []bool{false, true} {
 		ctx, cancel := context.WithCancel(context.Background())
-		s := &Sampler{Reader: model.NewReader(fs), PID: cmd.Process.Pid}
+		s := &watch.Sampler{Reader: model.NewReader(fs), PID: cmd.Process.Pid}
 		if withEvents {
 			src, err := events.Start(ctx, fs)
 			if errors.Is(err, events.ErrUnavailable) {

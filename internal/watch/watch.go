@@ -1,7 +1,10 @@
-// Package watch samples one process over time: each sample is the one-shot
-// report plus the change since the last one, rates per minute, and how soon
-// a limit runs out at that rate. It tells when the process exits and when
-// its pid starts naming another process.
+// Package watch samples over time, one process (Sampler) or the whole host
+// (HostSampler): each sample is the one-shot reading plus the change since
+// the last one, rates per minute judged by the samples' own times, and how
+// soon a limit runs out at that rate; the host sampler ranks what grows,
+// by process and by container. It tells when a process exits and when its
+// pid starts naming another process. It writes nothing: internal/render
+// and internal/screen show the samples.
 package watch
 
 import (

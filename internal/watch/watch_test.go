@@ -1,4 +1,4 @@
-package watch
+package watch_test
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/zombiewatch/zombiewatch/internal/render"
+	"github.com/zombiewatch/zombiewatch/internal/watch"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -84,14 +86,14 @@ func (g *growing) grow() {
 
 // runK runs the sampler for exactly k samples, growing the tree between
 // samples (never while one is read), and hands each sample to emit.
-func runK(t *testing.T, g *growing, k int, emit func(*Sample) error) error {
+func runK(t *testing.T, g *growing, k int, emit func(*watch.Sample) error) error {
 	t.Helper()
-	s := &Sampler{Reader: g.fs, PID: 100, Opt: model.Options{FDTypes: true}, Window: 5, SlowEvery: 1}
+	s := &watch.Sampler{Reader: g.fs, PID: 100, Opt: model.Options{FDTypes: true}, Window: 5, SlowEvery: 1}
 	ticks := make(chan time.Time)
 	taken := make(chan struct{}, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- Run(context.Background(), s, ticks, k, func(sample *Sample) error {
+		errc <- watch.Run(context.Background(), s, ticks, k, func(sample *watch.Sample) error {
 			defer func() { taken <- struct{}{} }()
 			return emit(sample)
 		})
@@ -113,11 +115,11 @@ func runK(t *testing.T, g *growing, k int, emit func(*Sample) error) error {
 
 func TestWatchGrowingFixture(t *testing.T) {
 	g := newGrowing(t)
-	var samples []*Sample
+	var samples []*watch.Sample
 	var lines, jsonl bytes.Buffer
-	ln := &Lines{W: &lines}
-	jsonLines := &JSONLines{W: &jsonl}
-	err := runK(t, g, 5, func(s *Sample) error {
+	ln := &render.Lines{W: &lines}
+	jsonLines := &render.JSONLines{W: &jsonl}
+	err := runK(t, g, 5, func(s *watch.Sample) error {
 		samples = append(samples, s)
 		if err := ln.Emit(s); err != nil {
 			return err
@@ -197,13 +199,13 @@ func TestWatchTargetEnds(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGrowing(t)
-			s := &Sampler{Reader: g.fs, PID: 100}
+			s := &watch.Sampler{Reader: g.fs, PID: 100}
 			if _, err := s.Next(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			tc.change(g)
 			_, err := s.Next(context.Background())
-			var ended *Ended
+			var ended *watch.Ended
 			switch {
 			case err == nil:
 				t.Fatal("second sample succeeded; want the end told")
@@ -240,7 +242,7 @@ func golden(t *testing.T, name string, got []byte) {
 func TestWatchDoesNotGrow(t *testing.T) {
 	zombietest.SkipSlow(t)
 	g := newGrowing(t)
-	s := &Sampler{Reader: g.fs, PID: 100, Opt: model.Options{FDTypes: true}}
+	s := &watch.Sampler{Reader: g.fs, PID: 100, Opt: model.Options{FDTypes: true}}
 	staysFlat(t, func(int) {
 		g.now = g.now.Add(time.Second)
 		if _, err := s.Next(context.Background()); err != nil {
@@ -255,7 +257,7 @@ func TestWatchDoesNotGrow(t *testing.T) {
 // sample they come from.
 func TestWatchSlowReadsEveryFewSamples(t *testing.T) {
 	g := newGrowing(t)
-	s := &Sampler{Reader: g.fs, PID: 100, Opt: model.Options{FDTypes: true}, SlowEvery: 3}
+	s := &watch.Sampler{Reader: g.fs, PID: 100, Opt: model.Options{FDTypes: true}, SlowEvery: 3}
 	type row struct{ Seq, FDTypesFrom, TasksFrom, Tasks, Sockets int }
 	var got []row
 	for i := range 7 {
@@ -287,8 +289,8 @@ func TestWatchSlowReadsEveryFewSamples(t *testing.T) {
 // projection to RLIMIT_NPROC from the second sample on.
 func TestWatchProjectsNprocBetweenCounts(t *testing.T) {
 	g := newGrowing(t)
-	s := &Sampler{Reader: g.fs, PID: 100, SlowEvery: 30}
-	var last *Sample
+	s := &watch.Sampler{Reader: g.fs, PID: 100, SlowEvery: 30}
+	var last *watch.Sample
 	for range 6 { // a projection needs 5 samples over 3 s
 		sample, err := s.Next(context.Background())
 		if err != nil {
@@ -309,7 +311,7 @@ func TestWatchProjectsNprocBetweenCounts(t *testing.T) {
 func TestHostWatchDoesNotGrow(t *testing.T) {
 	zombietest.SkipSlow(t)
 	g := newGrowing(t)
-	s := &HostSampler{Reader: g.fs}
+	s := &watch.HostSampler{Reader: g.fs}
 	staysFlat(t, func(i int) {
 		g.now = g.now.Add(time.Second)
 		if i%100 == 0 && i <= 1000 {
@@ -368,9 +370,9 @@ func heapAndFDs(t *testing.T) (heap uint64, fds int) {
 // stops ranking it once the window holds no growth.
 func TestHostSamplerRates(t *testing.T) {
 	g := newGrowing(t)
-	s := &HostSampler{Reader: g.fs, Window: 5}
+	s := &watch.HostSampler{Reader: g.fs, Window: 5}
 	var times []time.Time
-	next := func() *HostSample {
+	next := func() *watch.HostSample {
 		t.Helper()
 		sample, err := s.Next(context.Background())
 		if err != nil {
@@ -379,7 +381,7 @@ func TestHostSamplerRates(t *testing.T) {
 		times = append(times, sample.Time)
 		return sample
 	}
-	find := func(sample *HostSample) *Growing {
+	find := func(sample *watch.HostSample) *watch.Growing {
 		for i := range sample.Growing {
 			if sample.Growing[i].PID == 100 {
 				return &sample.Growing[i]
@@ -393,7 +395,7 @@ func TestHostSamplerRates(t *testing.T) {
 			t.Fatalf("ranked while standing still: %+v", p)
 		}
 	}
-	var p *Growing
+	var p *watch.Growing
 	for i := range 6 {
 		g.grow() // also moves the clock on a second
 		p = find(next())
@@ -421,8 +423,8 @@ func TestHostSamplerRates(t *testing.T) {
 // the window, and the projection follows the steady rate.
 func TestWatchRateIgnoresABurst(t *testing.T) {
 	g := newGrowing(t)
-	s := &Sampler{Reader: g.fs, PID: 100}
-	var last *Sample
+	s := &watch.Sampler{Reader: g.fs, PID: 100}
+	var last *watch.Sample
 	for i := range 10 {
 		sample, err := s.Next(context.Background())
 		if err != nil {

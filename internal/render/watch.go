@@ -1,4 +1,4 @@
-package watch
+package render
 
 import (
 	"encoding/json"
@@ -7,7 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zombiewatch/zombiewatch/internal/render"
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+	"github.com/zombiewatch/zombiewatch/internal/watch"
 )
 
 // JSONLines writes each sample as one JSON object on one line: the whole
@@ -20,7 +21,7 @@ type JSONLines struct {
 }
 
 // Emit writes s.
-func (j *JSONLines) Emit(s *Sample) error {
+func (j *JSONLines) Emit(s *watch.Sample) error {
 	if j.sent {
 		p := *s.Process
 		p.ZombieList = nil
@@ -48,7 +49,7 @@ type Lines struct {
 const lineFormat = "%-8s %7s %8s %6s %8s %7s %6s %8s %10s %11s %13s\n"
 
 // Emit writes s.
-func (l *Lines) Emit(s *Sample) error {
+func (l *Lines) Emit(s *watch.Sample) error {
 	if !l.header {
 		l.header = true
 		if _, err := fmt.Fprintf(l.W, lineFormat, "time", "pid", "zombies", "Δ", "/min", "fds", "Δ", "/min", "close_wait", "fds_full_in", "tasks_full_in"); err != nil {
@@ -74,11 +75,11 @@ func in(secs *float64) string {
 	if secs == nil {
 		return "-"
 	}
-	return "~" + render.Age(time.Duration(*secs*float64(time.Second)))
+	return "~" + Age(time.Duration(*secs*float64(time.Second)))
 }
 
 // Projection says when a limit runs out at the current rate.
-func Projection(s *Sample) string {
+func Projection(s *watch.Sample) string {
 	var parts []string
 	if s.FDLimitIn != nil {
 		parts = append(parts, fmt.Sprintf("fds %+.0f/min: soft limit %s reached in %s", s.FDsPerMin, s.FDSoftLimit, in(s.FDLimitIn)))
@@ -102,7 +103,7 @@ func Projection(s *Sample) string {
 type HostJSONLines struct{ W io.Writer }
 
 // Emit writes s.
-func (j HostJSONLines) Emit(s *HostSample) error {
+func (j HostJSONLines) Emit(s *watch.HostSample) error {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -119,7 +120,7 @@ type HostLines struct {
 }
 
 // Emit writes s.
-func (l *HostLines) Emit(s *HostSample) error {
+func (l *HostLines) Emit(s *watch.HostSample) error {
 	if !l.header {
 		l.header = true
 		if _, err := fmt.Fprintf(l.W, "%-8s %9s %8s %8s  %s\n", "time", "processes", "threads", "zombies", "most urgent growth"); err != nil {
@@ -138,7 +139,7 @@ func (l *HostLines) Emit(s *HostSample) error {
 }
 
 // GrowingLine says what grows in a process, and how soon it meets a limit.
-func GrowingLine(g Growing) string {
+func GrowingLine(g watch.Growing) string {
 	var parts []string
 	if g.ZombiesPerMin > 0 {
 		parts = append(parts, fmt.Sprintf("zombies %d %+.0f/min", g.Zombies, g.ZombiesPerMin))
@@ -152,7 +153,7 @@ func GrowingLine(g Growing) string {
 	if g.ReapLatencyP99 != nil {
 		parts = append(parts, fmt.Sprintf("reaps late (p99 %.2fs)", *g.ReapLatencyP99))
 	}
-	line := fmt.Sprintf("pid %d (%s) %s since %s", g.PID, render.Printable(g.Comm), strings.Join(parts, ", "), g.Since.Format("15:04:05"))
+	line := fmt.Sprintf("pid %d (%s) %s since %s", g.PID, Printable(g.Comm), strings.Join(parts, ", "), g.Since.Format("15:04:05"))
 	if g.LimitInSeconds != nil {
 		line += fmt.Sprintf(": %s in %s", g.Limit, in(g.LimitInSeconds))
 	}
@@ -164,7 +165,7 @@ func GrowingLine(g Growing) string {
 
 // ContainerLine says what grows in a cgroup, and how soon it meets its
 // pids.max.
-func ContainerLine(c ContainerGrowth) string {
+func ContainerLine(c watch.ContainerGrowth) string {
 	var parts []string
 	if c.PidsPerMin > 0 {
 		parts = append(parts, fmt.Sprintf("pids %d %+.0f/min", c.Pids, c.PidsPerMin))
@@ -178,9 +179,36 @@ func ContainerLine(c ContainerGrowth) string {
 	if c.RefusedInWindow > 0 {
 		parts = append(parts, fmt.Sprintf("%d forks refused", c.RefusedInWindow))
 	}
-	line := fmt.Sprintf("cgroup %s %s", render.Printable(c.Cgroup), strings.Join(parts, ", "))
+	line := fmt.Sprintf("cgroup %s %s", Printable(c.Cgroup), strings.Join(parts, ", "))
 	if c.LimitInSeconds != nil {
 		line += fmt.Sprintf(": pids.max in %s", in(c.LimitInSeconds))
 	}
 	return line
+}
+
+// GroupLine names a growing group for a person: "+312 TCP CLOSE_WAIT to
+// 10.1.2.3:5432 (312 now)".
+func GroupLine(g watch.GroupGrowth) string {
+	var what []string
+	switch {
+	case g.Protocol != "":
+		what = append(what, g.Protocol)
+		if g.TCPState != "" {
+			what = append(what, g.TCPState)
+		}
+		if g.Remote != "" {
+			what = append(what, "to "+g.Remote)
+		}
+		if g.Target != "" {
+			what = append(what, g.Target)
+		}
+	case g.Kind == proc.FDPipe:
+		what = append(what, "pipes")
+	default:
+		what = append(what, g.Kind)
+		if g.Target != "" {
+			what = append(what, g.Target)
+		}
+	}
+	return fmt.Sprintf("+%d %s (%d now)", g.Delta, Printable(strings.Join(what, " ")), g.Count)
 }
