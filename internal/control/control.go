@@ -27,7 +27,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/zombiewatch/zombiewatch/internal/proc"
+	"github.com/zombiewatch/zombiewatch/internal/sockdiag"
 )
 
 // Reaper is how the server collects its finished children (Part 3's
@@ -189,7 +189,7 @@ const maxCandidates = 16
 // the pid itself holds come first, so a flood of impostor names cannot
 // push the real one out.
 func Listening() (map[int][]string, error) {
-	socks, err := proc.OwnSockets()
+	socks, err := sockdiag.Dump()
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/zombiewatch/zombiewatch/internal/proc"
+	"github.com/zombiewatch/zombiewatch/internal/sockdiag"
 )
 
 // FDEntry is one descriptor, as lsof lists it.
@@ -46,7 +47,8 @@ func (r *Reader) readFDList(h *proc.Proc, p *Process) error {
 	}
 	var sockets map[uint64]proc.Socket
 	list := make([]FDEntry, 0, len(entries))
-	var probe *proc.TCPProbe
+	var probe *sockdiag.Probe
+	defer func() { probe.Close() }()
 	unresolved, firstErr := 0, ""
 	for _, e := range entries {
 		if e.Err != nil {
@@ -64,7 +66,7 @@ func (r *Reader) readFDList(h *proc.Proc, p *Process) error {
 		}
 		if fe.Kind == proc.FDSocket {
 			if sockets == nil {
-				if sockets, err = r.FS.Sockets(p.PID); err != nil {
+				if sockets, err = r.socketTables().Sockets(p.PID); err != nil {
 					p.addUnread("fd list sockets: " + err.Error()) // what was read stays
 				}
 				if sockets == nil {
@@ -74,16 +76,9 @@ func (r *Reader) readFDList(h *proc.Proc, p *Process) error {
 			ino, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(e.Target, "socket:["), "]"), 10, 64)
 			if s, ok := sockets[ino]; ok {
 				fe.Protocol, fe.TCPState, fe.Local, fe.Remote = s.Protocol, s.State, s.Local, s.Remote
-			} else if proto, err := r.FS.SocketProtocol(p.PID, strconv.Itoa(e.FD)); err == nil {
-				fe.Protocol = proto
-				if proto == "TCP" || proto == "TCPv6" {
-					// In no table: ended (reset), or never connected.
-					if probe == nil {
-						probe = r.FS.NewTCPProbe(p.PID)
-						defer probe.Close()
-					}
-					fe.TCPState = probe.State(strconv.Itoa(e.FD))
-				}
+			} else {
+				// In no table: for TCP, ended (reset) or never connected.
+				fe.Protocol, fe.TCPState = r.socketTables().Unlisted(p.PID, strconv.Itoa(e.FD), &probe)
 			}
 		}
 		list = append(list, fe)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/proc"
+	"github.com/zombiewatch/zombiewatch/internal/sockdiag"
 )
 
 // Reader builds Processes from one /proc tree.
@@ -33,11 +34,29 @@ type Reader struct {
 	// uidCounts: each uid's task count, kept for the length of a
 	// selection (Processes); nil otherwise.
 	uidCounts map[int]int
+	// sockets: the socket tables of a reading, shared with the TCPStates
+	// source where there is one (one dump per namespace per reading).
+	sockets *sockdiag.Tables
 }
 
 // NewReader reads fs with the real clock and user database.
 func NewReader(fs *proc.FS, sources ...Source) *Reader {
-	return &Reader{FS: fs, Now: time.Now, Users: &Users{}, Sources: sources}
+	r := &Reader{FS: fs, Now: time.Now, Users: &Users{}, Sources: sources}
+	for _, s := range sources {
+		if t, ok := s.(tcpSource); ok && t.tables != nil {
+			r.sockets = t.tables
+		}
+	}
+	return r
+}
+
+// socketTables is the reader's socket tables, made on first use (a
+// Reader built as a literal has none yet).
+func (r *Reader) socketTables() *sockdiag.Tables {
+	if r.sockets == nil {
+		r.sockets = sockdiag.NewTables(r.FS)
+	}
+	return r.sockets
 }
 
 // Options choose the reads that cost more than a few syscalls.

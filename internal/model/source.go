@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/zombiewatch/zombiewatch/internal/proc"
+	"github.com/zombiewatch/zombiewatch/internal/sockdiag"
 )
 
 // Source is an optional enrichment of a Process: facts that cost a read
@@ -54,7 +55,9 @@ type passFailer interface {
 // beginPass tells the sources a reading begins, and drops the socket
 // tables the last one kept.
 func (r *Reader) beginPass() {
-	r.FS.ForgetSockets()
+	if r.sockets != nil {
+		r.sockets.Forget()
+	}
 	for _, s := range r.Sources {
 		if ps, ok := s.(passSource); ok {
 			ps.BeginPass()
@@ -63,26 +66,26 @@ func (r *Reader) beginPass() {
 }
 
 // TCPStates is the source that counts the TCP sockets among a process's
-// fds by state. On the live /proc it uses each network namespace's
-// sock_diag dump, made once per reading (FS.InetSockets; 4x cheaper than
-// the text tables, measured: go test ./internal/proc -bench Sockets); on a
-// fixture tree, another --proc-root, or where netlink is refused, it reads
-// the process's net/tcp and net/tcp6. It needs the fd kinds
-// (Options.FDTypes); without them it adds nothing.
-func TCPStates(fs *proc.FS) Source {
-	return SourceFunc("tcp", func(_ context.Context, p *Process) error {
-		if p.sockets == nil {
-			return nil
-		}
-		if table := fs.InetSockets(p.PID); table != nil {
-			p.TCPStates = fs.TCPStatesIn(table, p.PID, p.sockets)
-			return nil
-		}
-		states, err := fs.TCPStates(p.PID, p.sockets)
-		if err != nil {
-			return classify(p.PID, "tcp states", fs.PIDPath(p.PID, "net", "tcp"), err)
-		}
-		p.TCPStates = states
+// fds by state (see sockdiag.Tables: netlink on the live /proc, one dump
+// per namespace per reading; the net/tcp files of a fixture tree or
+// another --proc-root). It needs the fd kinds (Options.FDTypes); without
+// them it adds nothing.
+func TCPStates(fs *proc.FS) Source { return tcpSource{sockdiag.NewTables(fs)} }
+
+type tcpSource struct{ tables *sockdiag.Tables }
+
+func (tcpSource) Name() string { return "tcp" }
+
+func (s tcpSource) BeginPass() { s.tables.Forget() }
+
+func (s tcpSource) Process(_ context.Context, p *Process) error {
+	if p.sockets == nil {
 		return nil
-	})
+	}
+	states, err := s.tables.TCPStates(p.PID, p.sockets)
+	if err != nil {
+		return classify(p.PID, "tcp states", s.tables.FS().PIDPath(p.PID, "net", "tcp"), err)
+	}
+	p.TCPStates = states
+	return nil
 }

@@ -13,8 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// FDEntry is one open descriptor as its link names it.
-type FDEntry struct {
+// FDLink is one open descriptor as its link in /proc/PID/fd names it,
+// unresolved: the model (model.FDEntry) adds what the link points at.
+type FDLink struct {
 	FD     int
 	Target string // "socket:[123]", "pipe:[9]", "anon_inode:[eventfd]", a path
 	// Err: why its link could not be read (a path beyond PATH_MAX); Target
@@ -25,7 +26,7 @@ type FDEntry struct {
 // FDList reads every descriptor's link, sorted by number (a descriptor
 // closed meanwhile is left out). A refused readlink is an error: the list
 // would be partial.
-func (f *FS) FDList(pid int) ([]FDEntry, error) {
+func (f *FS) FDList(pid int) ([]FDLink, error) {
 	path := f.PIDFile(pid, "fd")
 	dir, err := OpenDir(path)
 	if err != nil {
@@ -37,7 +38,7 @@ func (f *FS) FDList(pid int) ([]FDEntry, error) {
 		return nil, err
 	}
 	buf := make([]byte, 4096)
-	var out []FDEntry
+	var out []FDLink
 	for _, name := range names {
 		n, ok := ParsePID(name)
 		if !ok && name != "0" {
@@ -50,12 +51,12 @@ func (f *FS) FDList(pid int) ([]FDEntry, error) {
 		case err == unix.ENOENT:
 			continue // closed since the listing
 		case err != nil:
-			out = append(out, FDEntry{FD: n, Err: err})
+			out = append(out, FDLink{FD: n, Err: err})
 			continue
 		}
-		out = append(out, FDEntry{FD: n, Target: string(buf[:m])})
+		out = append(out, FDLink{FD: n, Target: string(buf[:m])})
 	}
-	slices.SortFunc(out, func(a, b FDEntry) int { return a.FD - b.FD })
+	slices.SortFunc(out, func(a, b FDLink) int { return a.FD - b.FD })
 	return out, nil
 }
 
@@ -71,39 +72,22 @@ type Socket struct {
 	Remote   string // address:port ("" for unix and unconnected sockets)
 }
 
-// Sockets reads pid's network namespace's TCP, UDP (v4 and v6) and unix
-// tables, by inode: what lsof shows of each socket fd. TCP and UDP come
-// from netlink sock_diag where it answers (the live /proc; one dump per
-// namespace until ForgetSockets), from the /proc/PID/net files otherwise.
-func (f *FS) Sockets(pid int) (map[uint64]Socket, error) {
+// UnixFromFiles reads pid's namespace's UNIX sockets from /proc/PID/net/unix.
+// The text table prints abstract names raw: a name with a newline makes it
+// unparsable (the error names the file) or injects rows, so a caller lets
+// no UNIX row take the place of a TCP or UDP socket's inode.
+func (f *FS) UnixFromFiles(pid int) (map[uint64]Socket, error) {
 	out := map[uint64]Socket{}
-	if table := f.InetSockets(pid); table != nil {
-		for ino, s := range table {
-			out[ino] = s // a copy: the kept dump is shared
-		}
-		return out, nil
-	}
-	pfs, err := procfs.NewFS(filepath.Join(f.root, strconv.Itoa(pid)))
-	if err != nil {
-		return nil, err
-	}
-	inet, err := f.inetFromFiles(pid, pfs)
-	if err != nil {
-		return nil, err
-	}
-	for ino, s := range inet {
-		out[ino] = s
-	}
-	// The text table of UNIX sockets: a name with a newline (abstract
-	// names are printed raw) makes it unparsable, and may inject rows: a
-	// failure is returned (the caller names it), and a row never takes
-	// the place of a TCP or UDP socket's inode.
 	path := f.PIDPath(pid, "net", "unix")
 	if err := f.checkRegular(path); err != nil {
 		if IsGone(err) {
 			return out, nil
 		}
 		return out, &ParseError{Path: path, Err: err}
+	}
+	pfs, err := procfs.NewFS(filepath.Join(f.root, strconv.Itoa(pid)))
+	if err != nil {
+		return out, err
 	}
 	un, err := pfs.NetUNIX()
 	if err != nil {
@@ -113,28 +97,27 @@ func (f *FS) Sockets(pid int) (map[uint64]Socket, error) {
 		return out, &ParseError{Path: path, Err: err}
 	}
 	for _, l := range un.Rows {
-		if _, taken := out[l.Inode]; !taken {
-			out[l.Inode] = Socket{Protocol: "UNIX", Local: l.Path}
-		}
+		out[l.Inode] = Socket{Protocol: "UNIX", Local: l.Path}
 	}
 	return out, nil
 }
 
-// InetFromFiles reads pid's TCP and UDP tables from /proc/PID/net.
+// InetFromFiles reads pid's TCP and UDP tables (v4 and v6) from
+// /proc/PID/net, by inode.
+//
+// procfs marks NetTCP deprecated in favour of netlink sock_diag, but netlink
+// answers for the reader's namespace only and cannot read a fixture tree or
+// another --proc-root; the files can (internal/sockdiag asks netlink first).
 func (f *FS) InetFromFiles(pid int) (map[uint64]Socket, error) {
 	pfs, err := procfs.NewFS(filepath.Join(f.root, strconv.Itoa(pid)))
 	if err != nil {
 		return nil, err
 	}
-	return f.inetFromFiles(pid, pfs)
-}
-
-func (f *FS) inetFromFiles(pid int, pfs procfs.FS) (map[uint64]Socket, error) {
 	out := map[uint64]Socket{}
 	addr := func(ip net.IP, port uint64) string {
 		return net.JoinHostPort(ip.String(), strconv.FormatUint(port, 10))
 	}
-	//lint:ignore SA1019 netlink cannot read a fixture tree or another proc root (see tcp.go)
+	//lint:ignore SA1019 netlink cannot read a fixture tree or another proc root (see above)
 	for _, t := range []struct {
 		proto string
 		read  func() (procfs.NetTCP, error)
@@ -153,7 +136,7 @@ func (f *FS) inetFromFiles(pid int, pfs procfs.FS) (map[uint64]Socket, error) {
 			return nil, &ParseError{Path: f.PIDPath(pid, "net", strings.ToLower(t.proto)), Err: err}
 		}
 		for _, l := range lines {
-			s := Socket{Protocol: t.proto, State: tcpStates[l.St], Local: addr(l.LocalAddr, l.LocalPort)}
+			s := Socket{Protocol: t.proto, State: TCPStateName(l.St), Local: addr(l.LocalAddr, l.LocalPort)}
 			if l.St != 10 { // LISTEN has no peer
 				s.Remote = addr(l.RemAddr, l.RemPort)
 			}
@@ -186,4 +169,23 @@ func (f *FS) inetFromFiles(pid int, pfs procfs.FS) (map[uint64]Socket, error) {
 		}
 	}
 	return out, nil
+}
+
+// tcpStates names the states of /proc/net/tcp's st column (and of
+// inet_diag's and TCP_INFO's state: the kernel's TCP_* numbers).
+var tcpStates = [...]string{
+	1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+	6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
+}
+
+// TCPStateName names a kernel TCP state number ("state 12" for one it
+// does not know, "" for 0 and for numbers past any state).
+func TCPStateName(n uint64) string {
+	switch {
+	case n >= 1 && n < uint64(len(tcpStates)):
+		return tcpStates[n]
+	case n == 0 || n > 255:
+		return ""
+	}
+	return "state " + strconv.FormatUint(n, 10)
 }

@@ -1,8 +1,11 @@
-// Package proc reads the kernel's files under a /proc tree and nothing else:
-// one file per kernel file (stat, status, limits, task/TID/children, the fd
-// directory, net/tcp), each returning a typed record. It knows no JSON, no
+// Package proc reads the kernel's files under a /proc tree: one file per
+// kernel file (stat, status, limits, sched, task/TID/children, the fd
+// directory and its links, net/tcp, net/udp, net/unix), each returning a
+// typed record, plus the few syscalls that read the same facts where a
+// file does not give them (prlimit for a live process's limits, getxattr
+// for a socket's protocol, stat for an fd count). It knows no JSON, no
 // ranking and no English: the model above it (internal/model) gives the
-// records meaning.
+// records meaning; internal/sockdiag asks netlink what sockets are.
 //
 // The tree's root is a value (New("/proc"), New("testdata/proc/zombies")), so
 // the same code runs on the real /proc and on fixture trees. Reads go through
@@ -49,12 +52,6 @@ type FS struct {
 	bootOnce sync.Once
 	boot     time.Time
 	bootErr  error
-
-	// sockets: sock_diag dumps by network namespace, kept until
-	// ForgetSockets (a reading's length); nil for a namespace netlink did
-	// not answer for.
-	socketsMu sync.Mutex
-	sockets   map[uint64]map[uint64]Socket
 
 	statusReads atomic.Int64
 }
@@ -380,11 +377,6 @@ func (p *Proc) FDCount() (int, bool, error) { return p.fs.FDCount(p.PID) }
 
 // FDKinds reads every descriptor's link (see FS.FDKinds).
 func (p *Proc) FDKinds() (FDSummary, error) { return p.fs.FDKinds(p.PID) }
-
-// TCPStates counts the TCP sockets among inodes by state (see FS.TCPStates).
-func (p *Proc) TCPStates(inodes map[uint64]string) (map[string]int, error) {
-	return p.fs.TCPStates(p.PID, inodes)
-}
 
 // InitPIDNamespace is the inode of the host's own (initial) pid namespace
 // (PROC_PID_INIT_INO): its PID 1 is the host's init, not a container's.

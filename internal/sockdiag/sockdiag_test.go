@@ -1,4 +1,4 @@
-package proc
+package sockdiag
 
 import (
 	"bufio"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
 // openSockets opens n TCP connections on loopback (v4, and v6 where the
@@ -73,7 +75,7 @@ func openSockets(t testing.TB, n int) map[uint64]bool {
 func TestSockDiagAgreesWithFiles(t *testing.T) {
 	fs := liveFS(t)
 	inodes := openSockets(t, 5)
-	diag, err := fs.SockDiag(os.Getpid())
+	diag, err := DumpOf(fs, os.Getpid())
 	if err != nil {
 		t.Skipf("netlink sock_diag refused here: %v", err)
 	}
@@ -114,8 +116,8 @@ func BenchmarkSockets(b *testing.B) {
 	pid := os.Getpid()
 	for _, way := range []struct {
 		name string
-		read func(int) (map[uint64]Socket, error)
-	}{{"files", fs.InetFromFiles}, {"sock_diag", fs.SockDiag}} {
+		read func(int) (map[uint64]proc.Socket, error)
+	}{{"files", fs.InetFromFiles}, {"sock_diag", func(pid int) (map[uint64]proc.Socket, error) { return DumpOf(fs, pid) }}} {
 		b.Run(fmt.Sprintf("%s/%d", way.name, n), func(b *testing.B) {
 			for b.Loop() {
 				if _, err := way.read(pid); err != nil {
@@ -145,16 +147,16 @@ func TestParseInetDiag(t *testing.T) {
 		m     []byte
 		proto string
 		ino   uint64
-		want  Socket
+		want  proc.Socket
 	}{
 		{msg(2, 8, 40000, 5432, net.ParseIP("10.0.0.1").To4(), net.ParseIP("10.1.2.3").To4(), 77), "TCP", 77,
-			Socket{Protocol: "TCP", State: "CLOSE_WAIT", Local: "10.0.0.1:40000", Remote: "10.1.2.3:5432"}},
+			proc.Socket{Protocol: "TCP", State: "CLOSE_WAIT", Local: "10.0.0.1:40000", Remote: "10.1.2.3:5432"}},
 		{msg(10, 10, 8080, 0, v6("::1"), v6("::"), 78), "TCPv6", 78,
-			Socket{Protocol: "TCPv6", State: "LISTEN", Local: "[::1]:8080"}},
+			proc.Socket{Protocol: "TCPv6", State: "LISTEN", Local: "[::1]:8080"}},
 		{msg(10, 1, 8080, 51000, v6("::ffff:127.0.0.1"), v6("::ffff:127.0.0.2"), 79), "TCPv6", 79,
-			Socket{Protocol: "TCPv6", State: "ESTABLISHED", Local: "127.0.0.1:8080", Remote: "127.0.0.2:51000"}},
+			proc.Socket{Protocol: "TCPv6", State: "ESTABLISHED", Local: "127.0.0.1:8080", Remote: "127.0.0.2:51000"}},
 		{msg(2, 7, 53, 0, net.ParseIP("0.0.0.0").To4(), net.ParseIP("0.0.0.0").To4(), 80), "UDP", 80,
-			Socket{Protocol: "UDP", Local: "0.0.0.0:53"}},
+			proc.Socket{Protocol: "UDP", Local: "0.0.0.0:53"}},
 	} {
 		ino, got := parseInetDiag(tc.m, tc.proto)
 		if ino != tc.ino || got != tc.want {
@@ -197,12 +199,12 @@ sys.stdin.read()`)
 	}
 	fs := liveFS(t)
 	pid := cmd.Process.Pid // unshare execs python3 in the new namespace
-	if ours, _ := fs.NetNS(os.Getpid()); ours == 0 {
+	if ours, _ := NetNS(fs, os.Getpid()); ours == 0 {
 		t.Fatal("no network namespace of our own")
-	} else if theirs, _ := fs.NetNS(pid); theirs == ours {
+	} else if theirs, _ := NetNS(fs, pid); theirs == ours {
 		t.Fatalf("pid %d shares our network namespace", pid)
 	}
-	diag, err := fs.SockDiag(pid)
+	diag, err := DumpOf(fs, pid)
 	if err != nil {
 		t.Fatalf("sock_diag in pid %d's namespace: %v", pid, err)
 	}
@@ -221,9 +223,9 @@ sys.stdin.read()`)
 	// Every thread of this process is back in its own namespace however
 	// often it entered another (the main thread, were it left there, would
 	// stay: /proc/self/net and later sockets would be the other's).
-	ours, _ := fs.NetNS(os.Getpid())
+	ours, _ := NetNS(fs, os.Getpid())
 	for range 20 {
-		if _, err := fs.SockDiag(pid); err != nil {
+		if _, err := DumpOf(fs, pid); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -237,4 +239,13 @@ sys.stdin.read()`)
 			t.Errorf("thread %s is left in network namespace %d, not ours (%d)", task.Name(), st.Ino, ours)
 		}
 	}
+}
+
+func liveFS(t testing.TB) *proc.FS {
+	t.Helper()
+	fs, err := proc.New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
 }

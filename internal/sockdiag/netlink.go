@@ -1,4 +1,12 @@
-package proc
+// Package sockdiag says what a process's sockets are: protocol, TCP
+// state, local and remote address, by inode. On the live /proc it asks the
+// kernel with netlink sock_diag (NETLINK_SOCK_DIAG: inet_diag, unix_diag),
+// entering another network namespace on a locked thread where it must; on
+// a fixture tree or another --proc-root it reads the /proc/PID/net tables
+// (internal/proc). A TCP socket no table lists is told apart (reset, or
+// never connected) with TCP_INFO on a copy of its descriptor. Tables keeps
+// one dump per network namespace for the length of a reading.
+package sockdiag
 
 import (
 	"bytes"
@@ -10,6 +18,8 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
 // Netlink sock_diag (NETLINK_SOCK_DIAG, inet_diag, unix_diag) dumps a
@@ -29,121 +39,18 @@ const (
 
 // maxDiagDump bounds one dump's answers, as maxFileSize bounds a table
 // read as text: about 700,000 sockets.
-const maxDiagDump = maxFileSize
+const maxDiagDump = 64 << 20
 
-// NetNS is the inode of pid's network namespace.
-func (f *FS) NetNS(pid int) (uint64, error) {
-	var st unix.Stat_t
-	path := f.PIDFile(pid, "ns/net")
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, &os.PathError{Op: "stat", Path: path, Err: err}
-	}
-	return st.Ino, nil
-}
-
-// SockDiag dumps the TCP and UDP sockets (v4 and v6) of pid's network
-// namespace with netlink, by inode. It works on the live /proc only; in a
-// namespace other than the reader's it enters it (setns, which needs
-// CAP_SYS_ADMIN) on a thread of its own. The error tells the caller to
-// read the /proc/PID/net files instead.
-func (f *FS) SockDiag(pid int) (map[uint64]Socket, error) {
-	if !f.live {
-		return nil, errors.New("sock_diag: not the live /proc")
-	}
-	theirs, err := f.NetNS(pid)
-	if err != nil {
-		return nil, err
-	}
-	ours, err := f.NetNS(os.Getpid())
-	if err != nil {
-		return nil, err
-	}
-	if theirs == ours {
-		return sockDiagDump()
-	}
-	// setns moves the calling thread: the goroutine stays locked to it,
-	// and it is moved back before it is unlocked. Left locked, a thread
-	// would end with its goroutine, but not the main thread, which the
-	// runtime keeps (wedged): were it left in the other namespace, /proc/
-	// self/net and this process's later netlink sockets would be that
-	// namespace's.
-	type result struct {
-		m   map[uint64]Socket
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: err}
-			return
-		}
-		defer unix.Close(home)
-		ns, err := unix.Open(f.PIDFile(pid, "ns/net"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: err}
-			return
-		}
-		defer unix.Close(ns)
-		if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("sock_diag: enter pid %d's network namespace: %w", pid, err)}
-			return
-		}
-		m, err := sockDiagDump()
-		if unix.Setns(home, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread() // home again: the thread may serve others
-		}
-		done <- result{m, err}
-	}()
-	r := <-done
-	return r.m, r.err
-}
-
-// InetSockets is SockDiag's dump of pid's network namespace, made once
-// until ForgetSockets however many of its processes ask; nil where
-// netlink does not answer (read the /proc/PID/net files then).
-func (f *FS) InetSockets(pid int) map[uint64]Socket {
-	if !f.live {
-		return nil
-	}
-	ns, err := f.NetNS(pid)
-	if err != nil {
-		return nil
-	}
-	f.socketsMu.Lock()
-	defer f.socketsMu.Unlock()
-	if t, ok := f.sockets[ns]; ok {
-		return t
-	}
-	t, err := f.SockDiag(pid)
-	if err != nil {
-		t = nil
-	}
-	if f.sockets == nil {
-		f.sockets = map[uint64]map[uint64]Socket{}
-	}
-	f.sockets[ns] = t
-	return t
-}
-
-// ForgetSockets drops the dumps InetSockets kept: a new reading begins.
-func (f *FS) ForgetSockets() {
-	f.socketsMu.Lock()
-	f.sockets = nil
-	f.socketsMu.Unlock()
-}
-
-func sockDiagDump() (map[uint64]Socket, error) {
+// Dump dumps this process's network namespace's sockets (TCP, UDP and
+// UNIX, by inode): the structured answer, which a socket's name cannot
+// forge rows in.
+func Dump() (map[uint64]proc.Socket, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return nil, fmt.Errorf("sock_diag: %w", err)
 	}
 	defer unix.Close(fd)
-	out := map[uint64]Socket{}
+	out := map[uint64]proc.Socket{}
 	buf := make([]byte, 64<<10)
 	for _, q := range []struct {
 		family   uint8
@@ -173,11 +80,6 @@ func sockDiagDump() (map[uint64]Socket, error) {
 	}
 	return out, nil
 }
-
-// OwnSockets dumps this process's network namespace's sockets (TCP, UDP
-// and UNIX, by inode) with sock_diag: the structured answer, which a
-// socket's name cannot forge rows in.
-func OwnSockets() (map[uint64]Socket, error) { return sockDiagDump() }
 
 // inetDiagReq is a dump request for every socket of family and protocol.
 func inetDiagReq(family, protocol uint8) []byte {
@@ -211,9 +113,9 @@ const maxUnixName = 108
 // parseUnixDiag reads one struct unix_diag_msg and its name attribute: an
 // abstract name (a leading NUL) is shown with "@", as ss and lsof show it;
 // State is "LISTEN" for a listening socket.
-func parseUnixDiag(m []byte) (uint64, Socket) {
+func parseUnixDiag(m []byte) (uint64, proc.Socket) {
 	ino := uint64(binary.NativeEndian.Uint32(m[4:]))
-	s := Socket{Protocol: "UNIX"}
+	s := proc.Socket{Protocol: "UNIX"}
 	if m[2] == sockListen {
 		s.State = "LISTEN"
 	}
@@ -295,7 +197,7 @@ func sockDiagQuery(fd int, buf, req []byte, minMsg int, each func(msg []byte)) e
 
 // parseInetDiag reads one struct inet_diag_msg: family, state, the socket
 // id (ports big-endian, addresses in network order) and the inode.
-func parseInetDiag(m []byte, proto string) (uint64, Socket) {
+func parseInetDiag(m []byte, proto string) (uint64, proc.Socket) {
 	family, state := m[0], m[1]
 	sport := binary.BigEndian.Uint16(m[4:])
 	dport := binary.BigEndian.Uint16(m[6:])
@@ -308,10 +210,10 @@ func parseInetDiag(m []byte, proto string) (uint64, Socket) {
 		src, dst = netip.AddrFrom16([16]byte(m[8:24])).Unmap(), netip.AddrFrom16([16]byte(m[24:40])).Unmap()
 	}
 	ino := uint64(binary.NativeEndian.Uint32(m[68:]))
-	s := Socket{Protocol: proto, Local: hostPort(src, sport)}
+	s := proc.Socket{Protocol: proto, Local: hostPort(src, sport)}
 	switch proto {
 	case "TCP", "TCPv6":
-		s.State = tcpStates[uint64(state)]
+		s.State = proc.TCPStateName(uint64(state))
 		if state != 10 { // LISTEN has no peer
 			s.Remote = hostPort(dst, dport)
 		}
@@ -325,4 +227,75 @@ func parseInetDiag(m []byte, proto string) (uint64, Socket) {
 
 func hostPort(a netip.Addr, port uint16) string {
 	return netip.AddrPortFrom(a, port).String()
+}
+
+// DumpOf dumps the sockets of pid's network namespace, as Dump does. It
+// works on the live /proc only; in a namespace other than the reader's it
+// enters it (setns, which needs CAP_SYS_ADMIN) on a thread of its own. The
+// error tells the caller to read the /proc/PID/net files instead.
+func DumpOf(f *proc.FS, pid int) (map[uint64]proc.Socket, error) {
+	if !f.Live() {
+		return nil, errors.New("sock_diag: not the live /proc")
+	}
+	theirs, err := NetNS(f, pid)
+	if err != nil {
+		return nil, err
+	}
+	ours, err := NetNS(f, os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	if theirs == ours {
+		return Dump()
+	}
+	// setns moves the calling thread: the goroutine stays locked to it,
+	// and it is moved back before it is unlocked. Left locked, a thread
+	// would end with its goroutine, but not the main thread, which the
+	// runtime keeps (wedged): were it left in the other namespace, /proc/
+	// self/net and this process's later netlink sockets would be that
+	// namespace's.
+	type result struct {
+		m   map[uint64]proc.Socket
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: err}
+			return
+		}
+		defer unix.Close(home)
+		ns, err := unix.Open(f.PIDFile(pid, "ns/net"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: err}
+			return
+		}
+		defer unix.Close(ns)
+		if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: fmt.Errorf("sock_diag: enter pid %d's network namespace: %w", pid, err)}
+			return
+		}
+		m, err := Dump()
+		if unix.Setns(home, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread() // home again: the thread may serve others
+		}
+		done <- result{m, err}
+	}()
+	r := <-done
+	return r.m, r.err
+}
+
+// NetNS is the inode of pid's network namespace.
+func NetNS(f *proc.FS, pid int) (uint64, error) {
+	var st unix.Stat_t
+	path := f.PIDFile(pid, "ns/net")
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return st.Ino, nil
 }

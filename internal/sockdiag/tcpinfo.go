@@ -1,10 +1,12 @@
-package proc
+package sockdiag
 
 import (
 	"errors"
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
 // A TCP socket in no TCP table is either a connection that ended (the peer
@@ -23,27 +25,27 @@ const (
 	TCPUnknown     = "UNKNOWN"     // its TCP_INFO could not be read
 )
 
-// TCPProbe reads TCP_INFO of one process's sockets. Its zero value, and a
+// Probe reads TCP_INFO of one process's sockets. Its zero value, and a
 // probe of a tree that is not this host's own /proc, answers TCPUnknown.
-type TCPProbe struct {
+type Probe struct {
 	pidfd int
 	err   error
 }
 
-// NewTCPProbe opens pid for TCPProbe.State; Close it after.
-func (f *FS) NewTCPProbe(pid int) *TCPProbe {
-	if !f.live {
-		return &TCPProbe{pidfd: -1, err: errors.New("not this host's /proc")}
+// NewProbe opens pid for Probe.State; Close it after.
+func NewProbe(f *proc.FS, pid int) *Probe {
+	if !f.Live() {
+		return &Probe{pidfd: -1, err: errors.New("not this host's /proc")}
 	}
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return &TCPProbe{pidfd: -1, err: err}
+		return &Probe{pidfd: -1, err: err}
 	}
-	return &TCPProbe{pidfd: fd}
+	return &Probe{pidfd: fd}
 }
 
 // State is the state of the TCP socket the process holds as fd name.
-func (t *TCPProbe) State(name string) string {
+func (t *Probe) State(name string) string {
 	if t == nil || t.pidfd < 0 {
 		return TCPUnknown
 	}
@@ -63,14 +65,14 @@ func (t *TCPProbe) State(name string) string {
 	if info.Segs_in == 0 && info.Segs_out == 0 {
 		return TCPUnconnected
 	}
-	if s, ok := tcpStates[uint64(info.State)]; ok {
+	if s := proc.TCPStateName(uint64(info.State)); s != "" {
 		return s
 	}
 	return TCPEnded
 }
 
 // Close releases the probe.
-func (t *TCPProbe) Close() {
+func (t *Probe) Close() {
 	if t != nil && t.pidfd >= 0 {
 		unix.Close(t.pidfd)
 		t.pidfd = -1
