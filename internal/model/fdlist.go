@@ -40,10 +40,10 @@ type FDGroup struct {
 
 // readFDList lists every descriptor with what the network tables say of
 // its socket, and groups them, largest group first.
-func (r *Reader) readFDList(h *proc.Proc, p *Process) error {
+func (r *Reader) readFDList(p *Process) error {
 	entries, err := r.FS.FDList(p.PID)
 	if err != nil {
-		return classify(p.PID, "fd list", h.Path("fd"), err)
+		return classify(p.PID, "fd list", r.FS.PIDPath(p.PID, "fd"), err)
 	}
 	var sockets map[uint64]proc.Socket
 	list := make([]FDEntry, 0, len(entries))
@@ -154,7 +154,7 @@ func groupFDs(list []FDEntry) []FDGroup {
 // --fds prints, for a watch naming the groups that grow.
 func (r *Reader) FDGroups(pid int) ([]FDGroup, error) {
 	p := &Process{PID: pid}
-	if err := r.readFDList(r.FS.Proc(pid), p); err != nil {
+	if err := r.readFDList(p); err != nil {
 		return nil, err
 	}
 	return p.FDGroups, nil

@@ -452,7 +452,7 @@ func (r *Reader) fdUsers(ctx context.Context, recs []rec, opt HostOptions, h *Ho
 		if !opt.FDTypes {
 			continue
 		}
-		err := r.readFDKinds(r.FS.Proc(p.PID), p)
+		err := r.readFDKinds(p)
 		if errors.Is(err, ErrNoProcess) {
 			continue // exited
 		}

@@ -99,18 +99,18 @@ type ZombieCache struct {
 // in Denied, and a *PermissionError.
 func (r *Reader) Process(ctx context.Context, pid int, opt Options) (*Process, error) {
 	r.beginPass()
-	p, denied, err := r.read(ctx, pid, opt)
+	p, err := r.read(ctx, pid, opt)
 	var thread *threadError
 	if errors.As(err, &thread) {
 		// A thread id (from top -H, htop, ps -L): read its process.
-		p, denied, err = r.read(ctx, thread.tgid, opt)
-		if p != nil {
+		if p, err = r.read(ctx, thread.tgid, opt); p != nil {
 			p.ThreadID = pid
 		}
 	}
-	if err != nil {
+	if p == nil {
 		return nil, err
 	}
+	denied := err
 	if err := r.enrich(ctx, p, nil); denied == nil {
 		denied = err
 	}
@@ -118,93 +118,131 @@ func (r *Reader) Process(ctx context.Context, pid int, opt Options) (*Process, e
 	return p, denied
 }
 
-func (r *Reader) read(ctx context.Context, pid int, opt Options) (*Process, error, error) {
+// read reads pid once: nil and the error when it cannot be read; the
+// process and a *PermissionError when only its fd table was refused.
+func (r *Reader) read(ctx context.Context, pid int, opt Options) (*Process, error) {
 	if pid <= 0 {
-		return nil, nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
+		return nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
 	}
-	h := r.FS.Proc(pid)
-	st, err := h.Stat()
+	p, start, buf, err := r.identity(pid, nil)
 	if err != nil {
-		return nil, nil, classify(pid, "identity", h.Path("stat"), err)
+		return nil, err
+	}
+	if buf, err = r.readLimitsAndCmdline(p, buf); err != nil {
+		return nil, err
+	}
+	if err := r.readTasks(ctx, p, opt); err != nil {
+		return nil, err
+	}
+	denied := r.readFDTable(p, opt)
+	var perm *PermissionError
+	if denied != nil && !errors.As(denied, &perm) {
+		return nil, denied
+	}
+	// The reads above took time: if the pid now names another process
+	// (start time changed), everything read may mix two processes.
+	again, _, err := r.FS.ReadStat(pid, buf)
+	switch {
+	case err != nil:
+		return nil, classify(pid, "identity", r.FS.PIDPath(pid, "stat"), err)
+	case again.StartTime != start:
+		return nil, fmt.Errorf("pid %d: %w", pid, ErrPIDReused)
+	}
+	return p, denied
+}
+
+// identity reads who pid is (stat and status): the process with its name,
+// state, owner and SIGCHLD handling, and its start time in ticks, which
+// names it among the processes that held its pid. buf is reused.
+func (r *Reader) identity(pid int, buf []byte) (*Process, uint64, []byte, error) {
+	st, buf, err := r.FS.ReadStat(pid, buf)
+	if err != nil {
+		return nil, 0, buf, classify(pid, "identity", r.FS.PIDPath(pid, "stat"), err)
 	}
 	p := &Process{PID: pid, PPID: st.PPID, Comm: st.Comm, State: string(st.State),
 		Threads: st.Threads, ZombieList: []Zombie{}, startTicks: st.StartTime}
 	if p.StartTime, err = r.startTime(st.StartTime); err != nil {
-		return nil, nil, err
+		return nil, 0, buf, err
 	}
 	if st.State == 'Z' {
 		_, p.Exit = DescribeExit(syscall.WaitStatus(st.ExitCode))
 	}
-
-	status, err := h.Status()
+	status, buf, err := r.FS.ReadStatus(pid, buf)
 	if err != nil {
-		return nil, nil, r.missing(pid, "identity", h.Path("status"), err)
+		return nil, 0, buf, r.missing(pid, "identity", r.FS.PIDPath(pid, "status"), err)
 	}
 	if status.Tgid > 0 && status.Tgid != pid {
-		return nil, nil, &threadError{tid: pid, tgid: status.Tgid}
+		return nil, 0, buf, &threadError{tid: pid, tgid: status.Tgid}
 	}
 	p.KernelThread = st.KernelThread()
 	p.UID, p.User, p.NamespaceInit = status.UID, r.Users.Name(status.UID), status.NSInit() || (pid == 1 && len(status.NSpid) <= 1)
 	p.nestedInit = status.NSInit()
 	sc := status.Sigchld()
 	p.Sigchld, p.SigchldBlocked, p.SigchldPending = sc.Disposition, sc.Blocked, sc.Pending
+	return p, st.StartTime, buf, nil
+}
 
-	// A file missing from a pid directory that exists (a copied or
-	// hostile tree) is named in Unread and what it would fill left null;
-	// the rest is read.
-	lim, err := h.Limits()
+// readLimitsAndCmdline reads the files a process may lack: a file missing
+// from a pid directory that exists (a copied or hostile tree) is named in
+// Unread and what it would fill left null; the rest is read.
+func (r *Reader) readLimitsAndCmdline(p *Process, buf []byte) ([]byte, error) {
+	lim, buf, err := r.FS.ReadLimits(p.PID, buf)
 	if err != nil {
-		if err = r.optional(p, "limits", h.Path("limits"), err); err != nil {
-			return nil, nil, err
+		if err = r.optional(p, "limits", r.FS.PIDPath(p.PID, "limits"), err); err != nil {
+			return buf, err
 		}
 		lim = proc.Limits{NofileSoft: proc.Unlimited, NofileHard: proc.Unlimited, NprocSoft: proc.Unlimited, NprocHard: proc.Unlimited}
 	}
 	p.FDSoftLimit, p.FDHardLimit = lim.NofileSoft, lim.NofileHard
 	p.NprocSoftLimit, p.NprocHardLimit = lim.NprocSoft, lim.NprocHard
-
-	if p.Cmdline, err = h.Cmdline(); err != nil {
-		if err = r.optional(p, "command line", h.Path("cmdline"), err); err != nil {
-			return nil, nil, err
+	if p.Cmdline, err = r.FS.Cmdline(p.PID); err != nil {
+		if err = r.optional(p, "command line", r.FS.PIDPath(p.PID, "cmdline"), err); err != nil {
+			return buf, err
 		}
 	}
+	return buf, nil
+}
 
+// readTasks reads the children (the zombies and how they are waited for),
+// the kernel's task count and, for a uid other than root, its tasks
+// against RLIMIT_NPROC.
+func (r *Reader) readTasks(ctx context.Context, p *Process, opt Options) error {
 	if err := r.readZombies(ctx, p, opt); err != nil {
-		return nil, nil, err
+		return err
 	}
 	r.readWaitEvidence(p)
 	p.Kernel = r.kernelTasks()
 	if p.UID != 0 && !opt.NoUIDCount {
 		n, err := r.uidTasks(ctx, p.UID)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		p.UIDProcesses = &n
 		p.NprocRatio = Ratio(n, p.NprocSoftLimit)
 	}
+	return nil
+}
 
-	var denied error
+// readFDTable reads the fd count and what was asked of the fds. A refusal
+// is named in Denied and returned (a *PermissionError); a missing fd
+// directory in Unread. A kernel thread has no fd table of its own and a
+// zombie has closed everything: FDs stays null, not 0.
+func (r *Reader) readFDTable(p *Process, opt Options) error {
 	if p.KernelThread || p.State == "Z" {
-		// No fd table to read: a kernel thread has none of its own, a
-		// zombie has closed everything. FDs stays null, not 0.
-	} else if err := r.readFDs(h, p, opt); err != nil && r.optional(p, "fd count", h.Path("fd"), err) != nil {
-		var perm *PermissionError
-		if !errors.As(err, &perm) {
-			return nil, nil, err
-		}
-		denied = err
+		return nil
+	}
+	err := r.readFDs(p, opt)
+	if err == nil {
+		return nil
+	}
+	if err = r.optional(p, "fd count", r.FS.PIDPath(p.PID, "fd"), err); err == nil {
+		return nil
+	}
+	var perm *PermissionError
+	if errors.As(err, &perm) {
 		p.Denied = append(p.Denied, err.Error())
 	}
-
-	// The reads above took time: if the pid now names another process
-	// (start time changed), everything read may mix two processes.
-	again, err := h.Stat()
-	switch {
-	case err != nil:
-		return nil, nil, classify(pid, "identity", h.Path("stat"), err)
-	case again.StartTime != st.StartTime:
-		return nil, nil, fmt.Errorf("pid %d: %w", pid, ErrPIDReused)
-	}
-	return p, denied, nil
+	return err
 }
 
 // enrich runs the reader's sources on p. A source that fails leaves its
@@ -440,34 +478,34 @@ func sortZombies(zs []Zombie) {
 }
 
 // readFDs counts descriptors and, if asked, their kinds.
-func (r *Reader) readFDs(h *proc.Proc, p *Process, opt Options) error {
-	n, _, err := h.FDCount()
+func (r *Reader) readFDs(p *Process, opt Options) error {
+	n, _, err := r.FS.FDCount(p.PID)
 	if err != nil {
 		return err // the caller's optional() sorts it: missing, refused, gone
 	}
 	p.FDs = &n
 	p.FDRatio = Ratio(n, p.FDSoftLimit)
 	if opt.FDList {
-		if err := r.readFDList(h, p); err != nil {
+		if err := r.readFDList(p); err != nil {
 			return err
 		}
 	}
 	if !opt.FDTypes {
 		return nil
 	}
-	return r.readFDKinds(h, p)
+	return r.readFDKinds(p)
 }
 
 // readFDKinds fills FDTypes (and keeps the socket inodes for the TCP
 // source). A refused readlink leaves them null and says so.
-func (r *Reader) readFDKinds(h *proc.Proc, p *Process) error {
-	sum, err := h.FDKinds()
+func (r *Reader) readFDKinds(p *Process) error {
+	sum, err := r.FS.FDKinds(p.PID)
 	if err == nil && sum.Refused > 0 {
 		err = fmt.Errorf("readlink: %w", fs.ErrPermission)
 	}
 	if err != nil {
 		p.FDTypes, p.TCPStates, p.sockets = nil, nil, nil
-		return classify(p.PID, "fd kinds", h.Path("fd"), err)
+		return classify(p.PID, "fd kinds", r.FS.PIDPath(p.PID, "fd"), err)
 	}
 	p.FDTypes, p.sockets = sum.Kinds, sum.Sockets
 	if sum.Unresolved > 0 {

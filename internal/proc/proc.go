@@ -330,54 +330,6 @@ func (f *FS) Cmdline(pid int) ([]string, error) {
 	return args, nil
 }
 
-// Proc is one process of the tree, procfs-style: each method reads one
-// kernel file of it. It keeps one buffer for the single-record files, so
-// it is for one goroutine at a time.
-type Proc struct {
-	PID int
-	fs  *FS
-	buf []byte
-}
-
-// Proc is the handle of pid.
-func (f *FS) Proc(pid int) *Proc { return &Proc{PID: pid, fs: f, buf: make([]byte, 0, 2048)} }
-
-// Path is root/PID/elem...
-func (p *Proc) Path(elem ...string) string { return p.fs.PIDPath(p.PID, elem...) }
-
-// Stat reads /proc/PID/stat.
-func (p *Proc) Stat() (s Stat, err error) {
-	s, p.buf, err = p.fs.ReadStat(p.PID, p.buf)
-	return s, err
-}
-
-// Status reads /proc/PID/status.
-func (p *Proc) Status() (s Status, err error) {
-	s, p.buf, err = p.fs.ReadStatus(p.PID, p.buf)
-	return s, err
-}
-
-// Limits reads RLIMIT_NOFILE and RLIMIT_NPROC (see FS.ReadLimits).
-func (p *Proc) Limits() (l Limits, err error) {
-	l, p.buf, err = p.fs.ReadLimits(p.PID, p.buf)
-	return l, err
-}
-
-// Children lists the children of every thread (see FS.Children).
-func (p *Proc) Children() (kids []int, err error) {
-	kids, p.buf, err = p.fs.Children(p.PID, p.buf)
-	return kids, err
-}
-
-// Cmdline reads /proc/PID/cmdline.
-func (p *Proc) Cmdline() ([]string, error) { return p.fs.Cmdline(p.PID) }
-
-// FDCount counts the open descriptors (see FS.FDCount).
-func (p *Proc) FDCount() (int, bool, error) { return p.fs.FDCount(p.PID) }
-
-// FDKinds reads every descriptor's link (see FS.FDKinds).
-func (p *Proc) FDKinds() (FDSummary, error) { return p.fs.FDKinds(p.PID) }
-
 // InitPIDNamespace is the inode of the host's own (initial) pid namespace
 // (PROC_PID_INIT_INO): its PID 1 is the host's init, not a container's.
 const InitPIDNamespace = 0xEFFFFFFC
