@@ -16,6 +16,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -198,10 +199,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	defer c.mu.Unlock()
 	defer c.errors.Collect(ch)
 	start := time.Now()
-	watched := map[int]bool{}
-	for _, pid := range c.cfg.PIDs {
-		watched[pid] = false
-	}
 	ctx := c.ctx
 	if ctx == nil {
 		ctx = context.Background()
@@ -219,106 +216,137 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			kind = "abandoned" // the scraper left: the scan stopped rather than burn a core for nobody
 		}
 		c.errors.WithLabelValues(kind).Inc()
-		ch <- prometheus.MustNewConstMetric(descDuration, prometheus.GaugeValue, time.Since(start).Seconds())
+		gauge(ch, descDuration, time.Since(start).Seconds())
 		return
 	}
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	gauge(ch, descZombies, float64(h.Zombies))
+	gauge(ch, descProcesses, float64(h.Processes))
+	gauge(ch, descThreads, float64(h.Threads))
+	collectParents(ch, h.Parents)
+	collectCgroups(ch, h.Cgroups)
+	collectKernel(ch, h.Kernel)
+	c.collectEvents(ch)
+	collectSources(ch, h.Sources)
+	c.collectWatched(ch, collectFDUsers(ch, h.FDUsers))
+	collectUIDs(ch, h.UIDs)
+	if n := len(h.Denied); n > 0 {
+		c.errors.WithLabelValues("permission").Add(float64(n))
 	}
-	gauge(descZombies, float64(h.Zombies))
-	gauge(descProcesses, float64(h.Processes))
-	gauge(descThreads, float64(h.Threads))
+	gauge(ch, descDuration, time.Since(start).Seconds())
+}
 
+func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+// collectParents: the parents holding the most zombies, and all zombies
+// by cause.
+func collectParents(ch chan<- prometheus.Metric, parents []*model.Process) {
 	byCause := map[diagnose.Cause]int{}
-	for _, p := range h.Parents {
+	for _, p := range parents {
 		pid, comm := strconv.Itoa(p.PID), Label(p.Comm)
-		gauge(descZombieChildren, float64(p.Zombies), pid, comm)
-		gauge(descOldestZombie, p.OldestAge().Seconds(), pid, comm)
+		gauge(ch, descZombieChildren, float64(p.Zombies), pid, comm)
+		gauge(ch, descOldestZombie, p.OldestAge().Seconds(), pid, comm)
 		if rp := p.Reaping; rp != nil && rp.OldestExitSeconds != nil {
-			gauge(descOldestExit, *rp.OldestExitSeconds, pid, comm)
+			gauge(ch, descOldestExit, *rp.OldestExitSeconds, pid, comm)
 		}
-		gauge(descAdopted, float64(p.AdoptedZombies), pid, comm)
+		gauge(ch, descAdopted, float64(p.AdoptedZombies), pid, comm)
 		byCause[p.Cause] += p.Zombies
 	}
 	for _, cause := range diagnose.Causes {
 		if n, ok := byCause[cause]; ok {
-			gauge(descByCause, float64(n), string(cause))
+			gauge(ch, descByCause, float64(n), string(cause))
 		}
 	}
-	// Cgroups: the host view keeps those holding zombies, at half their
-	// pids.max or more, with refused forks, and the top 10: bounded.
-	for _, cg := range h.Cgroups {
+}
+
+// collectCgroups: the host view keeps the cgroups holding zombies, at half
+// their pids.max or more, with refused forks, and the top 10: bounded.
+func collectCgroups(ch chan<- prometheus.Metric, cgroups []model.CgroupUse) {
+	for _, cg := range cgroups {
 		labels := []string{Label(cg.Path), cg.ContainerID, cg.PodUID}
-		gauge(descCgroupZombie, float64(cg.Zombies), labels...)
+		gauge(ch, descCgroupZombie, float64(cg.Zombies), labels...)
 		if cg.PidsCurrent != nil && cg.PidsMax != nil {
-			gauge(descCgroupPids, float64(*cg.PidsCurrent), labels...)
-			gauge(descCgroupPidsMax, float64(*cg.PidsMax), labels...)
+			gauge(ch, descCgroupPids, float64(*cg.PidsCurrent), labels...)
+			gauge(ch, descCgroupPidsMax, float64(*cg.PidsMax), labels...)
 		}
 		if cg.PidsRefused != nil {
 			ch <- prometheus.MustNewConstMetric(descCgroupRefused, prometheus.CounterValue, float64(*cg.PidsRefused), labels...)
 		}
 	}
-	if k := h.Kernel; k != nil {
-		gauge(descKernelPidMax, float64(k.PIDMax))
-		gauge(descKernelPids, float64(k.Pids))
-		gauge(descKernelThreadsMax, float64(k.ThreadsMax))
-		gauge(descKernelFileNr, float64(k.FileNr))
-		gauge(descKernelFileMax, float64(k.FileMax))
+}
+
+// collectKernel: the host's tasks and file handles against the kernel's
+// limits; nothing where they were not read.
+func collectKernel(ch chan<- prometheus.Metric, k *model.Kernel) {
+	if k == nil {
+		return
 	}
-	c.collectEvents(ch)
-	for _, s := range h.Sources {
+	gauge(ch, descKernelPidMax, float64(k.PIDMax))
+	gauge(ch, descKernelPids, float64(k.Pids))
+	gauge(ch, descKernelThreadsMax, float64(k.ThreadsMax))
+	gauge(ch, descKernelFileNr, float64(k.FileNr))
+	gauge(ch, descKernelFileMax, float64(k.FileMax))
+}
+
+// collectSources: each source's success and duration, as node_exporter
+// reports its collectors.
+func collectSources(ch chan<- prometheus.Metric, sources []model.SourceResult) {
+	for _, s := range sources {
 		ok := 1.0
 		if s.Err != nil {
 			ok = 0
 		}
-		gauge(descSourceOK, ok, s.Name)
-		gauge(descSourceDuration, s.Duration.Seconds(), s.Name)
+		gauge(ch, descSourceOK, ok, s.Name)
+		gauge(ch, descSourceDuration, s.Duration.Seconds(), s.Name)
 	}
-	for _, u := range h.FDUsers {
+}
+
+// collectFDUsers: the processes nearest their fd limit and those asked
+// for, with their fds by kind and CLOSE_WAIT; it returns the pids seen.
+func collectFDUsers(ch chan<- prometheus.Metric, users []*model.Process) map[int]bool {
+	seen := map[int]bool{}
+	for _, u := range users {
 		pid, comm := strconv.Itoa(u.PID), Label(u.Comm)
-		if _, ok := watched[u.PID]; ok {
-			watched[u.PID] = true
-		}
-		gauge(descOpenFDs, float64(*u.FDs), pid, comm)
+		seen[u.PID] = true
+		gauge(ch, descOpenFDs, float64(*u.FDs), pid, comm)
 		if u.FDSoftLimit != proc.Unlimited {
-			gauge(descFDSoft, float64(u.FDSoftLimit), pid, comm)
+			gauge(ch, descFDSoft, float64(u.FDSoftLimit), pid, comm)
 		}
-		kinds := slices.Sorted(func(yield func(string) bool) {
-			for k := range u.FDTypes {
-				if !yield(k) {
-					return
-				}
-			}
-		})
-		for _, k := range kinds {
-			gauge(descFDKind, float64(u.FDTypes[k]), pid, comm, k)
+		for _, k := range slices.Sorted(maps.Keys(u.FDTypes)) {
+			gauge(ch, descFDKind, float64(u.FDTypes[k]), pid, comm, k)
 		}
 		if u.TCPStates != nil { // null when the kinds or the tables were not read: no series, never a 0
-			gauge(descCloseWait, float64(u.TCPStates["CLOSE_WAIT"]), pid, comm)
+			gauge(ch, descCloseWait, float64(u.TCPStates["CLOSE_WAIT"]), pid, comm)
 		}
 	}
-	for _, u := range h.UIDs {
+	return seen
+}
+
+// collectUIDs: each uid's tasks and zombies against its RLIMIT_NPROC.
+func collectUIDs(ch chan<- prometheus.Metric, uids []model.UIDUsage) {
+	for _, u := range uids {
 		uid := strconv.Itoa(u.UID)
 		user := Label(u.User)
-		gauge(descUIDTasks, float64(u.Tasks), uid, user)
-		gauge(descUIDZombies, float64(u.Zombies), uid, user)
+		gauge(ch, descUIDTasks, float64(u.Tasks), uid, user)
+		gauge(ch, descUIDZombies, float64(u.Zombies), uid, user)
 		if u.NprocSoftLimit != proc.Unlimited {
-			gauge(descUIDNproc, float64(u.NprocSoftLimit), uid, user)
+			gauge(ch, descUIDNproc, float64(u.NprocSoftLimit), uid, user)
 		}
 	}
-	for pid, up := range watched {
+}
+
+// collectWatched: whether each --pid was found in this scrape (seen).
+func (c *Collector) collectWatched(ch chan<- prometheus.Metric, seen map[int]bool) {
+	for _, pid := range slices.Compact(slices.Sorted(slices.Values(c.cfg.PIDs))) {
 		v := 0.0
-		if up {
+		if seen[pid] {
 			v = 1
 		} else {
 			c.errors.WithLabelValues("no_process").Inc()
 		}
-		gauge(descWatchedUp, v, strconv.Itoa(pid))
+		gauge(ch, descWatchedUp, v, strconv.Itoa(pid))
 	}
-	if n := len(h.Denied); n > 0 {
-		c.errors.WithLabelValues("permission").Add(float64(n))
-	}
-	gauge(descDuration, time.Since(start).Seconds())
 }
 
 func (c *Collector) include(pid int, comm string) bool {

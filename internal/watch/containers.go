@@ -73,55 +73,7 @@ func (s *HostSampler) containers(h *model.Host, now time.Time, window int, at fu
 			limits[key] = &h.AllCgroups[i]
 		}
 	}
-	of := map[int]string{} // pid -> cgroup
-	sums := map[string]*cgCounts{}
-	type worst struct {
-		pid     int
-		comm    string
-		zombies int32
-	}
-	worsts := map[string]worst{}
-	for _, c := range h.Counts {
-		// A zombie's own cgroup file says "/" (an exited task leaves its
-		// cgroup) while pids.current still counts it where it lived: it
-		// is counted with its parent, below.
-		if c.Cgroup == "" || c.Zombie {
-			continue
-		}
-		of[c.PID] = c.Cgroup
-		sum := sums[c.Cgroup]
-		if sum == nil {
-			sum = &cgCounts{}
-			sums[c.Cgroup] = sum
-		}
-		sum.pids += int32(max(c.Threads, 1))
-		if c.FDs > 0 {
-			sum.fds += int32(c.FDs)
-		}
-	}
-	held := map[int]int32{}
-	for _, c := range h.Counts {
-		if c.Zombie {
-			held[c.PPID]++
-		}
-	}
-	for pid, n := range held {
-		cg, ok := of[pid]
-		if !ok {
-			continue
-		}
-		sums[cg].zombies += n
-		sums[cg].pids += n
-		if w := worsts[cg]; n > w.zombies {
-			worsts[cg] = worst{pid, "", n}
-		}
-	}
-	comms := map[int]string{}
-	for _, c := range h.Counts {
-		if _, ok := held[c.PID]; ok {
-			comms[c.PID] = c.Comm
-		}
-	}
+	sums, worsts := cgroupSums(h.Counts)
 	for cg, sum := range sums {
 		hh := s.cgroups[cg]
 		if hh == nil {
@@ -138,7 +90,7 @@ func (s *HostSampler) containers(h *model.Host, now time.Time, window int, at fu
 			}
 		}
 		w := worsts[cg]
-		hh.worst, hh.worstComm, hh.seq = w.pid, comms[w.pid], s.seq
+		hh.worst, hh.worstComm, hh.seq = w.pid, w.comm, s.seq
 		hh.add(s.seq, window, *sum)
 	}
 	out := []ContainerGrowth{}
@@ -157,6 +109,69 @@ func (s *HostSampler) containers(h *model.Host, now time.Time, window int, at fu
 			cmp.Compare(b.FDsPerMin, a.FDsPerMin), cmp.Compare(a.Cgroup, b.Cgroup))
 	})
 	return out
+}
+
+// worstParent is the process of a cgroup holding the most zombies.
+type worstParent struct {
+	pid     int
+	comm    string
+	zombies int32
+}
+
+// cgroupSums sums the processes of each cgroup: pids (threads and the
+// zombies its processes hold), fds and zombies, with the parent holding
+// the most zombies in each.
+func cgroupSums(counts []model.Counts) (map[string]*cgCounts, map[string]worstParent) {
+	of := map[int]string{} // pid -> cgroup
+	sums := map[string]*cgCounts{}
+	for _, c := range counts {
+		// A zombie's own cgroup file says "/" (an exited task leaves its
+		// cgroup) while pids.current still counts it where it lived: it
+		// is counted with its parent, below.
+		if c.Cgroup == "" || c.Zombie {
+			continue
+		}
+		of[c.PID] = c.Cgroup
+		sum := sums[c.Cgroup]
+		if sum == nil {
+			sum = &cgCounts{}
+			sums[c.Cgroup] = sum
+		}
+		sum.pids += int32(max(c.Threads, 1))
+		if c.FDs > 0 {
+			sum.fds += int32(c.FDs)
+		}
+	}
+	held := map[int]int32{}
+	for _, c := range counts {
+		if c.Zombie {
+			held[c.PPID]++
+		}
+	}
+	worsts := map[string]worstParent{}
+	for pid, n := range held {
+		cg, ok := of[pid]
+		if !ok {
+			continue
+		}
+		sums[cg].zombies += n
+		sums[cg].pids += n
+		if w := worsts[cg]; n > w.zombies {
+			worsts[cg] = worstParent{pid: pid, zombies: n}
+		}
+	}
+	cgOfWorst := map[int]string{}
+	for cg, w := range worsts {
+		cgOfWorst[w.pid] = cg
+	}
+	for _, c := range counts {
+		if cg, ok := cgOfWorst[c.PID]; ok {
+			w := worsts[cg]
+			w.comm = c.Comm
+			worsts[cg] = w
+		}
+	}
+	return sums, worsts
 }
 
 // nearestLimit is the cgroup, cg itself or its nearest ancestor, with a

@@ -120,6 +120,39 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 	if window <= 0 {
 		window = DefaultWindow
 	}
+	s.remember(h, window)
+	// The time of each sample in the window.
+	if len(s.times) != window {
+		s.times = make([]time.Time, window)
+	}
+	s.times[s.seq%window] = now
+	at := func(seq int) time.Time { return s.times[seq%window] }
+
+	sample := &HostSample{Seq: s.seq, Time: now, Processes: h.Processes, Threads: h.Threads, Zombies: h.Zombies, ProcessesRead: h.Read}
+	sample.Growing = s.growing(h, window, at)
+	oldest := s.seq
+	for _, hist := range s.history {
+		oldest = min(oldest, hist.first)
+	}
+	sample.WindowSeconds = now.Sub(at(max(oldest, s.seq-window+1))).Seconds()
+	top := s.Top
+	if top <= 0 {
+		top = 20
+	}
+	if len(sample.Growing) > top {
+		sample.Growing = sample.Growing[:top]
+	}
+	s.nameGroups(sample)
+	sample.Containers = s.containers(h, now, window, at)
+	if len(sample.Containers) > top {
+		sample.Containers = sample.Containers[:top]
+	}
+	return sample, nil
+}
+
+// remember adds each process's counts in reading h to its history, and
+// forgets the processes gone (the map does not grow).
+func (s *HostSampler) remember(h *model.Host, window int) {
 	if s.history == nil {
 		s.history = map[hostKey]*hostHist{}
 	}
@@ -170,21 +203,19 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 	}
 	for k, hh := range s.history {
 		if hh.seq != s.seq {
-			delete(s.history, k) // processes gone are forgotten: the map does not grow
+			delete(s.history, k)
 		}
 	}
+}
 
-	sample := &HostSample{Seq: s.seq, Time: now, Processes: h.Processes, Threads: h.Threads, Zombies: h.Zombies, ProcessesRead: h.Read, Growing: []Growing{}}
+// growing lists the processes whose counts grow over the window, and the
+// parents that reap late (with events), most urgent first.
+func (s *HostSampler) growing(h *model.Host, window int, at func(int) time.Time) []Growing {
 	users := map[int]string{}
 	for _, u := range h.UIDs {
 		users[u.UID] = u.User
 	}
-	// The time of each sample in the window.
-	if len(s.times) != window {
-		s.times = make([]time.Time, window)
-	}
-	s.times[s.seq%window] = now
-	at := func(seq int) time.Time { return s.times[seq%window] }
+	out := []Growing{}
 	for k, hist := range s.history {
 		g, ok := growth(k, hist, s.seq, window, at)
 		if s.Events != nil {
@@ -200,28 +231,11 @@ func (s *HostSampler) Next(ctx context.Context) (*HostSample, error) {
 		}
 		if ok {
 			g.User = users[hist.uid]
-			sample.Growing = append(sample.Growing, g)
+			out = append(out, g)
 		}
 	}
-	oldest := s.seq
-	for _, hist := range s.history {
-		oldest = min(oldest, hist.first)
-	}
-	sample.WindowSeconds = now.Sub(at(max(oldest, s.seq-window+1))).Seconds()
-	SortGrowing(sample.Growing, "urgency")
-	top := s.Top
-	if top <= 0 {
-		top = 20
-	}
-	if len(sample.Growing) > top {
-		sample.Growing = sample.Growing[:top]
-	}
-	s.nameGroups(sample)
-	sample.Containers = s.containers(h, now, window, at)
-	if len(sample.Containers) > top {
-		sample.Containers = sample.Containers[:top]
-	}
-	return sample, nil
+	SortGrowing(out, "urgency")
+	return out
 }
 
 // maxFDListed is how many fd growers a sample lists the fds of (the

@@ -244,44 +244,70 @@ const DefaultWindow = 60
 // Next takes one sample. When the target has exited it returns *Ended;
 // when its pid names another process, an error wrapping model.ErrPIDReused.
 func (s *Sampler) Next(ctx context.Context) (*Sample, error) {
-	// A watcher reads the same zombies again and again: the cache reads
-	// only new children (and all of them every few samples).
-	opt := s.Opt
-	opt.Cache = &s.cache
 	every := s.SlowEvery
 	if every <= 0 {
 		every = 30
 	}
+	readTasks := s.tasks == nil || s.seq%every == 0
+	snap, opt, err := s.read(ctx, every, readTasks)
+	if err != nil {
+		return nil, err
+	}
+	s.start = snap.StartTime
+	s.seq++
+	tasksFrom, estimated := s.carryTasks(snap, readTasks)
+	fdTypesFrom := s.carryKinds(snap, opt.FDTypes)
+	if estimated {
+		snap.Diagnose() // with the current estimate
+	}
+	sample := &Sample{Process: snap, Seq: s.seq, Time: s.Reader.Now(), FDGroupsGrowing: s.growing,
+		FDTypesFrom: fdTypesFrom, UIDProcessesFrom: tasksFrom, UIDProcessesEstimated: estimated,
+		ZombiesAppeared: []model.Zombie{}, ZombiesReaped: []int{}}
+	got := s.trackZombies(sample)
+	s.addEvents(sample, &got)
+	s.judge(snap, got, sample.Time)
+	s.record(sample)
+	s.rates(sample)
+	return sample, nil
+}
+
+// read reads the target, the costly parts only when due: the fd kinds
+// (see kindsDue) and the uid's tasks when readTasks. The zombie cache
+// reads only new children, and all of them every few samples.
+func (s *Sampler) read(ctx context.Context, every int, readTasks bool) (*model.Process, model.Options, error) {
+	opt := s.Opt
+	opt.Cache = &s.cache
 	s.cache.Full = s.seq%every == 0
 	opt.FDTypes = s.Opt.FDTypes && s.kindsDue(every)
-	readTasks := s.tasks == nil || s.seq%every == 0
 	opt.NoUIDCount = !readTasks
 	snap, err := s.Reader.Process(ctx, s.PID, opt)
 	var denied *model.PermissionError
 	switch {
 	case errors.Is(err, model.ErrNoProcess) && s.seq == 0:
-		return nil, err // it was never there: the same error as one reading
+		return nil, opt, err // it was never there: the same error as one reading
 	case errors.Is(err, model.ErrNoProcess):
-		return nil, &Ended{Reason: fmt.Sprintf("pid %d is gone: it exited and was reaped", s.PID)}
+		return nil, opt, &Ended{Reason: fmt.Sprintf("pid %d is gone: it exited and was reaped", s.PID)}
 	case err != nil && !errors.As(err, &denied):
-		return nil, err
+		return nil, opt, err
 	}
 	if s.seq > 0 && !snap.StartTime.Equal(s.start) {
-		return nil, fmt.Errorf("pid %d now names another process (%s, started %s): stopped following it: %w",
+		return nil, opt, fmt.Errorf("pid %d now names another process (%s, started %s): stopped following it: %w",
 			s.PID, snap.Comm, snap.StartTime.Format("15:04:05"), model.ErrPIDReused)
 	}
 	if snap.State == "Z" {
-		return nil, &Ended{Reason: fmt.Sprintf("pid %d exited (%s) and is a zombie until its parent, pid %d, waits for it", s.PID, snap.Exit, snap.PPID)}
+		return nil, opt, &Ended{Reason: fmt.Sprintf("pid %d exited (%s) and is a zombie until its parent, pid %d, waits for it", s.PID, snap.Exit, snap.PPID)}
 	}
-	s.start = snap.StartTime
-	s.seq++
-	freshTasks := snap.UIDProcesses     // nil unless read in this sample
+	return snap, opt, nil
+}
+
+// carryTasks keeps the uid's task count when this sample read it, and
+// estimates it otherwise; it returns the sample the count comes from, and
+// whether it is an estimate.
+func (s *Sampler) carryTasks(snap *model.Process, readTasks bool) (from int, estimated bool) {
 	own := snap.Children + snap.Threads // its own tasks and its children's, zombies included
-	if readTasks && freshTasks != nil {
-		s.tasks, s.tasksAt, s.ownAtCount = freshTasks, s.seq, own
+	if readTasks && snap.UIDProcesses != nil {
+		s.tasks, s.tasksAt, s.ownAtCount = snap.UIDProcesses, s.seq, own
 	}
-	tasksFrom := 0
-	estimated := false
 	if snap.UIDProcesses == nil && s.tasks != nil {
 		// Between full counts, the uid's count moves with what this
 		// sample reads anyway: the target's threads and its children,
@@ -294,35 +320,43 @@ func (s *Sampler) Next(ctx context.Context) (*Sample, error) {
 		estimated = true
 	}
 	if s.tasks != nil {
-		tasksFrom = s.tasksAt
+		from = s.tasksAt
 	}
-	fdTypesFrom := 0
-	if s.Opt.FDTypes && snap.FDs != nil {
-		if snap.FDTypes != nil { // read in this sample
-			s.kinds = &kinds{seq: s.seq, fds: *snap.FDs + snap.FDSlotsReserved, reserved: snap.FDSlotsReserved,
-				fdTypes: snap.FDTypes, tcp: snap.TCPStates}
-		} else if s.kinds != nil && *snap.FDs == s.kinds.fds {
-			// The slot count has not moved since the listing: the listing
-			// (and its reserved slots) still holds.
-			n := *snap.FDs - s.kinds.reserved
-			snap.FDs, snap.FDSlotsReserved = &n, s.kinds.reserved
-		}
-		if s.kinds != nil {
-			snap.FDTypes, snap.TCPStates, fdTypesFrom = s.kinds.fdTypes, s.kinds.tcp, s.kinds.seq
-		}
-		snap.Diagnose() // with the carried kinds
-		if opt.FDTypes {
-			s.readGroups(*snap.FDs)
-		}
-	}
-	s.lastFDs = snap.FDs
+	return from, estimated
+}
 
-	if estimated {
-		snap.Diagnose() // with the current estimate
+// carryKinds keeps the fd kinds when this sample read them (readKinds),
+// carries the last ones otherwise, and names the fd groups that grew; it
+// returns the sample the kinds come from (0: none).
+func (s *Sampler) carryKinds(snap *model.Process, readKinds bool) (from int) {
+	defer func() { s.lastFDs = snap.FDs }()
+	if !s.Opt.FDTypes || snap.FDs == nil {
+		return 0
 	}
-	sample := &Sample{Process: snap, Seq: s.seq, Time: s.Reader.Now(), FDGroupsGrowing: s.growing,
-		FDTypesFrom: fdTypesFrom, UIDProcessesFrom: tasksFrom, UIDProcessesEstimated: estimated,
-		ZombiesAppeared: []model.Zombie{}, ZombiesReaped: []int{}}
+	if snap.FDTypes != nil { // read in this sample
+		s.kinds = &kinds{seq: s.seq, fds: *snap.FDs + snap.FDSlotsReserved, reserved: snap.FDSlotsReserved,
+			fdTypes: snap.FDTypes, tcp: snap.TCPStates}
+	} else if s.kinds != nil && *snap.FDs == s.kinds.fds {
+		// The slot count has not moved since the listing: the listing
+		// (and its reserved slots) still holds.
+		n := *snap.FDs - s.kinds.reserved
+		snap.FDs, snap.FDSlotsReserved = &n, s.kinds.reserved
+	}
+	if s.kinds != nil {
+		snap.FDTypes, snap.TCPStates, from = s.kinds.fdTypes, s.kinds.tcp, s.kinds.seq
+	}
+	snap.Diagnose() // with the carried kinds
+	if readKinds {
+		s.readGroups(*snap.FDs)
+	}
+	return from
+}
+
+// trackZombies says which zombies appeared and which were reaped since the
+// last sample, and returns what was seen reaped by re-reading, with the
+// longest exit-to-reap delay among those whose exit time is known.
+func (s *Sampler) trackZombies(sample *Sample) reapsAt {
+	snap := sample.Process
 	seen := make(map[zombieKey]seenZombie, len(snap.ZombieList))
 	for _, z := range snap.ZombieList {
 		k := keyOf(z, sample.Time)
@@ -357,23 +391,35 @@ func (s *Sampler) Next(ctx context.Context) (*Sample, error) {
 		s.began = sample.Time
 	}
 	s.seen = seen
-	if s.Events != nil {
-		st := s.Events.Parent(s.PID)
-		exits, reaped := st.Exits-s.lastExits, st.Reaped-s.lastReaped
-		s.lastExits, s.lastReaped = st.Exits, st.Reaped
-		sample.Events, sample.Exits, sample.Reaped = true, &exits, &reaped
-		sample.ReapLatencyWindow = events.Window.Seconds()
-		sample.EventsLost = s.Events.Lost()
-		if st.P50 != nil {
-			p50, p99 := roundMs(st.P50.Seconds()), roundMs(st.P99.Seconds())
-			sample.ReapLatencyP50, sample.ReapLatencyP99 = &p50, &p99
-			got.eventP99, got.hasEventLatency = *st.P99, true
-		}
-		if s.seq > 1 {
-			got.events = reaped
-		}
+	return got
+}
+
+// addEvents adds what the kernel's process events saw since the last
+// sample: exits, reaps and the exit-to-reap latency.
+func (s *Sampler) addEvents(sample *Sample, got *reapsAt) {
+	if s.Events == nil {
+		return
 	}
-	s.judge(snap, got, sample.Time)
+	st := s.Events.Parent(s.PID)
+	exits, reaped := st.Exits-s.lastExits, st.Reaped-s.lastReaped
+	s.lastExits, s.lastReaped = st.Exits, st.Reaped
+	sample.Events, sample.Exits, sample.Reaped = true, &exits, &reaped
+	sample.ReapLatencyWindow = events.Window.Seconds()
+	sample.EventsLost = s.Events.Lost()
+	if st.P50 != nil {
+		p50, p99 := roundMs(st.P50.Seconds()), roundMs(st.P99.Seconds())
+		sample.ReapLatencyP50, sample.ReapLatencyP99 = &p50, &p99
+		got.eventP99, got.hasEventLatency = *st.P99, true
+	}
+	if s.seq > 1 {
+		got.events = reaped
+	}
+}
+
+// record adds the sample to the history (the last Window samples) and
+// fills its deltas.
+func (s *Sampler) record(sample *Sample) {
+	snap := sample.Process
 	p := point{t: sample.Time, zombies: snap.Zombies, hasFDs: snap.FDs != nil, tasks: snap.Threads + snap.Children}
 	if snap.UIDProcesses != nil {
 		p.uidProcesses, p.hasUIDProcesses = *snap.UIDProcesses, true
@@ -394,8 +440,6 @@ func (s *Sampler) Next(ctx context.Context) (*Sample, error) {
 	if len(s.history) > window {
 		s.history = s.history[len(s.history)-window:]
 	}
-	s.rates(sample)
-	return sample, nil
 }
 
 // rates fills the per-minute rates and projections from the first and the
