@@ -24,112 +24,151 @@ var sortKeys = map[byte]string{'u': "urgency", 'z': "zombies", 'f': "fds", 'g': 
 // server; q comes back), q quits.
 func HostWatch(ctx context.Context, hs *watch.HostSampler, pidSampler func(pid int) *watch.Sampler,
 	in *os.File, out io.Writer, interval time.Duration, count int) error {
-	size := terminalSize(out)
 	keys, raw, restore := rawKeys(in)
 	defer restore()
 	io.WriteString(out, "\x1b[2J")
 	defer io.WriteString(out, "\r\n")
-
-	var mu sync.Mutex // the sort, the selection, the last sample and the open view: keys and samples
-	sortBy, selected := "urgency", 0
-	var view chan byte // while a process view is open, the keys go to it
-	var last *watch.HostSample
-	draw := func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if last == nil {
-			return nil
-		}
-		w, h := size()
-		return drawHost(out, last, sortBy, selected, w, h, raw)
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	triggers := make(chan struct{})
+	sc := &hostScreen{out: out, raw: raw, size: terminalSize(out), sortBy: "urgency",
+		triggers: make(chan struct{}), open: make(chan int, 1)}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
-	open := make(chan int, 1)
-	go func() {
-		defer close(triggers)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			case k := <-keys:
-				mu.Lock()
-				if view != nil {
-					v := view
-					mu.Unlock()
-					select {
-					case v <- k:
-					case <-ctx.Done():
-						return
-					}
-					continue
-				}
-				switch {
-				case k == 'q' || k == 3 || k == 4:
-					mu.Unlock()
-					cancel()
-					return
-				case sortKeys[k] != "":
-					sortBy, selected = sortKeys[k], 0
-				case k == 'j' && last != nil && selected < len(last.Growing)-1:
-					selected++
-				case k == 'k' && selected > 0:
-					selected--
-				case k == 'o' && last != nil && selected < len(last.Growing):
-					select {
-					case open <- last.Growing[selected].PID:
-					default:
-					}
-					mu.Unlock()
-					select { // take the next sample now, to open it
-					case triggers <- struct{}{}:
-					default:
-					}
-					continue
-				}
-				mu.Unlock()
-				draw()
-				continue
-			}
-			select {
-			case triggers <- struct{}{}:
-			case <-ctx.Done():
-				return
-			default: // a sample is being taken, or a process view is open
-			}
-		}
-	}()
-	return watch.RunHost(ctx, hs, triggers, count, func(s *watch.HostSample) error {
-		mu.Lock()
-		last = s
-		watch.SortGrowing(last.Growing, sortBy)
-		mu.Unlock()
+	go sc.keyLoop(ctx, cancel, keys, ticker.C)
+	return watch.RunHost(ctx, hs, sc.triggers, count, func(s *watch.HostSample) error {
+		sc.mu.Lock()
+		sc.last = s
+		watch.SortGrowing(s.Growing, sc.sortBy)
+		sc.mu.Unlock()
 		select {
-		case pid := <-open:
-			// The selected process's own watch, in this terminal, with the
-			// keys handed over, until its q; then back here.
-			v := make(chan byte)
-			mu.Lock()
-			view = v
-			mu.Unlock()
-			io.WriteString(out, "\x1b[2J")
-			err := watchKeys(ctx, pidSampler(pid), v, raw, out, interval, 0)
-			mu.Lock()
-			view = nil
-			mu.Unlock()
-			io.WriteString(out, "\x1b[2J")
-			var ended *watch.Ended
-			if err != nil && !errors.As(err, &ended) && ctx.Err() == nil {
+		case pid := <-sc.open:
+			if err := sc.processView(ctx, pidSampler(pid), interval); err != nil {
 				return err
 			}
 		default:
 		}
-		return draw()
+		return sc.draw()
 	})
+}
+
+// hostScreen is the host watch's state, shared by the key loop and the
+// sampler: the sort, the selection, the last sample and the open view.
+type hostScreen struct {
+	out  io.Writer
+	raw  bool
+	size func() (w, h int)
+	// triggers asks for a sample; open, for the selected process's view.
+	triggers chan struct{}
+	open     chan int
+
+	mu       sync.Mutex
+	sortBy   string
+	selected int
+	last     *watch.HostSample
+	view     chan byte // while a process view is open, the keys go to it
+}
+
+func (sc *hostScreen) draw() error {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.last == nil {
+		return nil
+	}
+	w, h := sc.size()
+	return drawHost(sc.out, sc.last, sc.sortBy, sc.selected, w, h, sc.raw)
+}
+
+// What a key asks of the key loop.
+type keyAction int
+
+const (
+	redraw   keyAction = iota
+	quit               // q, Ctrl-C, Ctrl-D
+	sampleIt           // o: take a sample now, to open the selected process
+	toView             // a process view is open: the key is its
+)
+
+// key applies k to the screen's state.
+func (sc *hostScreen) key(k byte) (keyAction, chan byte) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	switch {
+	case sc.view != nil:
+		return toView, sc.view
+	case k == 'q' || k == 3 || k == 4:
+		return quit, nil
+	case sortKeys[k] != "":
+		sc.sortBy, sc.selected = sortKeys[k], 0
+	case k == 'j' && sc.last != nil && sc.selected < len(sc.last.Growing)-1:
+		sc.selected++
+	case k == 'k' && sc.selected > 0:
+		sc.selected--
+	case k == 'o' && sc.last != nil && sc.selected < len(sc.last.Growing):
+		select {
+		case sc.open <- sc.last.Growing[sc.selected].PID:
+		default:
+		}
+		return sampleIt, nil
+	}
+	return redraw, nil
+}
+
+// keyLoop turns ticks and keys into samples and redraws until ctx ends or
+// q; it closes triggers when it returns.
+func (sc *hostScreen) keyLoop(ctx context.Context, cancel func(), keys <-chan byte, ticks <-chan time.Time) {
+	defer close(sc.triggers)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticks:
+			select {
+			case sc.triggers <- struct{}{}:
+			case <-ctx.Done():
+				return
+			default: // a sample is being taken, or a process view is open
+			}
+		case k := <-keys:
+			switch action, view := sc.key(k); action {
+			case quit:
+				cancel()
+				return
+			case toView:
+				select {
+				case view <- k:
+				case <-ctx.Done():
+					return
+				}
+			case sampleIt:
+				select {
+				case sc.triggers <- struct{}{}:
+				default:
+				}
+			case redraw:
+				sc.draw()
+			}
+		}
+	}
+}
+
+// processView shows the process's own watch in this terminal, with the
+// keys handed over, until its q; then the host screen comes back.
+func (sc *hostScreen) processView(ctx context.Context, s *watch.Sampler, interval time.Duration) error {
+	v := make(chan byte)
+	sc.mu.Lock()
+	sc.view = v
+	sc.mu.Unlock()
+	io.WriteString(sc.out, "\x1b[2J")
+	err := watchKeys(ctx, s, v, sc.raw, sc.out, interval, 0)
+	sc.mu.Lock()
+	sc.view = nil
+	sc.mu.Unlock()
+	io.WriteString(sc.out, "\x1b[2J")
+	var ended *watch.Ended
+	if err != nil && !errors.As(err, &ended) && ctx.Err() == nil {
+		return err
+	}
+	return nil
 }
 
 // drawHost draws the host screen, fitted to width x height.
