@@ -294,81 +294,9 @@ func (r *Reader) startTime(ticks uint64) (time.Time, error) {
 // still names its parent and started after it, so a pid reused by a
 // stranger on the way is not counted.
 func (r *Reader) readZombies(ctx context.Context, p *Process, opt Options) error {
-	var ppids map[int][]int // built only without CONFIG_PROC_CHILDREN
-	childrenOf := func(pid int) ([]int, error) {
-		if ppids == nil {
-			kids, _, err := r.FS.Children(pid, nil)
-			if pid == p.PID && proc.IsGone(err) && r.dirExists(pid) {
-				// No task/ in a pid directory that exists: a tree without
-				// it. Every process's ppid tells the children instead.
-				p.addUnread(fmt.Sprintf("children: %s is missing: read from every process's ppid instead", r.FS.PIDPath(pid, "task")))
-				err = proc.ErrNoChildrenFile
-			}
-			if !errors.Is(err, proc.ErrNoChildrenFile) {
-				return kids, err
-			}
-			if ppids, _, err = r.FS.ChildrenByPPID(); err != nil {
-				return nil, err
-			}
-		}
-		return ppids[pid], nil
-	}
-
-	now := r.Now()
-	var found []Zombie // every zombie below, young ones included
-	type hop struct {
-		pid   int
-		start uint64
-	}
-	queue := []hop{{p.PID, p.startTicks}}
-	visited := map[int]bool{p.PID: true}
-	for len(queue) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		parent := queue[0]
-		queue = queue[1:]
-		kids, err := childrenOf(parent.pid)
-		if err != nil {
-			if parent.pid != p.PID && proc.IsGone(err) {
-				continue // a descendant exited while we walked
-			}
-			return classify(parent.pid, "children", r.FS.PIDPath(parent.pid, "task"), err)
-		}
-		direct := parent.pid == p.PID
-		if !direct && !r.sameProcess(parent.pid, parent.start) {
-			continue // it exited and its pid now names a stranger, whose children are not ours
-		}
-		stats, errs := r.readStatsCached(kids, opt.Cache)
-		for i, kid := range kids {
-			ks, err := stats[i], errs[i]
-			if err != nil {
-				if proc.IsGone(err) {
-					continue // exited and reaped since the list was read
-				}
-				return err
-			}
-			if ks.PPID != parent.pid || visited[kid] {
-				continue // reaped, and the pid reused by a stranger; or a cycle in a bad tree
-			}
-			visited[kid] = true
-			if direct {
-				p.Children++
-			}
-			if ks.State != 'Z' {
-				queue = append(queue, hop{kid, ks.StartTime})
-				continue
-			}
-			z, err := r.zombie(ks, now, opt)
-			if err != nil {
-				if proc.IsGone(err) {
-					continue
-				}
-				return err
-			}
-			z.Adopted = adopted(ks.StartTime, parent.start)
-			found = append(found, z)
-		}
+	found, err := r.walkZombies(ctx, p, opt)
+	if err != nil {
+		return err
 	}
 	r.exitAges(found, opt.Cache)
 	for _, z := range found {
@@ -397,6 +325,94 @@ func (r *Reader) readZombies(ctx context.Context, p *Process, opt Options) error
 	}
 	p.judgeFromExitAges()
 	return nil
+}
+
+// walkZombies walks p's descendants breadth first and returns every
+// zombie below it, young ones included; it counts p's children. A
+// descendant that exits during the walk, or whose pid comes to name a
+// stranger, is passed over.
+func (r *Reader) walkZombies(ctx context.Context, p *Process, opt Options) ([]Zombie, error) {
+	childrenOf := r.childrenOf(p)
+	now := r.Now()
+	var found []Zombie
+	type hop struct {
+		pid   int
+		start uint64
+	}
+	queue := []hop{{p.PID, p.startTicks}}
+	visited := map[int]bool{p.PID: true}
+	for len(queue) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		parent := queue[0]
+		queue = queue[1:]
+		kids, err := childrenOf(parent.pid)
+		if err != nil {
+			if parent.pid != p.PID && proc.IsGone(err) {
+				continue // a descendant exited while we walked
+			}
+			return nil, classify(parent.pid, "children", r.FS.PIDPath(parent.pid, "task"), err)
+		}
+		direct := parent.pid == p.PID
+		if !direct && !r.sameProcess(parent.pid, parent.start) {
+			continue // it exited and its pid now names a stranger, whose children are not ours
+		}
+		stats, errs := r.readStatsCached(kids, opt.Cache)
+		for i, kid := range kids {
+			ks, err := stats[i], errs[i]
+			if err != nil {
+				if proc.IsGone(err) {
+					continue // exited and reaped since the list was read
+				}
+				return nil, err
+			}
+			if ks.PPID != parent.pid || visited[kid] {
+				continue // reaped, and the pid reused by a stranger; or a cycle in a bad tree
+			}
+			visited[kid] = true
+			if direct {
+				p.Children++
+			}
+			if ks.State != 'Z' {
+				queue = append(queue, hop{kid, ks.StartTime})
+				continue
+			}
+			z, err := r.zombie(ks, now, opt)
+			if err != nil {
+				if proc.IsGone(err) {
+					continue
+				}
+				return nil, err
+			}
+			z.Adopted = adopted(ks.StartTime, parent.start)
+			found = append(found, z)
+		}
+	}
+	return found, nil
+}
+
+// childrenOf lists a pid's children from its threads' children files; in
+// a tree without them (no CONFIG_PROC_CHILDREN, a copied tree without
+// task/), from every process's ppid, read once, saying so in p's Unread.
+func (r *Reader) childrenOf(p *Process) func(pid int) ([]int, error) {
+	var ppids map[int][]int
+	return func(pid int) ([]int, error) {
+		if ppids == nil {
+			kids, _, err := r.FS.Children(pid, nil)
+			if pid == p.PID && proc.IsGone(err) && r.dirExists(pid) {
+				p.addUnread(fmt.Sprintf("children: %s is missing: read from every process's ppid instead", r.FS.PIDPath(pid, "task")))
+				err = proc.ErrNoChildrenFile
+			}
+			if !errors.Is(err, proc.ErrNoChildrenFile) {
+				return kids, err
+			}
+			if ppids, _, err = r.FS.ChildrenByPPID(); err != nil {
+				return nil, err
+			}
+		}
+		return ppids[pid], nil
+	}
 }
 
 // young tells whether a zombie is younger than minAge: by its exit age

@@ -110,81 +110,8 @@ func HostJSON(w io.Writer, h *model.Host, indent bool) error {
 func HostTable(out io.Writer, r *model.Host) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%d processes, %d threads, %d zombies\n\n", r.Processes, r.Threads, r.Zombies)
-
-	fmt.Fprintln(&b, "PARENTS HOLDING ZOMBIES")
-	if len(r.Parents) == 0 {
-		fmt.Fprintln(&b, "none")
-	} else {
-		t := newTable(&b, "PID", "PPID", "USER", "COMMAND", "ZOMBIES", "EXITED", "SIGCHLD", "ROLE")
-		for _, p := range r.Parents {
-			role := diagnose.Role(p.Evidence())
-			if role == "" {
-				role = "-"
-			}
-			if err := t.Append(strconv.Itoa(p.PID), strconv.Itoa(p.PPID), Printable(p.User), Printable(p.Comm), strconv.Itoa(p.Zombies),
-				exitedAgo(oldestExit(p)), string(p.Sigchld), role); err != nil {
-				return err
-			}
-		}
-		if err := t.Render(); err != nil {
-			return err
-		}
-		for _, p := range r.Parents {
-			fmt.Fprintf(&b, "  %s\n", Printable(p.Diagnosis))
-		}
-	}
-
-	fmt.Fprintln(&b, "\nNEAREST THEIR FD LIMIT")
-	t := newTable(&b, "PID", "USER", "COMMAND", "FDS", "SOFT LIMIT", "USE", "KINDS")
-	for _, u := range r.FDUsers {
-		kinds := FDKinds(u.FDTypes)
-		if len(u.TCPStates) > 0 {
-			kinds += "; TCP " + TCPStates(u.TCPStates)
-		}
-		if err := t.Append(strconv.Itoa(u.PID), Printable(u.User), Printable(u.Comm), strconv.Itoa(*u.FDs), u.FDSoftLimit.String(),
-			percent(u.FDRatio, u.FDSoftLimit), kinds); err != nil {
-			return err
-		}
-	}
-	if err := t.Render(); err != nil {
-		return err
-	}
-
-	fmt.Fprintln(&b, "\nTASKS PER UID (what RLIMIT_NPROC counts: processes, threads and zombies)")
-	t = newTable(&b, "UID", "USER", "PROCESSES", "TASKS", "ZOMBIES", "LOWEST SOFT LIMIT", "USE")
-	for _, u := range r.UIDs {
-		use := percent(u.Ratio, u.NprocSoftLimit)
-		if u.UID == 0 {
-			use += " (not enforced for root)"
-		}
-		if err := t.Append(strconv.Itoa(u.UID), Printable(u.User), strconv.Itoa(u.Processes), strconv.Itoa(u.Tasks),
-			strconv.Itoa(u.Zombies), u.NprocSoftLimit.String(), use); err != nil {
-			return err
-		}
-	}
-	if err := t.Render(); err != nil {
-		return err
-	}
-	if len(r.Cgroups) > 0 {
-		fmt.Fprintln(&b, "\nCGROUPS (containers, pods, units) WITH A pids.max OR HOLDING ZOMBIES")
-		t = newTable(&b, "CGROUP", "PIDS", "MAX", "USE", "REFUSED", "ZOMBIES", "WORST PARENT")
-		for _, c := range r.Cgroups {
-			pids, max, use, refused := "-", "-", "-", "-"
-			if c.PidsCurrent != nil && c.PidsMax != nil {
-				pids, max, use = strconv.Itoa(*c.PidsCurrent), strconv.Itoa(*c.PidsMax), percentOf(*c.PidsCurrent, *c.PidsMax)
-			}
-			if c.PidsRefused != nil {
-				refused = strconv.Itoa(*c.PidsRefused)
-			}
-			worst := "-"
-			if c.WorstParent != 0 {
-				worst = fmt.Sprintf("%d (%s)", c.WorstParent, Printable(c.WorstParentComm))
-			}
-			if err := t.Append(cgroupName(c.Cgroup), pids, max, use, refused, strconv.Itoa(c.Zombies), worst); err != nil {
-				return err
-			}
-		}
-		if err := t.Render(); err != nil {
+	for _, section := range []func(*bytes.Buffer, *model.Host) error{parentsTable, fdUsersTable, uidsTable, cgroupsTable} {
+		if err := section(&b, r); err != nil {
 			return err
 		}
 	}
@@ -205,6 +132,93 @@ func HostTable(out io.Writer, r *model.Host) error {
 		fmt.Fprintf(&b, "\nskipped %d pid %s whose files did not parse\n", r.Skipped, plural(r.Skipped, "directory", "directories"))
 	}
 	return flushTrimmed(out, &b)
+}
+
+// parentsTable: the parents holding zombies, then each one's diagnosis.
+func parentsTable(b *bytes.Buffer, r *model.Host) error {
+	fmt.Fprintln(b, "PARENTS HOLDING ZOMBIES")
+	if len(r.Parents) == 0 {
+		fmt.Fprintln(b, "none")
+		return nil
+	}
+	t := newTable(b, "PID", "PPID", "USER", "COMMAND", "ZOMBIES", "EXITED", "SIGCHLD", "ROLE")
+	for _, p := range r.Parents {
+		role := diagnose.Role(p.Evidence())
+		if role == "" {
+			role = "-"
+		}
+		if err := t.Append(strconv.Itoa(p.PID), strconv.Itoa(p.PPID), Printable(p.User), Printable(p.Comm), strconv.Itoa(p.Zombies),
+			exitedAgo(oldestExit(p)), string(p.Sigchld), role); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	for _, p := range r.Parents {
+		fmt.Fprintf(b, "  %s\n", Printable(p.Diagnosis))
+	}
+	return nil
+}
+
+// fdUsersTable: the processes nearest their fd limit.
+func fdUsersTable(b *bytes.Buffer, r *model.Host) error {
+	fmt.Fprintln(b, "\nNEAREST THEIR FD LIMIT")
+	t := newTable(b, "PID", "USER", "COMMAND", "FDS", "SOFT LIMIT", "USE", "KINDS")
+	for _, u := range r.FDUsers {
+		kinds := FDKinds(u.FDTypes)
+		if len(u.TCPStates) > 0 {
+			kinds += "; TCP " + TCPStates(u.TCPStates)
+		}
+		if err := t.Append(strconv.Itoa(u.PID), Printable(u.User), Printable(u.Comm), strconv.Itoa(*u.FDs), u.FDSoftLimit.String(),
+			percent(u.FDRatio, u.FDSoftLimit), kinds); err != nil {
+			return err
+		}
+	}
+	return t.Render()
+}
+
+// uidsTable: each uid's tasks against RLIMIT_NPROC.
+func uidsTable(b *bytes.Buffer, r *model.Host) error {
+	fmt.Fprintln(b, "\nTASKS PER UID (what RLIMIT_NPROC counts: processes, threads and zombies)")
+	t := newTable(b, "UID", "USER", "PROCESSES", "TASKS", "ZOMBIES", "LOWEST SOFT LIMIT", "USE")
+	for _, u := range r.UIDs {
+		use := percent(u.Ratio, u.NprocSoftLimit)
+		if u.UID == 0 {
+			use += " (not enforced for root)"
+		}
+		if err := t.Append(strconv.Itoa(u.UID), Printable(u.User), strconv.Itoa(u.Processes), strconv.Itoa(u.Tasks),
+			strconv.Itoa(u.Zombies), u.NprocSoftLimit.String(), use); err != nil {
+			return err
+		}
+	}
+	return t.Render()
+}
+
+// cgroupsTable: the cgroups with a pids.max or holding zombies, if any.
+func cgroupsTable(b *bytes.Buffer, r *model.Host) error {
+	if len(r.Cgroups) == 0 {
+		return nil
+	}
+	fmt.Fprintln(b, "\nCGROUPS (containers, pods, units) WITH A pids.max OR HOLDING ZOMBIES")
+	t := newTable(b, "CGROUP", "PIDS", "MAX", "USE", "REFUSED", "ZOMBIES", "WORST PARENT")
+	for _, c := range r.Cgroups {
+		pids, max, use, refused := "-", "-", "-", "-"
+		if c.PidsCurrent != nil && c.PidsMax != nil {
+			pids, max, use = strconv.Itoa(*c.PidsCurrent), strconv.Itoa(*c.PidsMax), percentOf(*c.PidsCurrent, *c.PidsMax)
+		}
+		if c.PidsRefused != nil {
+			refused = strconv.Itoa(*c.PidsRefused)
+		}
+		worst := "-"
+		if c.WorstParent != 0 {
+			worst = fmt.Sprintf("%d (%s)", c.WorstParent, Printable(c.WorstParentComm))
+		}
+		if err := t.Append(cgroupName(c.Cgroup), pids, max, use, refused, strconv.Itoa(c.Zombies), worst); err != nil {
+			return err
+		}
+	}
+	return t.Render()
 }
 
 // cgroupName is a cgroup as a person names it: pod and container, a
