@@ -31,70 +31,18 @@ import (
 
 // run is zombiewatch-exporter: it parses args and serves or writes metrics.
 func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Writer) error {
-	var (
-		listen, textfile, procRoot string
-		cgroupRoot                 string
-		pids, names                cli.ListFlag
-		top, maxParents, maxUIDs   int
-		interval                   time.Duration
-		once                       bool
-	)
-	fs := flag.NewFlagSet("zombiewatch-exporter", flag.ContinueOnError)
-	fs.StringVar(&listen, "listen", "127.0.0.1:9857", "")
-	fs.Var(&pids, "pid", "")
-	fs.Var(&names, "name", "")
-	fs.IntVar(&top, "top", 10, "")
-	fs.IntVar(&maxParents, "max-parents", 100, "")
-	fs.IntVar(&maxUIDs, "max-uids", 20, "")
-	fs.StringVar(&textfile, "textfile", "", "")
-	fs.DurationVar(&interval, "interval", 15*time.Second, "")
-	fs.BoolVar(&once, "once", false, "")
-	fs.StringVar(&procRoot, "proc-root", "/proc", "")
-	fs.StringVar(&cgroupRoot, "cgroup-root", "/sys/fs/cgroup", "")
-	showVersion := cli.VersionFlag(fs)
-	if err := cli.Parse(fs, args, stdout, cli.Manual(docSource)); err != nil {
+	o, err := parseFlags(args, stdout)
+	if err != nil || o.version {
 		return err
 	}
-	if *showVersion {
-		return cli.PrintVersion(stdout, "zombiewatch-exporter")
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	cfg := exporter.Config{Top: top, MaxParents: maxParents, MaxUIDs: maxUIDs}
-	for _, p := range pids {
-		n, err := strconv.Atoi(p)
-		if err != nil || n <= 0 {
-			return cli.Usagef("--pid %q: want a process id above 0", p)
-		}
-		cfg.PIDs = append(cfg.PIDs, n)
-	}
-	for _, n := range names {
-		re, err := regexp.Compile(n)
-		if err != nil {
-			return cli.Usagef("--name %q: %v", n, err)
-		}
-		cfg.Names = append(cfg.Names, re)
-	}
-	switch {
-	case fs.NArg() > 0:
-		return cli.Usagef("unexpected argument %q", fs.Arg(0))
-	case top < 0 || maxParents < 0 || maxUIDs < 0:
-		return cli.Usagef("--top, --max-parents and --max-uids want 0 or more")
-	case (set["interval"] || once) && textfile == "":
-		return cli.Usagef("--interval and --once go with --textfile")
-	case textfile != "" && interval < time.Second:
-		return cli.Usagef("--interval %s: want 1s or more", interval)
-	}
-	if _, _, err := net.SplitHostPort(listen); err != nil {
-		return cli.Usagef("--listen %q: want HOST:PORT, such as 127.0.0.1:9857", listen)
-	}
-	pfs, err := proc.New(procRoot)
+	pfs, err := proc.New(o.procRoot)
 	if err != nil {
 		return err
 	}
+	cfg := o.cfg
 	// The sources each listed process is enriched with, by name: their
 	// success and duration are exported as zombiewatch_source_*.
-	cgSources, cgHost := cgroup.Sources(pfs, cgroupRoot, set["cgroup-root"])
+	cgSources, cgHost := cgroup.Sources(pfs, o.cgroupRoot, o.set["cgroup-root"])
 	cfg.Reader = model.NewReader(pfs, append([]model.Source{model.TCPStates(pfs), bundled.Source(pfs)}, cgSources...)...)
 	cfg.Reader.HostSources = cgHost
 	// Every exit and reap on the host, where the kernel allows it (root or
@@ -108,14 +56,84 @@ func run(ctx context.Context, args []string, _ *os.File, stdout, stderr io.Write
 		cfg.Events = src
 	}
 	col := exporter.New(cfg)
-	if textfile != "" {
-		return writeTextfiles(ctx, col, textfile, interval, once, stderr)
+	if o.textfile != "" {
+		return writeTextfiles(ctx, col, o.textfile, o.interval, o.once, stderr)
 	}
 	reg, err := exporter.Registry(col, true)
 	if err != nil {
 		return err
 	}
-	return serveHTTP(ctx, col, reg, listen, stderr)
+	return serveHTTP(ctx, col, reg, o.listen, stderr)
+}
+
+// options are the exporter's flags, checked.
+type options struct {
+	listen, textfile, procRoot, cgroupRoot string
+	interval                               time.Duration
+	once, version                          bool
+	set                                    map[string]bool // the flags given
+	cfg                                    exporter.Config // without its Reader and Events
+}
+
+// parseFlags reads and checks the flags, before anything reads /proc; with
+// --version it prints the version and sets o.version.
+func parseFlags(args []string, stdout io.Writer) (options, error) {
+	var (
+		o                        options
+		pids, names              cli.ListFlag
+		top, maxParents, maxUIDs int
+	)
+	fs := flag.NewFlagSet("zombiewatch-exporter", flag.ContinueOnError)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:9857", "")
+	fs.Var(&pids, "pid", "")
+	fs.Var(&names, "name", "")
+	fs.IntVar(&top, "top", 10, "")
+	fs.IntVar(&maxParents, "max-parents", 100, "")
+	fs.IntVar(&maxUIDs, "max-uids", 20, "")
+	fs.StringVar(&o.textfile, "textfile", "", "")
+	fs.DurationVar(&o.interval, "interval", 15*time.Second, "")
+	fs.BoolVar(&o.once, "once", false, "")
+	fs.StringVar(&o.procRoot, "proc-root", "/proc", "")
+	fs.StringVar(&o.cgroupRoot, "cgroup-root", "/sys/fs/cgroup", "")
+	showVersion := cli.VersionFlag(fs)
+	if err := cli.Parse(fs, args, stdout, cli.Manual(docSource)); err != nil {
+		return o, err
+	}
+	if *showVersion {
+		o.version = true
+		return o, cli.PrintVersion(stdout, "zombiewatch-exporter")
+	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	o.cfg = exporter.Config{Top: top, MaxParents: maxParents, MaxUIDs: maxUIDs}
+	for _, p := range pids {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return o, cli.Usagef("--pid %q: want a process id above 0", p)
+		}
+		o.cfg.PIDs = append(o.cfg.PIDs, n)
+	}
+	for _, n := range names {
+		re, err := regexp.Compile(n)
+		if err != nil {
+			return o, cli.Usagef("--name %q: %v", n, err)
+		}
+		o.cfg.Names = append(o.cfg.Names, re)
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, cli.Usagef("unexpected argument %q", fs.Arg(0))
+	case top < 0 || maxParents < 0 || maxUIDs < 0:
+		return o, cli.Usagef("--top, --max-parents and --max-uids want 0 or more")
+	case (o.set["interval"] || o.once) && o.textfile == "":
+		return o, cli.Usagef("--interval and --once go with --textfile")
+	case o.textfile != "" && o.interval < time.Second:
+		return o, cli.Usagef("--interval %s: want 1s or more", o.interval)
+	}
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		return o, cli.Usagef("--listen %q: want HOST:PORT, such as 127.0.0.1:9857", o.listen)
+	}
+	return o, nil
 }
 
 // The limits that keep the exporter standing when anyone on the network

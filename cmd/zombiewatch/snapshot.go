@@ -58,6 +58,12 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 	if c.Watch {
 		return runWatch(ctx, c, r, stdin, stdout, stderr)
 	}
+	return runOne(ctx, c, r, stdout, stderr)
+}
+
+// runOne reads, observes and shows one process (--pid N): a zombie with
+// its parent. A crossed threshold is the error; then a refused read.
+func runOne(ctx context.Context, c flags.Config, r *model.Reader, stdout, stderr io.Writer) error {
 	p, err := r.Process(ctx, c.PID, c.Options())
 	var denied *model.PermissionError
 	if err != nil && (p == nil || !errors.As(err, &denied)) {

@@ -224,31 +224,52 @@ func (r *Reader) hostFrom(ctx context.Context, h *Host, kept []rec, opt HostOpti
 	results := map[string]*SourceResult{}
 	h.Parents = r.parents(ctx, kept, opt.Parents, h, results)
 	if opt.Counts {
-		h.Counts = make([]Counts, len(kept))
-		for i, rc := range kept {
-			fds := rc.fds
-			if !rc.hasFDs {
-				fds = -1
-			}
-			h.Counts[i] = Counts{PID: rc.PID, PPID: rc.PPID, UID: rc.uid, Comm: rc.Comm, Zombie: rc.State == 'Z',
-				FDs: fds, Threads: rc.Threads, FDSoftLimit: rc.limits.NofileSoft, NprocSoftLimit: rc.limits.NprocSoft}
-		}
+		h.Counts = countsOf(kept)
 	} else {
 		h.FDUsers = r.fdUsers(ctx, kept, opt, h, results)
 	}
 	h.UIDs = r.uidUsage(kept, opt.UIDs)
-	if k, err := r.FS.ReadKernelLimits(); err == nil {
-		// The kernel's limits bind every task of the kernel: counted as
-		// --pid counts them (loadavg's total, the kernel's own count, the
-		// same whatever pid namespace the tree shows), not the tasks this
-		// tree lists (a container's /proc lists its own only).
-		tasks := h.Threads
-		if n, err := r.FS.HostTasks(); err == nil {
-			tasks = n
+	h.Kernel = r.kernel(h.Threads)
+	r.runHostSources(ctx, h, results)
+	return h, ctx.Err()
+}
+
+// countsOf is every process's counts, for a watch's own ranking.
+func countsOf(kept []rec) []Counts {
+	counts := make([]Counts, len(kept))
+	for i, rc := range kept {
+		fds := rc.fds
+		if !rc.hasFDs {
+			fds = -1
 		}
-		h.Kernel = &Kernel{PIDMax: k.PIDMax, Pids: tasks, ThreadsMax: k.ThreadsMax, Threads: tasks,
-			FileNr: k.FileNr, FileMax: k.FileMax}
+		counts[i] = Counts{PID: rc.PID, PPID: rc.PPID, UID: rc.uid, Comm: rc.Comm, Zombie: rc.State == 'Z',
+			FDs: fds, Threads: rc.Threads, FDSoftLimit: rc.limits.NofileSoft, NprocSoftLimit: rc.limits.NprocSoft}
 	}
+	return counts
+}
+
+// kernel is the host's tasks and files against the kernel's limits; nil
+// where the tree has not got them. The limits bind every task of the
+// kernel: counted as --pid counts them (loadavg's total, the kernel's own
+// count, the same whatever pid namespace the tree shows), not the tasks
+// this tree lists (threads: a container's /proc lists its own only).
+func (r *Reader) kernel(threads int) *Kernel {
+	k, err := r.FS.ReadKernelLimits()
+	if err != nil {
+		return nil
+	}
+	tasks := threads
+	if n, err := r.FS.HostTasks(); err == nil {
+		tasks = n
+	}
+	return &Kernel{PIDMax: k.PIDMax, Pids: tasks, ThreadsMax: k.ThreadsMax, Threads: tasks,
+		FileNr: k.FileNr, FileMax: k.FileMax}
+}
+
+// runHostSources runs the host sources on h and records, for every
+// source, how it did in this reading (results: what the per-process runs
+// added up to).
+func (r *Reader) runHostSources(ctx context.Context, h *Host, results map[string]*SourceResult) {
 	for _, hs := range r.HostSources {
 		start := time.Now()
 		err := hs.Host(ctx, h)
@@ -272,7 +293,6 @@ func (r *Reader) hostFrom(ctx context.Context, h *Host, kept []rec, opt HostOpti
 		}
 		h.Sources = append(h.Sources, res)
 	}
-	return h, ctx.Err()
 }
 
 // readRec reads what the scan keeps of one process; ok is false when it
@@ -336,49 +356,7 @@ func (r *Reader) skip(rc rec, buf []byte, err error) (rec, []byte, bool, error) 
 }
 
 func (r *Reader) parents(ctx context.Context, recs []rec, top int, h *Host, results map[string]*SourceResult) []*Process {
-	byPID := make(map[int]*rec, len(recs))
-	for i := range recs {
-		byPID[recs[i].PID] = &recs[i]
-	}
-	now := r.Now()
-	held := map[int]*Process{}
-	zombiesOf := map[int][]Zombie{}
-	buf := make([]byte, 0, 2048)
-	for _, z := range recs {
-		if z.State != 'Z' {
-			continue
-		}
-		parent, ok := byPID[z.PPID]
-		if !ok {
-			continue // the parent exited during the pass
-		}
-		p := held[parent.PID]
-		if p == nil {
-			// The parent's start time, from its stat, for the adopted rule.
-			var ps proc.Stat
-			var err error
-			if ps, buf, err = r.FS.ReadStat(parent.PID, buf); err != nil || ps.PPID != parent.PPID {
-				continue // exited since, or reused
-			}
-			p = &Process{PID: parent.PID, PPID: parent.PPID, Comm: parent.Comm, UID: parent.uid,
-				User: r.Users.Name(parent.uid), State: string(parent.State), Threads: parent.Threads,
-				NamespaceInit: parent.nsInit || parent.nestedInit, nestedInit: parent.nestedInit, Sigchld: parent.sigchld.Disposition,
-				SigchldBlocked: parent.sigchld.Blocked, SigchldPending: parent.sigchld.Pending,
-				startTicks: ps.StartTime, ZombieList: []Zombie{}}
-			held[parent.PID] = p
-		}
-		zz, err := r.zombie(z.Stat, now, Options{})
-		if err != nil {
-			continue
-		}
-		zz.Adopted = adopted(z.StartTime, p.startTicks)
-		p.Zombies++
-		p.Children++
-		if zz.Adopted {
-			p.AdoptedZombies++
-		}
-		zombiesOf[p.PID] = append(zombiesOf[p.PID], zz)
-	}
+	held, zombiesOf := r.holders(recs)
 	list := make([]*Process, 0, len(held))
 	for _, p := range held {
 		p.DescendantZombies = p.Zombies
@@ -407,6 +385,56 @@ func (r *Reader) parents(ctx context.Context, recs []rec, top int, h *Host, resu
 		p.Diagnose()
 	}
 	return list
+}
+
+// holders is every parent holding zombies in the pass's records, with
+// its zombies: made from the records, with one stat of the parent for
+// its start time (the adopted rule). A parent gone or reused since is
+// left out.
+func (r *Reader) holders(recs []rec) (map[int]*Process, map[int][]Zombie) {
+	byPID := make(map[int]*rec, len(recs))
+	for i := range recs {
+		byPID[recs[i].PID] = &recs[i]
+	}
+	now := r.Now()
+	held := map[int]*Process{}
+	zombiesOf := map[int][]Zombie{}
+	buf := make([]byte, 0, 2048)
+	for _, z := range recs {
+		if z.State != 'Z' {
+			continue
+		}
+		parent, ok := byPID[z.PPID]
+		if !ok {
+			continue // the parent exited during the pass
+		}
+		p := held[parent.PID]
+		if p == nil {
+			var ps proc.Stat
+			var err error
+			if ps, buf, err = r.FS.ReadStat(parent.PID, buf); err != nil || ps.PPID != parent.PPID {
+				continue // exited since, or reused
+			}
+			p = &Process{PID: parent.PID, PPID: parent.PPID, Comm: parent.Comm, UID: parent.uid,
+				User: r.Users.Name(parent.uid), State: string(parent.State), Threads: parent.Threads,
+				NamespaceInit: parent.nsInit || parent.nestedInit, nestedInit: parent.nestedInit, Sigchld: parent.sigchld.Disposition,
+				SigchldBlocked: parent.sigchld.Blocked, SigchldPending: parent.sigchld.Pending,
+				startTicks: ps.StartTime, ZombieList: []Zombie{}}
+			held[parent.PID] = p
+		}
+		zz, err := r.zombie(z.Stat, now, Options{})
+		if err != nil {
+			continue
+		}
+		zz.Adopted = adopted(z.StartTime, p.startTicks)
+		p.Zombies++
+		p.Children++
+		if zz.Adopted {
+			p.AdoptedZombies++
+		}
+		zombiesOf[p.PID] = append(zombiesOf[p.PID], zz)
+	}
+	return held, zombiesOf
 }
 
 func (r *Reader) fdUsers(ctx context.Context, recs []rec, opt HostOptions, h *Host, results map[string]*SourceResult) []*Process {

@@ -170,19 +170,7 @@ func (r *Reader) Observe(ctx context.Context, p *Process, window, step time.Dura
 	}
 	rp := p.Reaping
 	begin := time.Now()
-	// Followed from the reading's own zombies: one reaped between the
-	// reading and the first re-read is a reap seen.
-	followed := map[zombieID]observed{}
-	for _, z := range p.ZombieList {
-		if z.PPID != p.PID {
-			continue
-		}
-		o := observed{seen: begin}
-		if z.ExitAgeSeconds != nil {
-			o.exitAt = begin.Add(-seconds(*z.ExitAgeSeconds))
-		}
-		followed[zombieID{z.PID, z.raw.StartTime}] = o
-	}
+	followed := followedZombies(p, begin)
 	initial := make(map[zombieID]bool, len(followed))
 	for id := range followed {
 		initial[id] = true
@@ -225,17 +213,41 @@ func (r *Reader) Observe(ctx context.Context, p *Process, window, step time.Dura
 		d := round2(maxDelay.Seconds())
 		rp.ReapDelayMaxSeconds = &d
 	}
-	// A zombie is stale when it is older, since its exit (or since it was
-	// first seen, a lower bound), than StaleAge and than twice the longest
-	// delay this parent took to reap another: a lazy reaper under load.
+	judgeStale(rp, followed, end, maxDelay)
+	p.Diagnose()
+}
+
+// followedZombies is p's own zombies at the reading, from which the
+// observation follows them: one reaped between the reading and the first
+// re-read is a reap seen.
+func followedZombies(p *Process, begin time.Time) map[zombieID]observed {
+	followed := map[zombieID]observed{}
+	for _, z := range p.ZombieList {
+		if z.PPID != p.PID {
+			continue
+		}
+		o := observed{seen: begin}
+		if z.ExitAgeSeconds != nil {
+			o.exitAt = begin.Add(-seconds(*z.ExitAgeSeconds))
+		}
+		followed[zombieID{z.PID, z.raw.StartTime}] = o
+	}
+	return followed
+}
+
+// judgeStale counts the zombies left at the end that are stale: older,
+// since their exit (or since first seen, a lower bound), than StaleAge and
+// than twice the longest delay this parent took to reap another (a lazy
+// reaper under load).
+func judgeStale(rp *Reaping, left map[zombieID]observed, end time.Time, maxDelay time.Duration) {
 	judge := max(StaleAge, 2*maxDelay)
 	rp.StaleAgeSeconds = round2(judge.Seconds())
 	rp.Stale = 0
-	remaining := len(followed)
+	remaining := len(left)
 	rp.Remaining = &remaining
 	var oldest time.Duration
 	hasOldest := false
-	for _, z := range followed {
+	for _, z := range left {
 		age := end.Sub(z.seen)
 		if !z.exitAt.IsZero() {
 			age = end.Sub(z.exitAt)
@@ -249,7 +261,6 @@ func (r *Reader) Observe(ctx context.Context, p *Process, window, step time.Dura
 		o := round2(oldest.Seconds())
 		rp.OldestExitSeconds = &o
 	}
-	p.Diagnose()
 }
 
 // ownZombies reads p's own zombie children now, keeping what last knew
