@@ -113,62 +113,57 @@ func (f *FS) InetFromFiles(pid int) (map[uint64]Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := map[uint64]Socket{}
-	addr := func(ip net.IP, port uint64) string {
-		return net.JoinHostPort(ip.String(), strconv.FormatUint(port, 10))
+	// procfs parses the four tables into lines of one type.
+	udp := func(read func() (procfs.NetUDP, error)) func() (procfs.NetTCP, error) {
+		return func() (procfs.NetTCP, error) {
+			lines, err := read()
+			return procfs.NetTCP(lines), err
+		}
 	}
+	out := map[uint64]Socket{}
 	//lint:ignore SA1019 netlink cannot read a fixture tree or another proc root (see above)
 	for _, t := range []struct {
 		proto string
 		read  func() (procfs.NetTCP, error)
-	}{{"TCP", pfs.NetTCP}, {"TCPv6", pfs.NetTCP6}} {
-		if err := f.checkRegular(f.PIDPath(pid, "net", strings.ToLower(t.proto))); err != nil {
+	}{{"TCP", pfs.NetTCP}, {"TCPv6", pfs.NetTCP6}, {"UDP", udp(pfs.NetUDP)}, {"UDPv6", udp(pfs.NetUDP6)}} {
+		path := f.PIDPath(pid, "net", strings.ToLower(t.proto))
+		if err := f.checkRegular(path); err != nil {
 			if IsGone(err) {
 				continue
 			}
-			return nil, &ParseError{Path: f.PIDPath(pid, "net", strings.ToLower(t.proto)), Err: err}
+			return nil, &ParseError{Path: path, Err: err}
 		}
 		lines, err := t.read()
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				continue
+				continue // no IPv6, or a fixture without it
 			}
-			return nil, &ParseError{Path: f.PIDPath(pid, "net", strings.ToLower(t.proto)), Err: err}
+			return nil, &ParseError{Path: path, Err: err}
 		}
 		for _, l := range lines {
-			s := Socket{Protocol: t.proto, State: TCPStateName(l.St), Local: addr(l.LocalAddr, l.LocalPort)}
-			if l.St != 10 { // LISTEN has no peer
-				s.Remote = addr(l.RemAddr, l.RemPort)
-			}
-			out[l.Inode] = s
-		}
-	}
-	for _, u := range []struct {
-		proto string
-		read  func() (procfs.NetUDP, error)
-	}{{"UDP", pfs.NetUDP}, {"UDPv6", pfs.NetUDP6}} {
-		if err := f.checkRegular(f.PIDPath(pid, "net", strings.ToLower(u.proto))); err != nil {
-			if IsGone(err) {
-				continue
-			}
-			return nil, &ParseError{Path: f.PIDPath(pid, "net", strings.ToLower(u.proto)), Err: err}
-		}
-		lines, err := u.read()
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return nil, &ParseError{Path: f.PIDPath(pid, "net", strings.ToLower(u.proto)), Err: err}
-		}
-		for _, l := range lines {
-			s := Socket{Protocol: u.proto, Local: addr(l.LocalAddr, l.LocalPort)}
-			if l.RemPort != 0 {
-				s.Remote = addr(l.RemAddr, l.RemPort)
-			}
-			out[l.Inode] = s
+			out[l.Inode] = inetSocket(t.proto, l.St, l.LocalAddr, l.LocalPort, l.RemAddr, l.RemPort)
 		}
 	}
 	return out, nil
+}
+
+// inetSocket is what a line of net/tcp or net/udp says of its socket: a
+// TCP listener and an unconnected UDP socket have no peer.
+func inetSocket(proto string, st uint64, local net.IP, lport uint64, remote net.IP, rport uint64) Socket {
+	addr := func(ip net.IP, port uint64) string {
+		return net.JoinHostPort(ip.String(), strconv.FormatUint(port, 10))
+	}
+	s := Socket{Protocol: proto, Local: addr(local, lport)}
+	switch {
+	case proto == "TCP" || proto == "TCPv6":
+		s.State = TCPStateName(st)
+		if st != 10 { // LISTEN
+			s.Remote = addr(remote, rport)
+		}
+	case rport != 0:
+		s.Remote = addr(remote, rport)
+	}
+	return s
 }
 
 // tcpStates names the states of /proc/net/tcp's st column (and of

@@ -178,53 +178,10 @@ func drawHost(out io.Writer, s *watch.HostSample, sortBy string, selected, width
 		fmt.Sprintf("keys: u z f g l sort (now %s)  j k select  o open  q quit   rates over %.0fs", sortBy, s.WindowSeconds),
 		"",
 	}
-	// At 80 columns the limit and its time keep their place; the start of
-	// the growth shows from 90.
-	since := width >= 90
-	header := fmt.Sprintf("  %7s %-12s %5s %6s %6s %6s %5s %6s", "PID", "COMMAND", "ZOMB", "Z/MIN", "FDS", "FD/MIN", "TASKS", "T/MIN")
-	if since {
-		header += fmt.Sprintf(" %8s", "SINCE")
-	}
-	lines = append(lines, header+"  LIMIT IN")
-	if len(s.Growing) == 0 {
-		lines = append(lines, "  nothing grows over the window")
-	}
-	for i, g := range s.Growing {
-		mark := "  "
-		if i == selected {
-			mark = "> "
-		}
-		limit := "-"
-		if g.LimitInSeconds != nil {
-			limit = shortLimit[g.Limit] + " ~" + render.Age(time.Duration(*g.LimitInSeconds*float64(time.Second)))
-		}
-		if g.ReapLatencyP99 != nil {
-			limit += fmt.Sprintf("; reaps late, p99 %.2fs", *g.ReapLatencyP99)
-		}
-		row := fmt.Sprintf("%s%7d %-12s %5d %+6.0f %6d %+6.0f %5d %+6.0f", mark, g.PID, cutRunes(render.Printable(g.Comm), 12),
-			g.Zombies, g.ZombiesPerMin, g.FDs, g.FDsPerMin, g.Tasks, g.TasksPerMin)
-		if since {
-			row += " " + g.Since.Format("15:04:05")
-		}
-		lines = append(lines, row+"  "+limit)
-	}
+	lines = append(lines, growingRows(s.Growing, selected, width)...)
 	// The containers' rows keep their place below the processes: the
 	// processes' rows give way to them on a short screen.
-	var cg []string
-	if len(s.Containers) > 0 {
-		cg = append(cg, "", fmt.Sprintf("  %-23s %5s %5s %6s %6s %6s %4s  %s", "CGROUP", "PIDS", "MAX", "P/MIN", "FD/MIN", "Z/MIN", "REF", "MAX IN"))
-		for _, c := range s.Containers {
-			limit, pidsMax := "-", "-"
-			if c.LimitInSeconds != nil {
-				limit = "~" + render.Age(time.Duration(*c.LimitInSeconds*float64(time.Second)))
-			}
-			if c.PidsMax != nil {
-				pidsMax = fmt.Sprint(*c.PidsMax)
-			}
-			cg = append(cg, fmt.Sprintf("  %-23s %5d %5s %+6.0f %+6.0f %+6.0f %4d  %s", cutLeft(render.Printable(c.Cgroup), 23),
-				c.Pids, pidsMax, c.PidsPerMin, c.FDsPerMin, c.ZombiesPerMin, c.RefusedInWindow, limit))
-		}
-	}
+	cg := containerRows(s.Containers)
 	if room := height - len(cg); len(cg) > 0 && len(lines) > room {
 		lines = lines[:max(room, 5)]
 	}
@@ -248,6 +205,62 @@ func drawHost(out io.Writer, s *watch.HostSample, sortBy string, selected, width
 	}
 	_, err := io.WriteString(out, "\x1b[H"+text+"\x1b[J")
 	return err
+}
+
+// growingRows is the processes' table, the selected row marked. At 80
+// columns the limit and its time keep their place; the start of the
+// growth shows from 90.
+func growingRows(growing []watch.Growing, selected, width int) []string {
+	since := width >= 90
+	header := fmt.Sprintf("  %7s %-12s %5s %6s %6s %6s %5s %6s", "PID", "COMMAND", "ZOMB", "Z/MIN", "FDS", "FD/MIN", "TASKS", "T/MIN")
+	if since {
+		header += fmt.Sprintf(" %8s", "SINCE")
+	}
+	lines := []string{header + "  LIMIT IN"}
+	if len(growing) == 0 {
+		lines = append(lines, "  nothing grows over the window")
+	}
+	for i, g := range growing {
+		mark := "  "
+		if i == selected {
+			mark = "> "
+		}
+		limit := "-"
+		if g.LimitInSeconds != nil {
+			limit = shortLimit[g.Limit] + " ~" + render.Age(time.Duration(*g.LimitInSeconds*float64(time.Second)))
+		}
+		if g.ReapLatencyP99 != nil {
+			limit += fmt.Sprintf("; reaps late, p99 %.2fs", *g.ReapLatencyP99)
+		}
+		row := fmt.Sprintf("%s%7d %-12s %5d %+6.0f %6d %+6.0f %5d %+6.0f", mark, g.PID, cutRunes(render.Printable(g.Comm), 12),
+			g.Zombies, g.ZombiesPerMin, g.FDs, g.FDsPerMin, g.Tasks, g.TasksPerMin)
+		if since {
+			row += " " + g.Since.Format("15:04:05")
+		}
+		lines = append(lines, row+"  "+limit)
+	}
+	return lines
+}
+
+// containerRows is the cgroups' table, a blank line first; none without
+// cgroups.
+func containerRows(containers []watch.ContainerGrowth) []string {
+	if len(containers) == 0 {
+		return nil
+	}
+	cg := []string{"", fmt.Sprintf("  %-23s %5s %5s %6s %6s %6s %4s  %s", "CGROUP", "PIDS", "MAX", "P/MIN", "FD/MIN", "Z/MIN", "REF", "MAX IN")}
+	for _, c := range containers {
+		limit, pidsMax := "-", "-"
+		if c.LimitInSeconds != nil {
+			limit = "~" + render.Age(time.Duration(*c.LimitInSeconds*float64(time.Second)))
+		}
+		if c.PidsMax != nil {
+			pidsMax = fmt.Sprint(*c.PidsMax)
+		}
+		cg = append(cg, fmt.Sprintf("  %-23s %5d %5s %+6.0f %+6.0f %+6.0f %4d  %s", cutLeft(render.Printable(c.Cgroup), 23),
+			c.Pids, pidsMax, c.PidsPerMin, c.FDsPerMin, c.ZombiesPerMin, c.RefusedInWindow, limit))
+	}
+	return cg
 }
 
 // cutLeft keeps the end of a long path (its container id), marking the cut.
