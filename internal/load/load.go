@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -81,54 +82,13 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microse
 
 // Run drives the load until every client is done or ctx ends.
 func Run(ctx context.Context, cfg Config) Result {
-	var (
-		mu   sync.Mutex
-		res  = Result{Status: map[int]int{}}
-		lats []time.Duration
-		kept []net.Conn
-		wg   sync.WaitGroup
-	)
+	t := &tally{res: Result{Status: map[int]int{}}}
 	start := time.Now()
-	record := func(code int, lat time.Duration, err error, conn net.Conn) {
-		mu.Lock()
-		defer mu.Unlock()
-		res.Conns++
-		switch {
-		case err == nil:
-			res.Answered++
-			res.Status[code]++
-			lats = append(lats, lat)
-		case errors.Is(err, syscall.ECONNREFUSED):
-			res.Refused++
-		default:
-			res.Failed++
-			if res.FirstError == "" {
-				res.FirstError = err.Error()
-			}
-		}
-		if conn != nil {
-			kept = append(kept, conn)
-		}
-	}
 	stopProgress := make(chan struct{})
 	if cfg.Progress != nil {
-		go func() {
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-stopProgress:
-					return
-				case <-t.C:
-					mu.Lock()
-					snap := res
-					mu.Unlock()
-					snap.Elapsed = time.Since(start)
-					cfg.Progress(snap)
-				}
-			}
-		}()
+		go t.progress(start, cfg.Progress, stopProgress)
 	}
+	var wg sync.WaitGroup
 	for range cfg.Clients {
 		wg.Go(func() {
 			for range cfg.Conns {
@@ -140,22 +100,74 @@ func Run(ctx context.Context, cfg Config) Result {
 					conn.Close()
 					conn = nil
 				}
-				record(code, lat, err, conn)
+				t.record(code, lat, err, conn)
 			}
 		})
 	}
 	wg.Wait()
 	close(stopProgress)
-	for _, c := range kept {
+	for _, c := range t.kept {
 		c.Close()
 	}
+	res := t.res
 	res.Elapsed = time.Since(start)
-	slices.Sort(lats)
-	res.P50, res.P90, res.P99 = quantile(lats, 0.5), quantile(lats, 0.9), quantile(lats, 0.99)
-	if len(lats) > 0 {
-		res.Max = lats[len(lats)-1]
+	slices.Sort(t.lats)
+	res.P50, res.P90, res.P99 = quantile(t.lats, 0.5), quantile(t.lats, 0.9), quantile(t.lats, 0.99)
+	if len(t.lats) > 0 {
+		res.Max = t.lats[len(t.lats)-1]
 	}
 	return res
+}
+
+// tally is what the clients have counted so far.
+type tally struct {
+	mu   sync.Mutex
+	res  Result
+	lats []time.Duration
+	kept []net.Conn // held open (KeepOpen) until the run ends
+}
+
+// record counts one connection: answered (with its status and latency),
+// refused, or failed (the first error kept).
+func (t *tally) record(code int, lat time.Duration, err error, conn net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.res.Conns++
+	switch {
+	case err == nil:
+		t.res.Answered++
+		t.res.Status[code]++
+		t.lats = append(t.lats, lat)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		t.res.Refused++
+	default:
+		t.res.Failed++
+		if t.res.FirstError == "" {
+			t.res.FirstError = err.Error()
+		}
+	}
+	if conn != nil {
+		t.kept = append(t.kept, conn)
+	}
+}
+
+// progress hands a copy of the counts to report every second until stop.
+func (t *tally) progress(start time.Time, report func(Result), stop <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			t.mu.Lock()
+			snap := t.res
+			snap.Status = maps.Clone(t.res.Status)
+			t.mu.Unlock()
+			snap.Elapsed = time.Since(start)
+			report(snap)
+		}
+	}
 }
 
 // request makes one connection and one GET on it, and reads the response.

@@ -8,6 +8,7 @@ package scenario
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -82,7 +83,53 @@ func Hold(spec Spec) int {
 		return 2
 	}
 	defer runtime.KeepAlive(keep)
+	release := make(chan struct{})
+	children, err := forkChildren(spec, release)
+	if err != nil {
+		// Leave nothing behind: kill what was started, reap it all.
+		fmt.Fprintln(os.Stderr, "zombietest: fork:", err)
+		for _, pid := range children {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		reapAll()
+		return 2
+	}
+	for _, pid := range children {
+		if spec.Sleep {
+			break
+		}
+		var info unix.Siginfo
+		if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+			fmt.Fprintln(os.Stderr, "zombietest: waitid:", err)
+			return 2
+		}
+	}
+	out, _ := json.Marshal(children)
+	os.Stdout.Write(append(out, '\n'))
+	io.Copy(io.Discard, os.Stdin) // held until stdin closes
+	close(release)
+	if spec.Sleep {
+		for _, pid := range children {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	reapAll()
+	return 0
+}
 
+// reapAll waits for every child until none is left.
+func reapAll() {
+	for {
+		if _, err := unix.Wait4(-1, nil, 0, nil); err != nil {
+			return
+		}
+	}
+}
+
+// forkChildren starts spec's children from spec.Threads threads, each
+// child's parent thread locked and alive until release is closed: if it
+// exited, the kernel would move its children to another thread.
+func forkChildren(spec Spec, release <-chan struct{}) ([]int, error) {
 	self, _ := os.Executable()
 	env := []string{EnvMode + "=exit", EnvSpec + "=" + strconv.Itoa(spec.ExitCode)}
 	threads := max(spec.Threads, 1)
@@ -91,13 +138,10 @@ func Hold(spec Spec) int {
 		children []int
 		forkErr  error
 		forked   sync.WaitGroup
-		release  = make(chan struct{})
 	)
 	for i := range threads {
 		forked.Add(1)
 		go func() {
-			// Stay locked and alive until the end: if this thread exited,
-			// the kernel would move its children to another thread.
 			runtime.LockOSThread()
 			for j := i; j < spec.Children; j += threads {
 				path, argv := self, []string{self}
@@ -120,80 +164,61 @@ func Hold(spec Spec) int {
 		}()
 	}
 	forked.Wait()
-	if forkErr != nil {
-		// Leave nothing behind: kill what was started, reap it all.
-		fmt.Fprintln(os.Stderr, "zombietest: fork:", forkErr)
-		for _, pid := range children {
-			unix.Kill(pid, unix.SIGKILL)
-		}
-		for {
-			if _, err := unix.Wait4(-1, nil, 0, nil); err != nil {
-				return 2
-			}
-		}
-	}
-	for _, pid := range children {
-		if spec.Sleep {
-			break
-		}
-		var info unix.Siginfo
-		if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
-			fmt.Fprintln(os.Stderr, "zombietest: waitid:", err)
-			return 2
-		}
-	}
-	out, _ := json.Marshal(children)
-	os.Stdout.Write(append(out, '\n'))
-
-	buf := make([]byte, 1)
-	for {
-		if _, err := os.Stdin.Read(buf); err != nil {
-			break
-		}
-	}
-	close(release)
-	if spec.Sleep {
-		for _, pid := range children {
-			unix.Kill(pid, unix.SIGKILL)
-		}
-	}
-	for {
-		if _, err := unix.Wait4(-1, nil, 0, nil); err != nil {
-			return 0
-		}
-	}
+	return children, forkErr
 }
 
+// openFDs opens what spec asks for, under its RLIMIT_NOFILE, and returns
+// what must stay alive to keep them open.
 func openFDs(spec Spec) ([]any, error) {
-	var keep []any
 	if spec.NoFile > 0 {
 		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: spec.NoFile, Max: spec.NoFile}); err != nil {
 			return nil, err
 		}
 	}
-	if spec.CloseWait > 0 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var keep []any
+	for _, open := range []func(Spec) ([]any, error){openCloseWait, openFiles, openDups, openEventfds} {
+		got, err := open(spec)
+		keep = append(keep, got...)
 		if err != nil {
-			return nil, err
-		}
-		keep = append(keep, ln)
-		for range spec.CloseWait {
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				return nil, err
-			}
-			s, err := ln.Accept()
-			if err != nil {
-				return nil, err
-			}
-			c.Close() // the peer closes; s is never closed: CLOSE_WAIT
-			keep = append(keep, s)
+			return keep, err
 		}
 	}
+	return keep, nil
+}
+
+// openCloseWait makes spec.CloseWait connections whose peer closed and
+// this end never does: CLOSE_WAIT.
+func openCloseWait(spec Spec) ([]any, error) {
+	if spec.CloseWait == 0 {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	keep := []any{ln}
+	for range spec.CloseWait {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return keep, err
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			return keep, err
+		}
+		c.Close()
+		keep = append(keep, s)
+	}
+	return keep, nil
+}
+
+// openFiles opens spec's deleted temporary files, pipes and socket pairs.
+func openFiles(spec Spec) ([]any, error) {
+	var keep []any
 	for range spec.Files {
 		f, err := os.CreateTemp("", "zombietest")
 		if err != nil {
-			return nil, err
+			return keep, err
 		}
 		os.Remove(f.Name())
 		keep = append(keep, f)
@@ -201,41 +226,54 @@ func openFDs(spec Spec) ([]any, error) {
 	for range spec.Pipes {
 		r, w, err := os.Pipe()
 		if err != nil {
-			return nil, err
+			return keep, err
 		}
 		keep = append(keep, r, w)
 	}
 	for range spec.SocketPairs {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
-			return nil, err
+			return keep, err
 		}
 		keep = append(keep, os.NewFile(uintptr(fds[0]), "sock"), os.NewFile(uintptr(fds[1]), "sock"))
 	}
-	if spec.Dups > 0 {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return nil, err
+	return keep, nil
+}
+
+// openDups makes spec.Dups duplicates, of a pipe and of a socket in turn:
+// many fds to few objects.
+func openDups(spec Spec) ([]any, error) {
+	if spec.Dups == 0 {
+		return nil, nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return []any{r, w}, err
+	}
+	keep := []any{r, w, os.NewFile(uintptr(pair[0]), "sock"), os.NewFile(uintptr(pair[1]), "sock")}
+	for i := range spec.Dups {
+		src := int(r.Fd())
+		if i%2 == 0 {
+			src = pair[0]
 		}
-		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return nil, err
-		}
-		keep = append(keep, r, w, os.NewFile(uintptr(pair[0]), "sock"), os.NewFile(uintptr(pair[1]), "sock"))
-		for i := range spec.Dups {
-			src := int(r.Fd())
-			if i%2 == 0 {
-				src = pair[0]
-			}
-			if _, err := unix.FcntlInt(uintptr(src), unix.F_DUPFD_CLOEXEC, 0); err != nil {
-				return nil, fmt.Errorf("dup %d: %w", i, err)
-			}
+		if _, err := unix.FcntlInt(uintptr(src), unix.F_DUPFD_CLOEXEC, 0); err != nil {
+			return keep, fmt.Errorf("dup %d: %w", i, err)
 		}
 	}
+	return keep, nil
+}
+
+// openEventfds opens spec.Eventfds eventfds.
+func openEventfds(spec Spec) ([]any, error) {
+	var keep []any
 	for range spec.Eventfds {
 		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
 		if err != nil {
-			return nil, err
+			return keep, err
 		}
 		keep = append(keep, os.NewFile(uintptr(fd), "eventfd"))
 	}

@@ -25,14 +25,53 @@ var docSource string
 // binary (nothing for cmd/server, "server" for zombiewatch): each child
 // is this binary run with prefix, -child and the child's flags.
 func Main(ctx context.Context, prefix, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stdout)
+	if err != nil || o.version {
+		return err
+	}
+	cfg := o.cfg
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.level}))
+	if o.child {
+		// Its parent set a parent-death signal before exec; one gone
+		// before that (reparented already) leaves nothing to answer for.
+		if o.parent != 0 && os.Getppid() != o.parent {
+			return &cli.ExitError{Code: 1}
+		}
+		// The parent gives a child /dev/null as fd 2 and its own stderr as
+		// fd 4, so that a runtime dump at start-up stays out of the log.
+		if f := os.NewFile(4, "log"); f != nil && isOpen(f) {
+			log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: o.level}))
+		}
+		return &cli.ExitError{Code: ServeChild(cfg.Child, log)}
+	}
+	cfg.Log = log
+	cfg.ChildPrefix = prefix
+	cfg.LogLevel = o.level.String()
+	srv, err := Listen(cfg)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx)
+}
+
+// options are the server's flags, checked.
+type options struct {
+	cfg     Config // without its Log, ChildPrefix and LogLevel
+	level   slog.Level
+	child   bool // internal: serve one connection on fd 3
+	parent  int  // internal: the child's parent, which it outlives not
+	version bool
+}
+
+// parseFlags reads and checks the flags; with --version it prints the
+// version and sets o.version.
+func parseFlags(args []string, stdout io.Writer) (options, error) {
 	var (
-		cfg       Config
-		reaper    string
-		logLevel  string
-		child     bool
-		parent    int
-		maxHeader int
+		o                options
+		reaper, logLevel string
+		maxHeader        int
 	)
+	cfg := &o.cfg
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8888", "")
 	fs.StringVar(&reaper, "reaper", string(control.ReaperLoop), "")
@@ -47,59 +86,37 @@ func Main(ctx context.Context, prefix, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&cfg.PidsMax, "pids-max", 0, "")
 	fs.StringVar(&cfg.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "")
 	fs.StringVar(&logLevel, "log-level", "info", "")
-	fs.BoolVar(&child, "child", false, "") // internal: serve one connection on fd 3
-	fs.IntVar(&parent, "parent", 0, "")    // internal: the child's parent, which it outlives not
+	fs.BoolVar(&o.child, "child", false, "")
+	fs.IntVar(&o.parent, "parent", 0, "")
 	showVersion := cli.VersionFlag(fs)
 	if err := cli.Parse(fs, args, stdout, cli.Manual(docSource)); err != nil {
-		return err
+		return o, err
 	}
 	if *showVersion {
-		return cli.PrintVersion(stdout, "server")
+		o.version = true
+		return o, cli.PrintVersion(stdout, "server")
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		return cli.Usagef("--log-level %q: want debug, info or warn", logLevel)
+	if err := o.level.UnmarshalText([]byte(logLevel)); err != nil {
+		return o, cli.Usagef("--log-level %q: want debug, info or warn", logLevel)
 	}
 	mode, err := control.ParseReaper(reaper)
 	switch {
 	case err != nil:
-		return cli.Usagef("--%v", err)
+		return o, cli.Usagef("--%v", err)
 	case fs.NArg() > 0:
-		return cli.Usagef("unexpected argument %q", fs.Arg(0))
+		return o, cli.Usagef("unexpected argument %q", fs.Arg(0))
 	case cfg.Child.Hold < 0, cfg.Child.ReadTimeout <= 0, cfg.Grace < 0:
-		return cli.Usagef("--hold, --read-timeout and --grace want positive durations")
+		return o, cli.Usagef("--hold, --read-timeout and --grace want positive durations")
 	case cfg.PidsMax < 0:
-		return cli.Usagef("--pids-max %d: want 0 (none) or more", cfg.PidsMax)
+		return o, cli.Usagef("--pids-max %d: want 0 (none) or more", cfg.PidsMax)
 	case cfg.MaxChildren < 0:
-		return cli.Usagef("--max-children %d: want 0 (no bound) or more", cfg.MaxChildren)
+		return o, cli.Usagef("--max-children %d: want 0 (no bound) or more", cfg.MaxChildren)
 	case maxHeader < 256:
-		return cli.Usagef("--max-header-bytes %d: want at least 256", maxHeader)
+		return o, cli.Usagef("--max-header-bytes %d: want at least 256", maxHeader)
 	}
 	cfg.Reaper = mode
 	cfg.Child.MaxHeaderBytes = maxHeader
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-
-	if child {
-		// Its parent set a parent-death signal before exec; one gone
-		// before that (reparented already) leaves nothing to answer for.
-		if parent != 0 && os.Getppid() != parent {
-			return &cli.ExitError{Code: 1}
-		}
-		// The parent gives a child /dev/null as fd 2 and its own stderr as
-		// fd 4, so that a runtime dump at start-up stays out of the log.
-		if f := os.NewFile(4, "log"); f != nil && isOpen(f) {
-			log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level}))
-		}
-		return &cli.ExitError{Code: ServeChild(cfg.Child, log)}
-	}
-	cfg.Log = log
-	cfg.ChildPrefix = prefix
-	cfg.LogLevel = level.String()
-	srv, err := Listen(cfg)
-	if err != nil {
-		return err
-	}
-	return srv.Serve(ctx)
+	return o, nil
 }
 
 // isOpen tells whether f's descriptor is open.

@@ -252,19 +252,30 @@ func (s *Server) spawn(conn *net.TCPConn) error {
 		conn.Close()
 		return err
 	}
+	keep, err := s.fork(raw, conn)
+	if err != nil {
+		s.log.Warn("fork failed: answering 503 and backing off", "err", err, "errno", errnoName(err), "meaning", forkMeaning(err))
+		respondDirect(conn, 503, "Service Unavailable", "the server cannot fork a child now: "+forkMeaning(err)+"\n")
+		conn.Close()
+		return err
+	}
+	if !keep {
+		conn.Close()
+	}
+	return nil
+}
+
+// fork starts a child serving conn and records it; keep says whether the
+// server holds its copy of the connection (close-conn off). The lock is
+// held from fork to bookkeeping: a child that exits at once is reaped
+// (noteReaped takes the lock) only after it is recorded as spawned, so
+// the counts cannot drift.
+func (s *Server) fork(raw syscall.RawConn, conn *net.TCPConn) (keep bool, err error) {
 	argv := s.childArgv()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var pid int
 	var forkErr error
-	// The lock is held from fork to bookkeeping: a child that exits at
-	// once is reaped (noteReaped takes the lock) only after it is
-	// recorded as spawned, so the counts cannot drift.
-	s.mu.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			s.mu.Unlock()
-		}
-	}()
 	err = raw.Control(func(fd uintptr) {
 		attr := &syscall.ProcAttr{
 			Env: s.env,
@@ -286,29 +297,19 @@ func (s *Server) spawn(conn *net.TCPConn) error {
 	}
 	if err != nil {
 		s.stats.ForkErrors++
-		s.mu.Unlock()
-		locked = false
-		s.log.Warn("fork failed: answering 503 and backing off", "err", err, "errno", errnoName(err), "meaning", forkMeaning(err))
-		respondDirect(conn, 503, "Service Unavailable", "the server cannot fork a child now: "+forkMeaning(err)+"\n")
-		conn.Close()
-		return err
+		return false, err
 	}
 	s.stats.Spawned++
 	if s.settings.Reaper != control.ReaperIgnore {
 		s.spawned[pid] = time.Now()
 	}
-	keep := !s.settings.CloseConn
+	keep = !s.settings.CloseConn
 	if keep {
 		// The reference is what keeps the fd open: Go closes an
 		// unreferenced connection in a finalizer.
 		s.held = append(s.held, conn)
 	}
-	s.mu.Unlock()
-	locked = false
-	if !keep {
-		conn.Close()
-	}
-	return nil
+	return keep, nil
 }
 
 // childArgv is the command line of a new child, with the current hold.
