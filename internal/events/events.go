@@ -279,20 +279,6 @@ func (s *Source) run(ctx context.Context, fd int) {
 	defer unix.Close(fd)
 	buf := make([]byte, 64<<10)
 	check := make([]byte, 0, 1024)
-	handle := func(n int) {
-		for msg := buf[:n]; len(msg) >= nlmsgHdrLen; {
-			l := int(binary.NativeEndian.Uint32(msg[0:]))
-			if l < nlmsgHdrLen || l > len(msg) {
-				break
-			}
-			s.event(msg[nlmsgHdrLen:l])
-			adv := (l + 3) &^ 3
-			if adv >= len(msg) {
-				break
-			}
-			msg = msg[adv:]
-		}
-	}
 	pruned := time.Now()
 	for ctx.Err() == nil {
 		// Checks due within minWait of each other are done together: at
@@ -305,25 +291,9 @@ func (s *Source) run(ctx context.Context, fd int) {
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 			return
 		}
-		n, _, err := unix.Recvfrom(fd, buf, 0)
-		got := false
-		// Take every event there is.
-		for {
-			switch err {
-			case nil:
-				handle(n)
-				got = true
-			case unix.ENOBUFS:
-				s.lost.Add(1)
-			case unix.EINTR:
-			case unix.EAGAIN:
-			default:
-				return // closed, or the kernel stopped answering
-			}
-			if err == unix.EAGAIN {
-				break
-			}
-			n, _, err = unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+		got, ok := s.drain(fd, buf)
+		if !ok {
+			return // closed, or the kernel stopped answering
 		}
 		now := time.Now()
 		if now.Sub(pruned) > 10*time.Second {
@@ -340,41 +310,86 @@ func (s *Source) run(ctx context.Context, fd int) {
 	}
 }
 
+// drain waits for events (up to the socket's timeout), then takes every
+// event there is; got says whether any came, ok false that the socket
+// failed. An overrun (ENOBUFS) is counted as lost.
+func (s *Source) drain(fd int, buf []byte) (got, ok bool) {
+	n, _, err := unix.Recvfrom(fd, buf, 0)
+	for {
+		switch err {
+		case nil:
+			s.messages(buf[:n])
+			got = true
+		case unix.ENOBUFS:
+			s.lost.Add(1)
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return got, true
+		default:
+			return got, false
+		}
+		n, _, err = unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+	}
+}
+
+// messages hands each netlink message of one read to event.
+func (s *Source) messages(msg []byte) {
+	for len(msg) >= nlmsgHdrLen {
+		l := int(binary.NativeEndian.Uint32(msg[0:]))
+		if l < nlmsgHdrLen || l > len(msg) {
+			return
+		}
+		s.event(msg[nlmsgHdrLen:l])
+		adv := (l + 3) &^ 3
+		if adv >= len(msg) {
+			return
+		}
+		msg = msg[adv:]
+	}
+}
+
 // event handles one cn_msg holding a proc_event.
 func (s *Source) event(cn []byte) {
 	if len(cn) < cnMsgLen+16 {
 		return
 	}
 	ev := cn[cnMsgLen:]
-	what := binary.NativeEndian.Uint32(ev[0:])
-	if what == procEventFork && len(ev) >= 16+16 {
-		data := ev[16:]
-		parentTgid := int(int32(binary.NativeEndian.Uint32(data[4:])))
-		child, childTgid := int(int32(binary.NativeEndian.Uint32(data[8:]))), int(int32(binary.NativeEndian.Uint32(data[12:])))
-		if child == childTgid { // a process, not a thread
-			s.mu.Lock()
-			if len(s.parentOf) > maxForks {
-				s.parentOf = map[int]int{} // bounded: the oldest are the least needed
-			}
-			s.parentOf[child] = parentTgid
-			s.mu.Unlock()
-		}
-		return
+	switch what := binary.NativeEndian.Uint32(ev[0:]); {
+	case what == procEventFork && len(ev) >= 16+16:
+		s.fork(ev[16:])
+	case what == procEventExit && len(ev) >= 16+24:
+		s.exit(binary.NativeEndian.Uint64(ev[8:]), ev[16:])
 	}
-	if what != procEventExit || len(ev) < 16+24 {
-		return
+}
+
+// fork remembers a new process's parent (struct fork_proc_event), for an
+// exit whose event names none.
+func (s *Source) fork(data []byte) {
+	parentTgid := int(int32(binary.NativeEndian.Uint32(data[4:])))
+	child, childTgid := int(int32(binary.NativeEndian.Uint32(data[8:]))), int(int32(binary.NativeEndian.Uint32(data[12:])))
+	if child != childTgid {
+		return // a thread, not a process
 	}
-	data := ev[16:]
+	s.mu.Lock()
+	if len(s.parentOf) > maxForks {
+		s.parentOf = map[int]int{} // bounded: the oldest are the least needed
+	}
+	s.parentOf[child] = parentTgid
+	s.mu.Unlock()
+}
+
+// exit counts a process's exit (struct exit_proc_event, stamped in
+// CLOCK_MONOTONIC ns) for its parent, and follows it until it is reaped.
+func (s *Source) exit(stamp uint64, data []byte) {
 	pid := int(int32(binary.NativeEndian.Uint32(data[0:])))
 	tgid := int(int32(binary.NativeEndian.Uint32(data[4:])))
 	parentTgid := int(int32(binary.NativeEndian.Uint32(data[20:])))
 	if pid != tgid || pid <= 0 {
 		return // a thread, not a process: no zombie of its own
 	}
-	// The exit's time from the event's own clock (CLOCK_MONOTONIC, ns),
-	// so a burst read late is not read as late reaping.
+	// The exit's time from the event's own clock, so a burst read late is
+	// not read as late reaping.
 	at := time.Now()
-	stamp := binary.NativeEndian.Uint64(ev[8:])
 	var mono unix.Timespec
 	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono) == nil {
 		if ago := time.Duration(mono.Nano() - int64(stamp)); ago > 0 && ago < time.Minute {
@@ -401,11 +416,9 @@ func (s *Source) event(cn []byte) {
 		// already, at once.
 		ps.reaped++
 		ps.add(sampleLat{at, 0})
-		s.mu.Unlock()
-		s.note()
-		return
+	} else {
+		s.pending[pid] = e
 	}
-	s.pending[pid] = e
 	s.mu.Unlock()
 	s.note()
 }
