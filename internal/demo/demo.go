@@ -141,9 +141,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	sampling, stopSampling := context.WithCancel(ctx)
 	samplerDone := make(chan struct{})
 	go func() { r.sample(sampling); close(samplerDone) }()
+	res, err := r.phases(ctx)
+	stopSampling()
+	<-samplerDone
+	if err != nil {
+		return nil, err
+	}
+	res.Points = r.points
+	res.Elapsed = time.Since(r.start)
+	return res, nil
+}
 
+// phases runs the lessons asked for (all seven by default), in order.
+func (r *run) phases(ctx context.Context) (*Result, error) {
 	res := &Result{PID: r.pid, Addr: r.addr}
-	phases := cfg.Phases
+	phases := r.cfg.Phases
 	if len(phases) == 0 {
 		phases = []int{1, 2, 3, 4, 5, 6, 7}
 	}
@@ -151,8 +163,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		r.setPhase(n)
 		p, err := lessons[n-1](ctx, r)
 		if err != nil {
-			stopSampling()
-			<-samplerDone
 			if ended(ctx) {
 				return nil, fmt.Errorf("interrupted in phase %d: the server and its children were stopped", n)
 			}
@@ -160,12 +170,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		p.Phase = n
 		res.Phases = append(res.Phases, p)
-		fmt.Fprintf(cfg.Out, "%d. %s\n   %s\n\n", n, p.Summary, p.Lesson)
+		fmt.Fprintf(r.cfg.Out, "%d. %s\n   %s\n\n", n, p.Summary, p.Lesson)
 	}
-	stopSampling()
-	<-samplerDone
-	res.Points = r.points
-	res.Elapsed = time.Since(r.start)
 	return res, nil
 }
 

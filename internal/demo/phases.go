@@ -241,24 +241,9 @@ func pidsMax(ctx context.Context, r *run) (Phase, error) {
 		return Phase{}, err
 	}
 	zw := model.NewReader(r.zw.FS, cgroup.Source(r.zw.FS, cfs))
-	requests, warnedAt := 0, -1
-	var last *model.Process
-	for requests < pidsRoom+5 {
-		if err := ctx.Err(); err != nil {
-			return Phase{}, err
-		}
-		res := load.Run(ctx, load.Config{Addr: r.addr, Clients: 1, Conns: 1, Timeout: 10 * time.Second})
-		requests++
-		if last, err = r.settled(ctx); err != nil {
-			return Phase{}, err
-		}
-		if p, err := zw.Process(ctx, r.pid, model.Options{}); err == nil && warnedAt < 0 &&
-			len(p.Limits) > 0 && p.Limits[0].Name == "pids.max" && p.Limits[0].Ratio >= diagnose.NearLimit {
-			warnedAt = requests
-		}
-		if res.Status[503] > 0 {
-			break
-		}
+	requests, warnedAt, last, err := fillPids(ctx, r, zw)
+	if err != nil {
+		return Phase{}, err
 	}
 	final, err := zw.Process(ctx, r.pid, model.Options{})
 	if err != nil {
@@ -281,6 +266,32 @@ func pidsMax(ctx context.Context, r *run) (Phase, error) {
 		return p, err
 	}
 	return p, nil
+}
+
+// fillPids sends one request at a time to the server (reaper off) until
+// one is answered 503: the zombies fill its cgroup's pids.max. It returns
+// the requests sent, the first after which zombiewatch named pids.max as
+// near (-1: never), and the server's last settled reading.
+func fillPids(ctx context.Context, r *run, zw *model.Reader) (requests, warnedAt int, last *model.Process, err error) {
+	warnedAt = -1
+	for requests < pidsRoom+5 {
+		if err := ctx.Err(); err != nil {
+			return requests, warnedAt, last, err
+		}
+		res := load.Run(ctx, load.Config{Addr: r.addr, Clients: 1, Conns: 1, Timeout: 10 * time.Second})
+		requests++
+		if last, err = r.settled(ctx); err != nil {
+			return requests, warnedAt, last, err
+		}
+		if p, err := zw.Process(ctx, r.pid, model.Options{}); err == nil && warnedAt < 0 &&
+			len(p.Limits) > 0 && p.Limits[0].Name == "pids.max" && p.Limits[0].Ratio >= diagnose.NearLimit {
+			warnedAt = requests
+		}
+		if res.Status[503] > 0 {
+			break
+		}
+	}
+	return requests, warnedAt, last, nil
 }
 
 // latencyPairs is how many pairs of simultaneous requests phase 7 sends

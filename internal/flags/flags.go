@@ -51,27 +51,8 @@ func Parse(args []string, stdout io.Writer, help string) (Config, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	c.CgroupSet = set["cgroup-root"]
-	for _, n := range names {
-		re, err := regexp.Compile(n)
-		if err != nil {
-			return c, cli.Usagef("--name %q: %v", n, err)
-		}
-		c.Names = append(c.Names, re)
-	}
-	if len(users) > 1 {
-		return c, cli.Usagef("--user: give one user")
-	}
-	if len(users) == 1 {
-		uid, err := cli.LookupUID(users[0])
-		if err != nil {
-			return c, cli.Usagef("--user %q: %v", users[0], err)
-		}
-		c.UID = &uid
-	}
-	for _, pid := range c.PIDs {
-		if pid <= 0 {
-			return c, cli.Usagef("--pid %d: not a process id (want a number above 0)", pid)
-		}
+	if err := c.selection(names, users); err != nil {
+		return c, err
 	}
 	set["pid"] = set["pid"] || set["name"] || set["user"] // a selection, as --pid is
 	switch {
@@ -123,6 +104,34 @@ func Parse(args []string, stdout io.Writer, help string) (Config, error) {
 		return c, cli.Usagef("--max-zombies and --max-fd-ratio check one reading: not with --watch")
 	}
 	return c, nil
+}
+
+// selection checks and compiles what selects processes: --name patterns,
+// one --user, pids above 0.
+func (c *Config) selection(names, users cli.ListFlag) error {
+	for _, n := range names {
+		re, err := regexp.Compile(n)
+		if err != nil {
+			return cli.Usagef("--name %q: %v", n, err)
+		}
+		c.Names = append(c.Names, re)
+	}
+	if len(users) > 1 {
+		return cli.Usagef("--user: give one user")
+	}
+	if len(users) == 1 {
+		uid, err := cli.LookupUID(users[0])
+		if err != nil {
+			return cli.Usagef("--user %q: %v", users[0], err)
+		}
+		c.UID = &uid
+	}
+	for _, pid := range c.PIDs {
+		if pid <= 0 {
+			return cli.Usagef("--pid %d: not a process id (want a number above 0)", pid)
+		}
+	}
+	return nil
 }
 
 // flagSet is the one flag table: Parse parses with it, and the shell
