@@ -41,64 +41,19 @@ const ptraceHint = "run as the process's user, as root, or with CAP_SYS_PTRACE"
 // saw and that nothing this process can gain would help. Where the path is
 // not this host's /proc (a copied tree), the general fix.
 func refusalHint(pid int, path string) string {
-	// The tree is whatever the path is under: /proc, or the host's /proc
-	// mounted elsewhere (a DaemonSet's /host/proc).
-	root, _, ok := strings.Cut(path, "/"+strconv.Itoa(pid)+"/")
+	theirs, ours, ok := credsOf(pid, path)
 	if !ok {
 		return ptraceHint
 	}
-	tree, err := proc.New(root)
-	if err != nil || !tree.Real() {
-		return ptraceHint
-	}
-	own, err := proc.New("/proc")
-	if err != nil {
-		return ptraceHint
-	}
-	theirs, err1 := tree.ReadCreds(pid)
-	ours, err2 := own.ReadCreds(os.Getpid())
-	if err1 != nil || err2 != nil {
-		return ptraceHint
-	}
-	const (
-		dacOverride = 1 << 1
-		dacSearch   = 1 << 2
-		ptrace      = 1 << 19
-		sysAdmin    = 1 << 21
-	)
 	extra := theirs.CapPrm &^ ours.CapEff
 	// The fd directory is its owner's alone (mode 0500): another uid
 	// walks it only with CAP_DAC_READ_SEARCH (or CAP_DAC_OVERRIDE),
 	// whatever its ptrace rights.
-	if theirs.DirOwner != ours.UID && ours.CapEff&(dacSearch|dacOverride) == 0 {
-		fix := fmt.Sprintf("run as uid %d, as root, or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE", theirs.DirOwner)
-		if ours.UID != 0 && ours.CapBnd&ptrace != 0 && ours.CapBnd&sysAdmin == 0 {
-			// A bounding set narrowed yet keeping CAP_SYS_PTRACE: a
-			// container given the capability but run as a non-root user
-			// (Kubernetes adds capabilities to root alone; podman makes
-			// them ambient). A user's shell has the full bounding set.
-			fix = "run the container as uid 0 with only CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH added"
-		}
-		return fmt.Sprintf("its fd directory is uid %d's (mode 0500) and this process, uid %d, lacks CAP_DAC_READ_SEARCH: %s",
-			theirs.DirOwner, ours.UID, fix)
+	if theirs.DirOwner != ours.UID && ours.CapEff&(capDACSearch|capDACOverride) == 0 {
+		return dirOwnerHint(theirs, ours)
 	}
-	if ours.CapEff&ptrace != 0 {
-		var seen []string
-		if extra != 0 {
-			seen = append(seen, "it holds capabilities this process lacks ("+capList(extra)+")")
-		}
-		switch {
-		case theirs.UserNS == 0:
-			seen = append(seen, "its user namespace cannot be read")
-		case theirs.UserNS != ours.UserNS:
-			seen = append(seen, "it runs in another user namespace")
-		}
-		why := "the kernel or a security module (Yama, AppArmor, SELinux, a BPF LSM) refused it"
-		if len(seen) > 0 {
-			why += "; " + strings.Join(seen, ", ")
-		}
-		return "this process already has CAP_SYS_PTRACE" + maybeRoot(ours) + ": " + why +
-			"; no privilege this process can gain reads it (typical of a VM's or sandbox's own agent)"
+	if ours.CapEff&capPtrace != 0 {
+		return ptracerRefusedHint(theirs, ours, extra)
 	}
 	switch {
 	case theirs.UID != ours.UID:
@@ -109,6 +64,70 @@ func refusalHint(pid int, path string) string {
 		return "it is not dumpable (setuid, or prctl PR_SET_DUMPABLE 0): run with CAP_SYS_PTRACE"
 	}
 	return "a security module refused it (Yama's ptrace_scope, AppArmor, SELinux): run with CAP_SYS_PTRACE or see the kernel's audit log"
+}
+
+// The capability bits the hints test.
+const (
+	capDACOverride = 1 << 1
+	capDACSearch   = 1 << 2
+	capPtrace      = 1 << 19
+	capSysAdmin    = 1 << 21
+)
+
+// credsOf reads the credentials of pid, in the tree path is under (/proc,
+// or the host's /proc mounted elsewhere: a DaemonSet's /host/proc), and of
+// this process; ok is false where either cannot be read.
+func credsOf(pid int, path string) (theirs, ours proc.Creds, ok bool) {
+	root, _, found := strings.Cut(path, "/"+strconv.Itoa(pid)+"/")
+	if !found {
+		return theirs, ours, false
+	}
+	tree, err := proc.New(root)
+	if err != nil || !tree.Real() {
+		return theirs, ours, false
+	}
+	own, err := proc.New("/proc")
+	if err != nil {
+		return theirs, ours, false
+	}
+	theirs, err1 := tree.ReadCreds(pid)
+	ours, err2 := own.ReadCreds(os.Getpid())
+	return theirs, ours, err1 == nil && err2 == nil
+}
+
+// dirOwnerHint: another uid's fd directory, and no CAP_DAC_READ_SEARCH.
+func dirOwnerHint(theirs, ours proc.Creds) string {
+	fix := fmt.Sprintf("run as uid %d, as root, or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE", theirs.DirOwner)
+	if ours.UID != 0 && ours.CapBnd&capPtrace != 0 && ours.CapBnd&capSysAdmin == 0 {
+		// A bounding set narrowed yet keeping CAP_SYS_PTRACE: a
+		// container given the capability but run as a non-root user
+		// (Kubernetes adds capabilities to root alone; podman makes
+		// them ambient). A user's shell has the full bounding set.
+		fix = "run the container as uid 0 with only CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH added"
+	}
+	return fmt.Sprintf("its fd directory is uid %d's (mode 0500) and this process, uid %d, lacks CAP_DAC_READ_SEARCH: %s",
+		theirs.DirOwner, ours.UID, fix)
+}
+
+// ptracerRefusedHint: this process has CAP_SYS_PTRACE and was refused
+// anyway; it names what it can see of why.
+func ptracerRefusedHint(theirs, ours proc.Creds, extra uint64) string {
+	var seen []string
+	if extra != 0 {
+		seen = append(seen, "it holds capabilities this process lacks ("+capList(extra)+")")
+	}
+	switch {
+	case theirs.UserNS == 0:
+		seen = append(seen, "its user namespace cannot be read")
+	case theirs.UserNS != ours.UserNS:
+		seen = append(seen, "it runs in another user namespace")
+	}
+	why := "the kernel or a security module (Yama, AppArmor, SELinux, a BPF LSM) refused it"
+	if len(seen) > 0 {
+		why += "; " + strings.Join(seen, ", ")
+	}
+	return "this process already has CAP_SYS_PTRACE" + maybeRoot(ours) + ": " + why +
+		"; no privilege this process can gain reads it (typical of a VM's or sandbox's own agent)"
 }
 
 // capList names up to four capabilities of mask, and how many more.
