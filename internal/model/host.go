@@ -273,15 +273,7 @@ func (r *Reader) runHostSources(ctx context.Context, h *Host, results map[string
 	for _, hs := range r.HostSources {
 		start := time.Now()
 		err := hs.Host(ctx, h)
-		res := results[hs.Name()]
-		if res == nil {
-			res = &SourceResult{Name: hs.Name()}
-			results[hs.Name()] = res
-		}
-		res.Duration += time.Since(start)
-		if err != nil {
-			res.Err = err
-		}
+		addResult(results, hs.Name(), time.Since(start), err)
 	}
 	for _, s := range r.Sources {
 		res := SourceResult{Name: s.Name()}

@@ -255,15 +255,7 @@ func (r *Reader) enrich(ctx context.Context, p *Process, results map[string]*Sou
 		start := time.Now()
 		err := s.Process(ctx, p)
 		if results != nil {
-			res := results[s.Name()]
-			if res == nil {
-				res = &SourceResult{Name: s.Name()}
-				results[s.Name()] = res
-			}
-			res.Duration += time.Since(start)
-			if err != nil {
-				res.Err = err
-			}
+			addResult(results, s.Name(), time.Since(start), err)
 		}
 		var perm *PermissionError
 		switch {

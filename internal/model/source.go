@@ -39,6 +39,20 @@ type SourceResult struct {
 	Err      error
 }
 
+// addResult adds one run of the source name (how long it took, and its
+// error) to the reading's results.
+func addResult(results map[string]*SourceResult, name string, took time.Duration, err error) {
+	res := results[name]
+	if res == nil {
+		res = &SourceResult{Name: name}
+		results[name] = res
+	}
+	res.Duration += took
+	if err != nil {
+		res.Err = err
+	}
+}
+
 // passSource is a source that keeps something for the length of one
 // reading (a network namespace's socket table), told when one begins.
 type passSource interface {

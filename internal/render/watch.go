@@ -30,11 +30,16 @@ func (j *JSONLines) Emit(s *watch.Sample) error {
 		s = &c
 	}
 	j.sent = true
-	b, err := json.Marshal(s)
+	return jsonLine(j.W, s)
+}
+
+// jsonLine writes v as one JSON object on one line.
+func jsonLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	_, err = j.W.Write(append(b, '\n'))
+	_, err = w.Write(append(b, '\n'))
 	return err
 }
 
@@ -103,14 +108,7 @@ func Projection(s *watch.Sample) string {
 type HostJSONLines struct{ W io.Writer }
 
 // Emit writes s.
-func (j HostJSONLines) Emit(s *watch.HostSample) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	_, err = j.W.Write(append(b, '\n'))
-	return err
-}
+func (j HostJSONLines) Emit(s *watch.HostSample) error { return jsonLine(j.W, s) }
 
 // HostLines writes one line per host sample, like vmstat: the totals and
 // the most urgent growth.
