@@ -126,6 +126,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	if p5.FDsBefore != p4.FDsBefore || p5.FDs != p5.FDsBefore || p5.CloseWait != 0 {
 		t.Errorf("phase 5 (close-conn on): fds %d -> %d (started at %d), %d CLOSE_WAIT; want flat at the start", p5.FDsBefore, p5.FDs, p4.FDsBefore, p5.CloseWait)
 	}
+	checkCaptured(t, "docs/server.md", "demo", stdout.String())
 	for _, want := range []string{"PHASE  WHAT", "reaper off", "close-conn on", "* zombies   o fds", "the server and every child it started are gone"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("demo output lacks %q", want)

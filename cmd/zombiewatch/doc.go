@@ -54,7 +54,7 @@ Flags:
 	                   and judge from what happened: reaped (a late reaper, with
 	                   its delay), still there, or too young to tell
 	--top K            with no --pid: entries in each list (default 10; 0 for all)
-	--json             print one JSON object (keys in the README)
+	--json             print one JSON object (keys in docs/usage.md)
 	--zombies          list the zombies the way ps auxw shows them
 	--fds              list every descriptor as lsof -p does (kind, protocol, TCP
 	                   state, local and remote address, target, deleted files),

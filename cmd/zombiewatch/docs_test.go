@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/zombiewatch/zombiewatch/internal/diagnose"
+	"github.com/zombiewatch/zombiewatch/internal/fixture"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 )
 
@@ -28,6 +29,32 @@ func docPages(t *testing.T) []string {
 	return append(pages, filepath.Join(repoRoot, "README.md"))
 }
 
+// docBlock is one match of a block's pattern on a page.
+type docBlock struct {
+	page  string
+	match []string
+}
+
+// docBlocks are every match of block on every page; a test of blocks
+// that finds none fails, so a renamed marker cannot turn it off.
+func docBlocks(t *testing.T, block *regexp.Regexp) []docBlock {
+	t.Helper()
+	var found []docBlock
+	for _, page := range docPages(t) {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range block.FindAllStringSubmatch(string(text), -1) {
+			found = append(found, docBlock{page, m})
+		}
+	}
+	if len(found) == 0 {
+		t.Fatalf("no block like %s found in the docs", block)
+	}
+	return found
+}
+
 // TestDocsExamples re-runs every example of the docs marked
 // "<!-- example -->": a console block whose first line is "$ zombiewatch
 // ARGS" (paths relative to the checkout) and whose other lines are its
@@ -35,32 +62,41 @@ func docPages(t *testing.T) []string {
 func TestDocsExamples(t *testing.T) {
 	t.Setenv("TZ", "UTC")
 	block := regexp.MustCompile("(?s)<!-- example -->\n```console\n\\$ zombiewatch ([^\n]*)\n(.*?)```")
-	n := 0
-	for _, page := range docPages(t) {
-		text, err := os.ReadFile(page)
-		if err != nil {
-			t.Fatal(err)
+	for _, b := range docBlocks(t, block) {
+		page, m := b.page, b.match
+		args := strings.Fields(m[1])
+		for i, a := range args {
+			if strings.HasPrefix(a, "testdata/") {
+				args[i] = filepath.Join(repoRoot, a)
+			}
 		}
-		for _, m := range block.FindAllStringSubmatch(string(text), -1) {
-			n++
-			args := strings.Fields(m[1])
-			for i, a := range args {
-				if strings.HasPrefix(a, "testdata/") {
-					args[i] = filepath.Join(repoRoot, a)
-				}
-			}
-			var stdout bytes.Buffer
-			if err := run(context.Background(), args, nil, &stdout, &bytes.Buffer{}); err != nil {
-				t.Errorf("%s: zombiewatch %s: %v", page, m[1], err)
-				continue
-			}
-			if got := stdout.String(); got != m[2] {
-				t.Errorf("%s: zombiewatch %s prints:\n%s\nthe page shows:\n%s", page, m[1], got, m[2])
-			}
+		var stdout bytes.Buffer
+		if err := run(context.Background(), args, nil, &stdout, &bytes.Buffer{}); err != nil {
+			t.Errorf("%s: zombiewatch %s: %v", page, m[1], err)
+			continue
+		}
+		if got := stdout.String(); got != m[2] {
+			t.Errorf("%s: zombiewatch %s prints:\n%s\nthe page shows:\n%s", page, m[1], got, m[2])
 		}
 	}
-	if n == 0 {
-		t.Fatal("no example found in the docs")
+}
+
+// TestDocsGoldens: every block of the docs marked "<!-- golden: NAME ...
+// -->" (output a test makes on a fixture or a made-up sample: a watch's
+// lines, its screen) is testdata/golden/NAME exactly, after its optional
+// "$ command" line. The tests that write the goldens keep them true.
+func TestDocsGoldens(t *testing.T) {
+	block := regexp.MustCompile("(?s)<!-- golden: (\\S+)[^>]*-->\n```console\n(\\$ [^\n]*\n)?(.*?)```")
+	for _, b := range docBlocks(t, block) {
+		page, m := b.page, b.match
+		want, err := os.ReadFile(filepath.Join(fixture.GoldenDir(), m[1]))
+		if err != nil {
+			t.Errorf("%s: %v", page, err)
+			continue
+		}
+		if m[3] != string(want) {
+			t.Errorf("%s: the block of %s differs from testdata/golden/%s:\n%s", page, m[1], m[1], m[3])
+		}
 	}
 }
 
@@ -123,5 +159,58 @@ func TestDocsJSONKeys(t *testing.T) {
 	}
 	for key := range documented {
 		t.Errorf("docs/usage.md documents %q, which --json does not have", key)
+	}
+}
+
+// capturedBlock is the block of page marked "<!-- captured: NAME ... -->":
+// output of a live run (a demo, a server's counters), whose numbers differ
+// from run to run. Its lines, first its "$ command" line, are returned.
+func capturedBlock(t *testing.T, page, name string) []string {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join(repoRoot, page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)<!-- captured: " + regexp.QuoteMeta(name) + "[^>]*-->\n```console\n(.*?)```").FindStringSubmatch(string(text))
+	if m == nil {
+		t.Fatalf("%s: no block marked captured: %s", page, name)
+	}
+	return strings.Split(strings.TrimSuffix(m[1], "\n"), "\n")
+}
+
+// masked is a line with its numbers, paths and runs of blanks made
+// alike: two runs that differ only in their measurements mask the same.
+func masked(line string) string {
+	line = regexp.MustCompile(`(/|docs/)[^\s)]*`).ReplaceAllString(line, "PATH")
+	line = regexp.MustCompile(`[0-9]+(\.[0-9]+)?`).ReplaceAllString(line, "N")
+	return strings.Join(strings.Fields(line), " ")
+}
+
+// checkCaptured: every line of a captured block (but its command and a
+// chart's rows) appears in got, numbers and paths aside; a line that
+// starts "N. what:" (a demo phase, whose sentence may say it was skipped
+// where the machine cannot run it) only up to its colon. So the docs
+// cannot drift from the program's wording.
+func checkCaptured(t *testing.T, page, name, got string) {
+	t.Helper()
+	have := map[string]bool{}
+	for line := range strings.Lines(got) {
+		m := masked(line)
+		have[m] = true
+		if head, _, ok := strings.Cut(m, ":"); ok && regexp.MustCompile(`^N\. `).MatchString(m) {
+			have[head] = true
+		}
+	}
+	for _, line := range capturedBlock(t, page, name) {
+		if strings.HasPrefix(line, "$ ") || strings.ContainsAny(line, "┤┼") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		m := masked(line)
+		if regexp.MustCompile(`^N\. `).MatchString(m) {
+			m, _, _ = strings.Cut(m, ":")
+		}
+		if !have[m] {
+			t.Errorf("%s: the captured %s line %q is not in the program's output:\n%s", page, name, line, got)
+		}
 	}
 }

@@ -23,6 +23,20 @@ import (
 	"github.com/zombiewatch/zombiewatch/internal/zombietest"
 )
 
+// TestCtlAsDocumented: zombiewatch ctl switches a running server and
+// prints its settings and counters as docs/server.md shows them.
+func TestCtlAsDocumented(t *testing.T) {
+	pid, _ := startServer(t, "--reaper", "off", "--close-conn=false")
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"ctl", "--pid", strconv.Itoa(pid), "reaper=loop", "close-conn=on"}, nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "reaper=loop close-conn=on") {
+		t.Errorf("ctl printed %q; want the new settings", out.String())
+	}
+	checkCaptured(t, "docs/server.md", "ctl", out.String())
+}
+
 // startServer runs "zombiewatch server" (this test binary) on a free
 // loopback port; cleanup stops it with SIGTERM and reaps it.
 func startServer(t *testing.T, args ...string) (pid int, addr string) {

@@ -1,13 +1,15 @@
 // Package model builds zombiewatch's one model of a process from the
 // kernel's files (internal/proc): identity, children and zombies,
 // descriptors, limits and SIGCHLD disposition, then what optional sources
-// add (TCP states, the bundled server's switches). The same per-process
-// reads serve --pid, the host scan, the watcher and the exporter, so each
-// fact is read, counted and worded in one place; the diagnosis
-// (internal/diagnose) takes its evidence from here.
+// add (TCP states, the bundled server's switches, the cgroup). The same
+// per-process reads serve --pid, the host scan, the watcher and the
+// exporter, so each fact is read, counted and worded in one place. Whether
+// a parent reaps is judged over time (its zombies' exit ages, and an
+// observation when they are young); the diagnosis (internal/diagnose)
+// takes its evidence from here.
 //
-// A Process's JSON form is zombiewatch's --json output; the README
-// documents the keys.
+// A Process's JSON form is zombiewatch's --json output; docs/usage.md
+// documents the keys (checked by cmd/zombiewatch TestDocsJSONKeys).
 package model
 
 import (

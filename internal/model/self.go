@@ -12,7 +12,7 @@ import (
 // MinFreeSlots is how many tasks zombiewatch needs free below its uid's
 // RLIMIT_NPROC, once started (its own threads already counted), to finish
 // a reading on one thread of its own. Measured as uid 65534 under prlimit
-// --nproc: see the README ("Near RLIMIT_NPROC").
+// --nproc: see docs/usage.md ("Near RLIMIT_NPROC").
 const MinFreeSlots = 2
 
 // fewSlots is the headroom under which the reading keeps to one thread of

@@ -3,21 +3,16 @@ package render
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/zombiewatch/zombiewatch/internal/fixture"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 var fixtures = []string{"zombies-threads", "vanished", "no-children", "fds", "comm-parens", "container-init", "no-children-file"}
 
@@ -37,26 +32,6 @@ func fixtureReport(t *testing.T, tree string) *model.Process {
 	return s
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("..", "..", "testdata", "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/report -update to write it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
-	}
-}
-
 func TestGolden(t *testing.T) {
 	for _, tree := range fixtures {
 		t.Run(tree, func(t *testing.T) {
@@ -73,7 +48,7 @@ func TestGolden(t *testing.T) {
 				if err := out.render(&b, r); err != nil {
 					t.Fatal(err)
 				}
-				golden(t, tree+"."+out.ext, b.Bytes())
+				fixture.Golden(t, tree+"."+out.ext, b.Bytes())
 			}
 		})
 	}
@@ -104,8 +79,8 @@ func TestHostGolden(t *testing.T) {
 			if err := HostJSON(&js, r, true); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, "host-"+tree+".table", table.Bytes())
-			golden(t, "host-"+tree+".json", js.Bytes())
+			fixture.Golden(t, "host-"+tree+".table", table.Bytes())
+			fixture.Golden(t, "host-"+tree+".json", js.Bytes())
 		})
 	}
 }

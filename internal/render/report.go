@@ -1,6 +1,7 @@
 // Package render formats zombiewatch's model for people and programs: the
-// table a person reads at a glance, the ps-style zombie list, the host
-// tables and the JSON objects. Renderers only format: every fact and every
+// table a person reads at a glance, the ps-style zombie list, the --fds
+// list, the host tables, the JSON objects, and the watches' samples as
+// lines and JSON lines. Renderers only format: every fact and every
 // sentence comes from internal/model and internal/diagnose.
 //
 // Strings a process controls (its name, its command line, user names from

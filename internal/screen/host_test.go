@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/zombiewatch/zombiewatch/internal/fixture"
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/watch"
 )
@@ -53,4 +54,5 @@ func TestHostScreenFits(t *testing.T) {
 	if !strings.Contains(lines[2], "pid 1001 fds grew: +312 TCP CLOSE_WAIT to 10.1.2.3:5432 (312 now)") {
 		t.Errorf("line 3 %q; want the selected process's growing group", lines[2])
 	}
+	fixture.Golden(t, "host.screen", []byte(strings.Join(lines, "\n")+"\n"))
 }

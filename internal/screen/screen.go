@@ -1,7 +1,9 @@
-// Package screen is the watch's terminal UI: a screen redrawn in place like
-// top, with keys that switch a bundled server live (r cycles the reaper,
-// c toggles close-conn, q quits). It merges the ticker and the keys into
-// the one trigger channel the watcher runs on.
+// Package screen is the watches' terminal UI, redrawn in place like top:
+// one process's screen, with keys that switch a bundled server live (r
+// cycles the reaper, c toggles close-conn, q quits), and the host's, which
+// ranks what grows (sort keys, j/k to select, o to open a process's own
+// screen). It merges the ticker and the keys into the one trigger channel
+// the samplers run on.
 package screen
 
 import (

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"github.com/zombiewatch/zombiewatch/internal/render"
 	"github.com/zombiewatch/zombiewatch/internal/watch"
@@ -22,8 +21,6 @@ import (
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 	"github.com/zombiewatch/zombiewatch/internal/zombietest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 // growing is a copy of a fixture tree that a test changes between samples.
 type growing struct {
@@ -159,7 +156,7 @@ func TestWatchGrowingFixture(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("samples (-want +got):\n%s", diff)
 	}
-	golden(t, "watch.lines", lines.Bytes())
+	fixture.Golden(t, "watch.lines", lines.Bytes())
 	if last := samples[4]; last.Limit != "RLIMIT_NOFILE" || last.LimitIn == nil || *last.LimitIn != 506.5 {
 		t.Errorf("nearest limit %q in %v s; want RLIMIT_NOFILE in 506.5 s (RLIMIT_NPROC is a day away)", last.Limit, last.LimitIn)
 	}
@@ -169,6 +166,7 @@ func TestWatchGrowingFixture(t *testing.T) {
 	if len(jl) != 5 {
 		t.Fatalf("%d JSON lines, want 5", len(jl))
 	}
+	fixture.Golden(t, "watch.jsonl", []byte(jl[4]+"\n"))
 	for _, key := range []string{`"pid":100`, `"zombies":7`, `"fd_types":{`, `"zombie_list":null`, `"sample":5`, `"zombies_per_min":60`,
 		`"fd_limit_in_seconds":506.5`, `"nproc_limit_in_seconds":96353`, `"zombies_appeared":[{"pid":403,`, `"zombies_reaped":[]`} {
 		if !strings.Contains(jl[4], key) {
@@ -217,23 +215,6 @@ func TestWatchTargetEnds(t *testing.T) {
 				t.Errorf("error %v: want *Ended", err)
 			}
 		})
-	}
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("..", "..", "testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/watch -update to write it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
 	}
 }
 
@@ -372,6 +353,8 @@ func TestHostSamplerRates(t *testing.T) {
 	g := newGrowing(t)
 	s := &watch.HostSampler{Reader: g.fs, Window: 5}
 	var times []time.Time
+	var lines, jsonl bytes.Buffer
+	hostLines := &render.HostLines{W: &lines}
 	next := func() *watch.HostSample {
 		t.Helper()
 		sample, err := s.Next(context.Background())
@@ -379,6 +362,17 @@ func TestHostSamplerRates(t *testing.T) {
 			t.Fatal(err)
 		}
 		times = append(times, sample.Time)
+		// The lines and JSON lines the docs show (docs/usage.md).
+		if len(times) <= 8 {
+			if err := hostLines.Emit(sample); err != nil {
+				t.Fatal(err)
+			}
+			if len(times) == 8 {
+				if err := (render.HostJSONLines{W: &jsonl}).Emit(sample); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		return sample
 	}
 	find := func(sample *watch.HostSample) *watch.Growing {
@@ -409,6 +403,8 @@ func TestHostSamplerRates(t *testing.T) {
 	if !p.Since.Equal(times[5]) {
 		t.Errorf("since %s; the window of 5 samples begins at sample 6 (%s)", p.Since.Format("15:04:05"), times[5].Format("15:04:05"))
 	}
+	fixture.Golden(t, "host-watch.lines", lines.Bytes())
+	fixture.Golden(t, "host-watch.jsonl", jsonl.Bytes())
 	for range 5 {
 		g.now = g.now.Add(time.Second)
 		p = find(next())
