@@ -9,6 +9,7 @@ Usage:
 	zombiewatch --pid N [--json | --zombies] [flags]
 	zombiewatch --name RE [--full] | --user U  [--json | --zombies] [flags]
 	zombiewatch --pid N --watch [--interval 1s] [--count K] [--json]
+	zombiewatch --pid N --origin [--for 10s] [--json]
 	zombiewatch --watch [--interval 1s] [--count K] [--json]
 	zombiewatch ctl --pid N [reaper=off|wait|loop|ignore] [close-conn=on|off] [hold=D]
 	zombiewatch serve [--listen 127.0.0.1:9857] [--pid N]... [--name RE]... | --textfile DIR
@@ -40,6 +41,17 @@ limit it is close to (RLIMIT_NOFILE, and RLIMIT_NPROC, which zombies count
 against). Whether a parent reaps is judged from time only: zombies dead
 for 2s or more that stay, or zombies reaped while observed (see --observe);
 its SIGCHLD handling says how, never whether.
+
+With --origin, zombiewatch traces the process in the kernel for --for
+(BPF; root, or CAP_BPF and CAP_PERFMON), then names the code behind what it
+holds: its open descriptors grouped by the user call stack that opened
+them and by kind, state and peer, largest first, with how fast each grew;
+and its zombie children by the stack that forked them, with their exit
+ages. Go binaries resolve to function, file and line (calls the compiler
+inlined as frames of their own where the binary has debug info); other
+ELF binaries to function+offset from their symbol table or an installed
+debug file; anything else to file+offset. What was opened or forked before
+tracing began is counted as such, never guessed.
 
 Flags:
 
@@ -76,6 +88,10 @@ Flags:
 	                   place with a chart (keys r, c and q switch a bundled server's
 	                   reaper and close-conn, and quit); piped, one line per sample;
 	                   with --json, one JSON object per line
+	--origin           trace who opens descriptors and forks children, then report
+	                   the stacks behind what is open and the zombies (one --pid;
+	                   Ctrl-C ends the trace early and reports it)
+	--for D            how long --origin traces (default 10s)
 	--version          print the version
 
 Subcommands:

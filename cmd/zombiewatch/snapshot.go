@@ -55,6 +55,9 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 		return runMany(ctx, c, r, targets, stdout, stderr)
 	}
 	c.PID = targets[0]
+	if c.Origin {
+		return runOrigin(ctx, c, r, stdout, stderr)
+	}
 	if c.Watch {
 		return runWatch(ctx, c, r, stdin, stdout, stderr)
 	}

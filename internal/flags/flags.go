@@ -37,6 +37,8 @@ type Config struct {
 	Count      int
 	Top        int
 	Strict     bool // a refused read of detail fails the host-wide run too
+	Origin     bool // trace the stacks that open descriptors and fork children
+	For        time.Duration
 }
 
 // Parse parses and checks args; help is the -h text, and version printing
@@ -103,7 +105,28 @@ func Parse(args []string, stdout io.Writer, help string) (Config, error) {
 	case c.Watch && (set["max-zombies"] || set["max-fd-ratio"]):
 		return c, cli.Usagef("--max-zombies and --max-fd-ratio check one reading: not with --watch")
 	}
-	return c, nil
+	return c, c.origin(set)
+}
+
+// origin checks --origin and --for: one live process, traced a while.
+func (c *Config) origin(set map[string]bool) error {
+	switch {
+	case set["for"] && !c.Origin:
+		return cli.Usagef("--for is how long --origin traces: give --origin")
+	case !c.Origin:
+		return nil
+	case len(c.PIDs) != 1 || c.Names != nil || c.UID != nil:
+		return cli.Usagef("--origin traces one process: give one --pid")
+	case c.Watch:
+		return cli.Usagef("--origin traces for --for, then reports: not with --watch yet")
+	case c.FDs || c.Zombies:
+		return cli.Usagef("--origin chooses the output: not with --fds or --zombies")
+	case set["proc-root"] && c.ProcRoot != "/proc":
+		return cli.Usagef("--origin traces the running kernel: not with --proc-root")
+	case c.For <= 0 || c.For > MaxFor:
+		return cli.Usagef("--for %s: want above 0, up to %s", c.For, MaxFor)
+	}
+	return nil
 }
 
 // selection checks and compiles what selects processes: --name patterns,
@@ -158,6 +181,8 @@ func flagSet(c *Config, names, users *cli.ListFlag) (*flag.FlagSet, *bool) {
 	fs.IntVar(&c.Count, "count", 0, "")
 	fs.IntVar(&c.Top, "top", 10, "")
 	fs.BoolVar(&c.Strict, "strict", false, "")
+	fs.BoolVar(&c.Origin, "origin", false, "")
+	fs.DurationVar(&c.For, "for", DefaultFor, "")
 	return fs, showVersion
 }
 
@@ -173,7 +198,12 @@ func Flags() *flag.FlagSet {
 // exited too recently to judge: long enough to see the lazy reapers
 // measured (0.5-1 s loops) reap, and for a zombie nobody reaps to become
 // stale (model.StaleAge). MaxObserve bounds it.
+//
+// DefaultFor is how long --origin traces: a leak of one fd a second shows
+// in 10 s; MaxFor bounds it.
 const (
+	DefaultFor     = 10 * time.Second
+	MaxFor         = 24 * time.Hour
 	DefaultObserve = 2 * time.Second
 	MaxObserve     = time.Minute
 )

@@ -91,11 +91,29 @@ func (r *Reader) readFDList(p *Process) error {
 	return nil
 }
 
-// groupFDs groups by the end of a connection that does not change: the
-// remote address of outgoing connections (a pool to 10.1.2.3:5432), and for
-// connections accepted on one of the process's listening addresses, that
-// address and the remote host (the remote port is ephemeral).
+// groupFDs groups the descriptors, largest group first.
 func groupFDs(list []FDEntry) []FDGroup {
+	type key struct{ kind, target, proto, state, remote string }
+	counts := map[key]int{}
+	for _, g := range GroupEach(list) {
+		counts[key{g.Kind, g.Target, g.Protocol, g.TCPState, g.Remote}]++
+	}
+	groups := make([]FDGroup, 0, len(counts))
+	for k, n := range counts {
+		groups = append(groups, FDGroup{Kind: k.kind, Target: k.target, Protocol: k.proto, TCPState: k.state, Remote: k.remote, Count: n})
+	}
+	slices.SortFunc(groups, func(a, b FDGroup) int {
+		return cmp.Or(b.Count-a.Count, cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Target, b.Target), cmp.Compare(a.Remote, b.Remote))
+	})
+	return groups
+}
+
+// GroupEach is the group of each descriptor of list (Count 1), in order.
+// Descriptors group by the end of a connection that does not change: the
+// remote address of outgoing connections (a pool to 10.1.2.3:5432), and
+// for connections accepted on one of the process's listening addresses,
+// that address and the remote host (the remote port is ephemeral).
+func GroupEach(list []FDEntry) []FDGroup {
 	// Listening addresses, and the ports listened on at a wildcard address
 	// (0.0.0.0, ::), whose accepted connections carry the address the
 	// client reached (127.0.0.1:8080) as their local end.
@@ -121,32 +139,24 @@ func groupFDs(list []FDEntry) []FDGroup {
 		l, ok := wildcard[port]
 		return l, ok
 	}
-	type key struct{ kind, target, proto, state, remote string }
-	counts := map[key]int{}
-	for _, e := range list {
-		k := key{kind: e.Kind, proto: e.Protocol, state: e.TCPState, remote: e.Remote}
+	groups := make([]FDGroup, len(list))
+	for i, e := range list {
+		g := FDGroup{Kind: e.Kind, Protocol: e.Protocol, TCPState: e.TCPState, Remote: e.Remote, Count: 1}
 		listener, accepted := listenerOf(e.Local)
 		switch {
 		case e.Kind == proc.FDSocket && e.Protocol == "UNIX":
-			k.target = e.Local
+			g.Target = e.Local
 		case e.Kind == proc.FDSocket && e.Remote != "" && e.TCPState != "LISTEN" && accepted:
 			host, _, err := net.SplitHostPort(e.Remote)
 			if err == nil {
-				k.remote = net.JoinHostPort(host, "*")
+				g.Remote = net.JoinHostPort(host, "*")
 			}
-			k.target = "accepted on " + listener
+			g.Target = "accepted on " + listener
 		case e.Kind != proc.FDSocket:
-			k.target = e.Target
+			g.Target = e.Target
 		}
-		counts[k]++
+		groups[i] = g
 	}
-	groups := make([]FDGroup, 0, len(counts))
-	for k, n := range counts {
-		groups = append(groups, FDGroup{Kind: k.kind, Target: k.target, Protocol: k.proto, TCPState: k.state, Remote: k.remote, Count: n})
-	}
-	slices.SortFunc(groups, func(a, b FDGroup) int {
-		return cmp.Or(b.Count-a.Count, cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Target, b.Target), cmp.Compare(a.Remote, b.Remote))
-	})
 	return groups
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zombiewatch/zombiewatch/internal/fixture"
 	"github.com/zombiewatch/zombiewatch/internal/model"
+	"github.com/zombiewatch/zombiewatch/internal/origin"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 )
 
@@ -165,5 +166,42 @@ func TestChartHonoursNoColor(t *testing.T) {
 	got := Chart(zombies, fds, 20, 4, true)
 	if strings.Contains(got, "\x1b") || !strings.Contains(got, "* zombies   o fds") {
 		t.Errorf("NO_COLOR chart:\n%q\nwant no escape and the character legend", got)
+	}
+}
+
+// TestOriginEscapesHostileNames: a traced binary names its own functions,
+// files and paths; none of it reaches the terminal raw. The standard
+// library's frames above the program's are counted, not shown.
+func TestOriginEscapesHostileNames(t *testing.T) {
+	evil := "main.x\x1b]0;PWNED\x07\x1b[2J"
+	r := &origin.Report{PID: 7, TracedSeconds: 2,
+		FDs: []origin.FDOrigin{{
+			FDGroup: model.FDGroup{Kind: proc.FDFile, Count: 3},
+			Example: "/tmp/\x1b[31mred", PerMinute: 90,
+			Stack: []origin.Frame{
+				{Function: "os.OpenFile", File: "/usr/lib/go/src/os/file.go", Line: 400},
+				{Function: evil, File: "/src/\x1b[1mmain.go", Line: 9},
+				{Function: "runtime.goexit", File: "asm_amd64.s", Line: 1},
+			},
+			Whole: true,
+		}},
+		Zombies:         []origin.ZombieOrigin{},
+		ZombiesUntraced: 2,
+	}
+	var b strings.Builder
+	if err := Origin(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Errorf("raw control bytes reached the output:\n%q", out)
+	}
+	for _, want := range []string{"3 file (/tmp/", "+90/min", "(1 frame in Go's standard library)", "main.x", "← runtime.goexit", "2 forked before tracing began"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "os.OpenFile") {
+		t.Errorf("a standard library frame above the program's is shown:\n%s", out)
 	}
 }

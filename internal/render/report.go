@@ -37,6 +37,10 @@ func JSONList(w io.Writer, ps []*model.Process, indent bool) error {
 	return encode(w, ps, indent)
 }
 
+// Encode writes v as JSON (the one-process object with more keys, as
+// --origin's), indented for a terminal.
+func Encode(w io.Writer, v any, indent bool) error { return encode(w, v, indent) }
+
 func encode(w io.Writer, v any, indent bool) error {
 	enc := json.NewEncoder(w)
 	if indent {

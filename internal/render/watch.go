@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/proc"
 	"github.com/zombiewatch/zombiewatch/internal/watch"
 )
@@ -187,6 +188,12 @@ func ContainerLine(c watch.ContainerGrowth) string {
 // GroupLine names a growing group for a person: "+312 TCP CLOSE_WAIT to
 // 10.1.2.3:5432 (312 now)".
 func GroupLine(g watch.GroupGrowth) string {
+	return fmt.Sprintf("+%d %s (%d now)", g.Delta, GroupWhat(g.FDGroup), g.Count)
+}
+
+// GroupWhat names an fd group as a sentence does: "TCP CLOSE_WAIT to
+// 10.0.0.5:5432", "pipes", "REG /var/log/app.log"; escaped.
+func GroupWhat(g model.FDGroup) string {
 	var what []string
 	switch {
 	case g.Protocol != "":
@@ -208,5 +215,5 @@ func GroupLine(g watch.GroupGrowth) string {
 			what = append(what, g.Target)
 		}
 	}
-	return fmt.Sprintf("+%d %s (%d now)", g.Delta, Printable(strings.Join(what, " ")), g.Count)
+	return Printable(strings.Join(what, " "))
 }

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/zombiewatch/zombiewatch/internal/flags"
+	"github.com/zombiewatch/zombiewatch/internal/model"
+	"github.com/zombiewatch/zombiewatch/internal/origin"
+	"github.com/zombiewatch/zombiewatch/internal/render"
+)
+
+// runOrigin traces one process for --for (Ctrl-C ends it early, and the
+// report of what was traced is still printed), then shows the process
+// and the stacks behind the descriptors it holds and the zombies it has
+// not reaped.
+func runOrigin(ctx context.Context, c flags.Config, r *model.Reader, stdout, stderr io.Writer) error {
+	t, err := origin.Trace(c.PID)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	if isTerminal(stderr) {
+		fmt.Fprintf(stderr, "zombiewatch: tracing pid %d for %s (Ctrl-C ends it early)\n", c.PID, c.For)
+	}
+	start := time.Now()
+	select {
+	case <-ctx.Done():
+	case <-time.After(c.For):
+	}
+	traced := time.Since(start)
+	// The table first, then the records: whatever it holds that was
+	// opened while traced has its record by then.
+	opts := c.Options()
+	opts.FDList = true
+	p, err := r.Process(context.WithoutCancel(ctx), c.PID, opts)
+	var denied *model.PermissionError
+	if err != nil && (p == nil || !errors.As(err, &denied)) {
+		return err
+	}
+	rec, err := t.Recorded()
+	if ctx.Err() == nil {
+		observe(ctx, c, r, stderr, p) // the tracing is over: its records are read
+	}
+	if err != nil {
+		return fmt.Errorf("reading what was traced: %v", err)
+	}
+	sym, err := origin.NewSymbolizer(c.ProcRoot, p.PID)
+	if err != nil {
+		return fmt.Errorf("pid %d: reading its mappings to name the stacks: %v", p.PID, err)
+	}
+	report := origin.Join(p, rec, traced, sym.Resolve)
+	if c.JSON {
+		out := struct {
+			*model.Process
+			Origin *origin.Report `json:"origin"`
+		}{p, report}
+		err = render.Encode(stdout, out, isTerminal(stdout))
+	} else if err = render.Table(stdout, p); err == nil {
+		err = render.Origin(stdout, report)
+	}
+	if err != nil {
+		return err
+	}
+	if denied != nil {
+		return denied
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/zombiewatch/zombiewatch/internal/model"
+	"github.com/zombiewatch/zombiewatch/internal/origin"
+	"github.com/zombiewatch/zombiewatch/internal/proc"
+	"github.com/zombiewatch/zombiewatch/internal/zombietest"
+)
+
+// TestOriginAsDocumented: zombiewatch --pid P --origin names the lines of
+// a Go program that leak files and fork children it does not reap, in
+// the words docs/usage.md shows.
+func TestOriginAsDocumented(t *testing.T) {
+	zombietest.SkipSlow(t)
+	tr, err := origin.Trace(os.Getpid())
+	if errors.Is(err, origin.ErrUnavailable) {
+		t.Skipf("this kernel or this user cannot trace: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "leaker")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../internal/origin/testdata/leaker").CombinedOutput(); err != nil {
+		t.Fatalf("go build the leaker: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, dir, "20", "5", "3")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+		zombietest.ReapAll()
+	})
+	// Traced until the leaks are done, then ended as Ctrl-C ends it: the
+	// report of what was traced still comes.
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		done <- run(ctx, []string{"--pid", strconv.Itoa(cmd.Process.Pid), "--origin", "--for", "5m"}, nil, &out, io.Discard)
+	}()
+	for _, what := range []string{"exit", "fork"} {
+		waitForProgram(t, origin.ProgramName(what, cmd.Process.Pid), 30*time.Second)
+	}
+	fmt.Fprintln(stdin, "go")
+	began := time.Now()
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "done\n" {
+		t.Fatalf("the leaker said %q: %v", line, err)
+	}
+	fs, err := proc.New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		p, err := model.NewReader(fs).Process(ctx, cmd.Process.Pid, model.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Zombies == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leaker holds %d zombies after 30 s, want 3", p.Zombies)
+		}
+	}
+	// A rate is given for a second traced or more, as the page shows.
+	time.Sleep(time.Until(began.Add(1500 * time.Millisecond)))
+	stop()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("--origin ended early returned %v, want the cancellation (exit 130)", err)
+	}
+	for _, want := range []string{"15 file (", "main.leakFiles main.go:", "5 file (", "main.reopen main.go:", "main.forkZombies main.go:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--origin printed no %q:\n%s", want, out.String())
+		}
+	}
+	checkCaptured(t, "docs/usage.md", "origin", out.String())
+}
+
+// waitForProgram waits until a BPF program of that name is loaded: the
+// tracer is attached.
+func waitForProgram(t *testing.T, name string, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var id ebpf.ProgramID
+		for {
+			next, err := ebpf.ProgramGetNextID(id)
+			if err != nil {
+				break
+			}
+			id = next
+			p, err := ebpf.NewProgramFromID(id)
+			if err != nil {
+				continue
+			}
+			info, err := p.Info()
+			p.Close()
+			if err == nil && info.Name == name {
+				return
+			}
+		}
+	}
+	t.Fatalf("no BPF program %s loaded within %s", name, limit)
+}

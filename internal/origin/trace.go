@@ -1,0 +1,437 @@
+package origin
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// StackDepth is the kernel's bound on a recorded stack
+// (PERF_MAX_STACK_DEPTH).
+const StackDepth = 127
+
+// Record is what the kernel kept of one descriptor installed or one child
+// forked while tracing: the user stack (an id in the stack map, negative
+// when the map had no room for it) and when, on CLOCK_BOOTTIME.
+type Record struct {
+	StackID int64
+	BootNs  uint64
+}
+
+// Tracer follows one process in the kernel: every system call of its
+// threads that returns a new descriptor (the raw sys_exit tracepoint,
+// filtered by syscall number: open, socket, accept, pipe, dup, eventfd,
+// memfd and the rest), every close, and every child it forks (the
+// sched_process_fork tracepoint), each with the user stack that did it.
+// The records are joined with the table open at the end: a number reused
+// keeps only its latest opener, and a closed one is forgotten.
+//
+// fentry on fd_install, the one place every descriptor enters a table,
+// would see descriptors received over a Unix socket too; kernels that
+// refuse trampolines (this project's lab machine does, with EPERM) still
+// have the tracepoints, so those are what is used.
+type Tracer struct {
+	PID    int
+	Start  uint64 // CLOCK_BOOTTIME when tracing began
+	stacks *ebpf.Map
+	kinds  *ebpf.Map
+	fds    *ebpf.Map
+	forks  *ebpf.Map
+	links  []link.Link
+}
+
+// Bounds of the kernel's maps: the descriptors and children remembered
+// (16-byte records), and the distinct stacks (1 KiB each).
+const (
+	maxFDs    = 1 << 20
+	maxForks  = 1 << 16
+	maxStacks = 1 << 14
+)
+
+// ErrUnavailable wraps every reason tracing cannot start here (no BPF, no
+// BTF, not privileged), so a caller can say what would fix it.
+var ErrUnavailable = errors.New("origin tracing unavailable")
+
+// Trace starts tracing pid. Close ends it.
+func Trace(pid int) (*Tracer, error) {
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return nil, fmt.Errorf("%w: the kernel has no BTF (/sys/kernel/btf/vmlinux: %v)", ErrUnavailable, err)
+	}
+	off, err := kernelOffsets()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	t := &Tracer{PID: pid}
+	ok := false
+	defer func() {
+		if !ok {
+			t.Close()
+		}
+	}()
+	if err := t.makeMaps(); err != nil {
+		return nil, unavailable("creating the BPF maps", err)
+	}
+	progs := []struct {
+		name, attachTo string
+		insns          asm.Instructions
+	}{
+		{ProgramName("exit", pid), "sys_exit", t.sysExit(off)},
+		{ProgramName("fork", pid), "sched_process_fork", t.fork(off)},
+	}
+	for _, p := range progs {
+		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+			Name: p.name, Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: p.attachTo,
+			Instructions: p.insns, License: "GPL",
+		})
+		if err != nil {
+			return nil, unavailable("loading the program on the "+p.attachTo+" tracepoint", err)
+		}
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
+		prog.Close() // the link holds it
+		if err != nil {
+			return nil, unavailable("attaching to the "+p.attachTo+" tracepoint", err)
+		}
+		t.links = append(t.links, l)
+	}
+	t.Start = bootNow()
+	ok = true
+	return t, nil
+}
+
+// ProgramName is the name of a tracer's program ("exit" or "fork") for
+// pid, as bpftool and /proc/PID/fdinfo show it: who traces what is
+// visible on the host.
+func ProgramName(what string, pid int) string {
+	return fmt.Sprintf("zw%s%d", what, pid) // at most 15 bytes: the kernel's bound
+}
+
+// unavailable wraps a refusal with what would lift it.
+func unavailable(what string, err error) error {
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		return fmt.Errorf("%w: %s: %v (run as root, or with CAP_BPF and CAP_PERFMON; a kernel in lockdown=confidentiality refuses tracing to everyone)", ErrUnavailable, what, err)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrUnavailable, what, err)
+}
+
+// What a system call does to the descriptor table, by its number.
+const (
+	kindNone     = iota
+	kindFD       // returns a new descriptor
+	kindFcntl    // fcntl: a new descriptor for F_DUPFD and F_DUPFD_CLOEXEC
+	kindPairArg0 // writes two descriptors to the array its first argument points to
+	kindPairArg3 // the same, its fourth argument (socketpair)
+	kindClose    // close: the descriptor of its first argument is gone
+	kindClone    // clone: with CLONE_PIDFD, a pidfd written where its third argument points
+	kindClone3   // clone3: with CLONE_PIDFD in its clone_args, a pidfd written where they say
+)
+
+// syscallKinds are x86-64's numbers of the system calls that add or
+// remove a descriptor. bpf(2) is left out: it returns 0 for success as
+// often as a descriptor.
+var syscallKinds = map[uint32]uint8{
+	2: kindFD, 85: kindFD, 257: kindFD, 437: kindFD, 304: kindFD, // open, creat, openat, openat2, open_by_handle_at
+	41: kindFD, 43: kindFD, 288: kindFD, // socket, accept, accept4
+	32: kindFD, 33: kindFD, 292: kindFD, 72: kindFcntl, // dup, dup2, dup3, fcntl
+	213: kindFD, 291: kindFD, 284: kindFD, 290: kindFD, // epoll_create(1), eventfd(2)
+	282: kindFD, 289: kindFD, 283: kindFD, 319: kindFD, // signalfd(4), timerfd_create, memfd_create
+	253: kindFD, 294: kindFD, 300: kindFD, 298: kindFD, // inotify_init(1), fanotify_init, perf_event_open
+	434: kindFD, 438: kindFD, 323: kindFD, 425: kindFD, // pidfd_open, pidfd_getfd, userfaultfd, io_uring_setup
+	428: kindFD, 430: kindFD, 432: kindFD, 433: kindFD, 447: kindFD, // open_tree, fsopen, fsmount, fspick, memfd_secret
+	22: kindPairArg0, 293: kindPairArg0, 53: kindPairArg3, // pipe, pipe2, socketpair
+	3:  kindClose,
+	56: kindClone, 435: kindClone3, // os/exec's children come with a pidfd
+}
+
+const maxSyscall = 512
+
+func (t *Tracer) makeMaps() error {
+	var err error
+	if t.stacks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_stacks", Type: ebpf.StackTrace, KeySize: 4, ValueSize: 8 * StackDepth, MaxEntries: maxStacks}); err != nil {
+		return err
+	}
+	if t.kinds, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_kinds", Type: ebpf.Array, KeySize: 4, ValueSize: 1, MaxEntries: maxSyscall}); err != nil {
+		return err
+	}
+	for nr, kind := range syscallKinds {
+		if err := t.kinds.Put(nr, kind); err != nil {
+			return err
+		}
+	}
+	if t.fds, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_fds", Type: ebpf.Hash, KeySize: 4, ValueSize: 16, MaxEntries: maxFDs}); err != nil {
+		return err
+	}
+	t.forks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_forks", Type: ebpf.Hash, KeySize: 4, ValueSize: 16, MaxEntries: maxForks})
+	return err
+}
+
+// offsets are the kernel structures' fields the programs read, from BTF:
+// this kernel's layout, not a header's.
+type offsets struct {
+	origAX, di, si, dx, r10 int16 // struct pt_regs: the syscall number, arguments 1, 2, 3 and 4
+	taskPID, taskTGID       int16
+}
+
+func kernelOffsets() (offsets, error) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return offsets{}, fmt.Errorf("reading the kernel's BTF: %v", err)
+	}
+	var o offsets
+	for _, f := range []struct {
+		typ, member string
+		dst         *int16
+	}{
+		{"pt_regs", "orig_ax", &o.origAX},
+		{"pt_regs", "di", &o.di},
+		{"pt_regs", "si", &o.si},
+		{"pt_regs", "dx", &o.dx},
+		{"pt_regs", "r10", &o.r10},
+		{"task_struct", "pid", &o.taskPID},
+		{"task_struct", "tgid", &o.taskTGID},
+	} {
+		var s *btf.Struct
+		if err := spec.TypeByName(f.typ, &s); err != nil {
+			return o, fmt.Errorf("struct %s in the kernel's BTF: %v", f.typ, err)
+		}
+		found := false
+		for _, m := range s.Members {
+			if m.Name == f.member {
+				*f.dst, found = int16(m.Offset.Bytes()), true
+			}
+		}
+		if !found {
+			return o, fmt.Errorf("struct %s has no %s in the kernel's BTF", f.typ, f.member)
+		}
+	}
+	return o, nil
+}
+
+// The programs' stack, as offsets from the frame pointer: the record's
+// value (stack id, time), its key, the two descriptors a pipe returns,
+// the syscall number looked up.
+const (
+	valStack = -16
+	valTime  = -8
+	keyOff   = -20
+	pairOff  = -28
+	nrOff    = -32
+	argsOff  = -48 // the first 16 bytes of clone3's clone_args: flags, pidfd
+)
+
+// ifTraced starts a program: r6 = ctx; on to "exit" unless the current
+// task belongs to the traced process.
+func (t *Tracer) ifTraced() asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.FnGetCurrentPidTgid.Call(),
+		asm.RSh.Imm(asm.R0, 32),
+		asm.JNE.Imm(asm.R0, int32(t.PID), "exit"),
+	}
+}
+
+// record ends a program: the stack and the time into the value, then the
+// value into m under the key stored; with r9 not 0, under the second
+// descriptor of the pair too.
+func (t *Tracer) record(m *ebpf.Map) asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("record"),
+		asm.LoadMapPtr(asm.R2, t.stacks.FD()),
+		asm.Mov.Imm(asm.R3, unix.BPF_F_USER_STACK),
+		asm.FnGetStackid.Call(),
+		asm.StoreMem(asm.RFP, valStack, asm.R0, asm.DWord),
+		asm.FnKtimeGetBootNs.Call(),
+		asm.StoreMem(asm.RFP, valTime, asm.R0, asm.DWord),
+		asm.LoadMapPtr(asm.R1, m.FD()).WithSymbol("update"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, keyOff),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, valStack),
+		asm.Mov.Imm(asm.R4, unix.BPF_ANY),
+		asm.FnMapUpdateElem.Call(),
+		asm.JEq.Imm(asm.R9, 0, "exit"),
+		asm.Mov.Imm(asm.R9, 0),
+		asm.LoadMem(asm.R1, asm.RFP, pairOff+4, asm.Word),
+		asm.StoreMem(asm.RFP, keyOff, asm.R1, asm.Word),
+		asm.Ja.Label("update"),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("exit"),
+		asm.Return(),
+	}
+}
+
+// sysExit: the raw sys_exit tracepoint (struct pt_regs *regs, long ret).
+// r7 = ret, r8 = regs, r9 = 1 when a pair of descriptors is recorded.
+func (t *Tracer) sysExit(o offsets) asm.Instructions {
+	insns := t.ifTraced()
+	insns = append(insns,
+		asm.LoadMem(asm.R7, asm.R6, 8, asm.DWord),
+		asm.JSLT.Imm(asm.R7, 0, "exit"),
+		asm.LoadMem(asm.R8, asm.R6, 0, asm.DWord),
+		asm.LoadMem(asm.R2, asm.R8, o.origAX, asm.DWord),
+		asm.JGE.Imm(asm.R2, maxSyscall, "exit"),
+		asm.StoreMem(asm.RFP, nrOff, asm.R2, asm.Word),
+		asm.LoadMapPtr(asm.R1, t.kinds.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, nrOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "exit"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Byte),
+		asm.Mov.Imm(asm.R9, 0),
+		asm.JEq.Imm(asm.R1, kindFD, "fd"),
+		asm.JEq.Imm(asm.R1, kindFcntl, "fcntl"),
+		asm.JEq.Imm(asm.R1, kindPairArg0, "pair0"),
+		asm.JEq.Imm(asm.R1, kindPairArg3, "pair3"),
+		asm.JEq.Imm(asm.R1, kindClose, "close"),
+		asm.JEq.Imm(asm.R1, kindClone, "clone"),
+		asm.JEq.Imm(asm.R1, kindClone3, "clone3"),
+		asm.Ja.Label("exit"),
+
+		// In the parent (the child returns 0), where CLONE_PIDFD was asked:
+		// the address of the pidfd into r3.
+		asm.JEq.Imm(asm.R7, 0, "exit").WithSymbol("clone"),
+		asm.LoadMem(asm.R1, asm.R8, o.di, asm.DWord),
+		asm.And.Imm(asm.R1, unix.CLONE_PIDFD),
+		asm.JEq.Imm(asm.R1, 0, "exit"),
+		asm.LoadMem(asm.R3, asm.R8, o.dx, asm.DWord),
+		asm.Ja.Label("one"),
+		asm.JEq.Imm(asm.R7, 0, "exit").WithSymbol("clone3"),
+		asm.LoadMem(asm.R3, asm.R8, o.di, asm.DWord),
+		asm.Mov.Reg(asm.R1, asm.RFP),
+		asm.Add.Imm(asm.R1, argsOff),
+		asm.Mov.Imm(asm.R2, 16),
+		asm.FnProbeReadUser.Call(),
+		asm.JNE.Imm(asm.R0, 0, "exit"),
+		asm.LoadMem(asm.R1, asm.RFP, argsOff, asm.DWord),
+		asm.And.Imm(asm.R1, unix.CLONE_PIDFD),
+		asm.JEq.Imm(asm.R1, 0, "exit"),
+		asm.LoadMem(asm.R3, asm.RFP, argsOff+8, asm.DWord),
+		// One descriptor at the user address in r3.
+		asm.Mov.Reg(asm.R1, asm.RFP).WithSymbol("one"),
+		asm.Add.Imm(asm.R1, pairOff),
+		asm.Mov.Imm(asm.R2, 4),
+		asm.FnProbeReadUser.Call(),
+		asm.JNE.Imm(asm.R0, 0, "exit"),
+		asm.LoadMem(asm.R1, asm.RFP, pairOff, asm.Word),
+		asm.StoreMem(asm.RFP, keyOff, asm.R1, asm.Word),
+		asm.Ja.Label("record"),
+
+		asm.LoadMem(asm.R1, asm.R8, o.si, asm.DWord).WithSymbol("fcntl"),
+		asm.JEq.Imm(asm.R1, unix.F_DUPFD, "fd"),
+		asm.JEq.Imm(asm.R1, unix.F_DUPFD_CLOEXEC, "fd"),
+		asm.Ja.Label("exit"),
+
+		asm.JNE.Imm(asm.R7, 0, "exit").WithSymbol("close"),
+		asm.LoadMem(asm.R1, asm.R8, o.di, asm.DWord),
+		asm.StoreMem(asm.RFP, keyOff, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, t.fds.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, keyOff),
+		asm.FnMapDeleteElem.Call(),
+		asm.Ja.Label("exit"),
+
+		asm.LoadMem(asm.R3, asm.R8, o.di, asm.DWord).WithSymbol("pair0"),
+		asm.Ja.Label("pair"),
+		asm.LoadMem(asm.R3, asm.R8, o.r10, asm.DWord).WithSymbol("pair3"),
+		asm.Mov.Reg(asm.R1, asm.RFP).WithSymbol("pair"),
+		asm.Add.Imm(asm.R1, pairOff),
+		asm.Mov.Imm(asm.R2, 8),
+		asm.FnProbeReadUser.Call(),
+		asm.JNE.Imm(asm.R0, 0, "exit"),
+		asm.LoadMem(asm.R1, asm.RFP, pairOff, asm.Word),
+		asm.StoreMem(asm.RFP, keyOff, asm.R1, asm.Word),
+		asm.Mov.Imm(asm.R9, 1),
+		asm.Ja.Label("record"),
+
+		asm.StoreMem(asm.RFP, keyOff, asm.R7, asm.Word).WithSymbol("fd"),
+	)
+	return append(insns, t.record(t.fds)...)
+}
+
+// fork: the sched_process_fork tracepoint (struct task_struct *parent,
+// struct task_struct *child), processes only: a new thread (pid other
+// than its tgid) is not a child anyone waits for.
+func (t *Tracer) fork(o offsets) asm.Instructions {
+	insns := t.ifTraced()
+	insns = append(insns,
+		asm.Mov.Imm(asm.R9, 0),
+		asm.LoadMem(asm.R7, asm.R6, 8, asm.DWord), // child
+		asm.LoadMem(asm.R8, asm.R7, o.taskPID, asm.Word),
+		asm.LoadMem(asm.R1, asm.R7, o.taskTGID, asm.Word),
+		asm.JNE.Reg(asm.R8, asm.R1, "exit"),
+		asm.StoreMem(asm.RFP, keyOff, asm.R8, asm.Word),
+	)
+	return append(insns, t.record(t.forks)...)
+}
+
+// Close detaches the programs and frees the maps.
+func (t *Tracer) Close() error {
+	for _, l := range t.links {
+		l.Close()
+	}
+	t.links = nil
+	for _, m := range []*ebpf.Map{t.stacks, t.kinds, t.fds, t.forks} {
+		if m != nil {
+			m.Close()
+		}
+	}
+	return nil
+}
+
+// Records reads what was recorded: by descriptor number, and by child pid.
+func (t *Tracer) Records() (fds, forks map[int]Record, err error) {
+	if fds, err = readRecords(t.fds); err != nil {
+		return nil, nil, err
+	}
+	forks, err = readRecords(t.forks)
+	return fds, forks, err
+}
+
+func readRecords(m *ebpf.Map) (map[int]Record, error) {
+	out := map[int]Record{}
+	var key uint32
+	var val Record
+	it := m.Iterate()
+	for it.Next(&key, &val) {
+		out[int(key)] = val
+	}
+	return out, it.Err()
+}
+
+// Stack is the user stack of an id, innermost first; nil when the map
+// does not have it.
+func (t *Tracer) Stack(id int64) []uint64 {
+	if id < 0 {
+		return nil
+	}
+	var frames [StackDepth]uint64
+	if err := t.stacks.Lookup(uint32(id), &frames); err != nil {
+		return nil
+	}
+	n := 0
+	for n < StackDepth && frames[n] != 0 {
+		n++
+	}
+	return frames[:n:n]
+}
+
+// bootNow is CLOCK_BOOTTIME in nanoseconds: the clock the records carry.
+func bootNow() uint64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	return uint64(ts.Nano())
+}
+
+// Since is how long ago a record's time was.
+func Since(bootNs uint64) time.Duration {
+	now := bootNow()
+	if bootNs > now {
+		return 0
+	}
+	return time.Duration(now - bootNs)
+}

@@ -1,0 +1,144 @@
+package render
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/zombiewatch/zombiewatch/internal/origin"
+)
+
+// Bounds of the origin report: the groups shown and each stack's frames
+// (--json has them all).
+const (
+	originGroups = 10
+	originFrames = 8
+)
+
+// Origin prints what tracing found: the open descriptors by the stack
+// that opened them, the zombie children by the stack that forked them.
+func Origin(w io.Writer, r *origin.Report) error {
+	b := &strings.Builder{}
+	traced := time.Duration(r.TracedSeconds * float64(time.Second)).Round(100 * time.Millisecond)
+	fmt.Fprintf(b, "\nORIGINS (pid %d traced for %s)\n", r.PID, traced)
+	opened := 0
+	for _, o := range r.FDs {
+		opened += o.Count
+	}
+	fmt.Fprintf(b, "open descriptors opened while traced: %d", opened)
+	if r.FDsUntraced > 0 {
+		fmt.Fprintf(b, "; %d opened before tracing began (or received from another process): origin unknown", r.FDsUntraced)
+	}
+	b.WriteString("\n")
+	for i, o := range r.FDs {
+		if i == originGroups {
+			fmt.Fprintf(b, "  … %d more groups (--json lists them)\n", len(r.FDs)-i)
+			break
+		}
+		rate := ""
+		if o.PerMinute > 0 {
+			rate = fmt.Sprintf(", +%.0f/min", o.PerMinute)
+		}
+		example := ""
+		if o.Example != "" {
+			example = " (" + Printable(o.Example) + plural(o.Count, ")", ", …)")
+		}
+		fmt.Fprintf(b, "  %d %s%s%s, opened at\n", o.Count, GroupWhat(o.FDGroup), example, rate)
+		stack(b, o.Stack)
+	}
+	zombies := 0
+	for _, o := range r.Zombies {
+		zombies += o.Count
+	}
+	fmt.Fprintf(b, "zombie children forked while traced: %d", zombies)
+	if r.ZombiesUntraced > 0 {
+		fmt.Fprintf(b, "; %d forked before tracing began: origin unknown", r.ZombiesUntraced)
+	}
+	b.WriteString("\n")
+	for i, o := range r.Zombies {
+		if i == originGroups {
+			fmt.Fprintf(b, "  … %d more stacks (--json lists them)\n", len(r.Zombies)-i)
+			break
+		}
+		fmt.Fprintf(b, "  %d %s%s, forked at\n", o.Count, plural(o.Count, "zombie", "zombies"), exitAges(o))
+		stack(b, o.Stack)
+	}
+	if r.CutShort > 0 {
+		fmt.Fprintf(b, "note: %d %s end before their thread's entry: a function built without frame pointers stops the kernel's walk (C: rebuild with -fno-omit-frame-pointer; Go keeps them)\n",
+			r.CutShort, plural(r.CutShort, "stack", "stacks"))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// stack prints a stack's frames, innermost first, bounded, from the first
+// frame of the program's own code: the Go standard library's frames above
+// it (os.OpenFile, syscall.Syscall6) are counted, not shown.
+func stack(b *strings.Builder, frames []origin.Frame) {
+	if len(frames) == 0 {
+		b.WriteString("      (stack not kept: the kernel's stack map was full)\n")
+		return
+	}
+	if own := firstOwn(frames); own > 0 {
+		fmt.Fprintf(b, "      (%d %s in Go's standard library)\n", own, plural(own, "frame", "frames"))
+		frames = frames[own:]
+	}
+	for i, f := range frames {
+		if i == originFrames {
+			fmt.Fprintf(b, "      … %d more frames\n", len(frames)-i)
+			return
+		}
+		arrow := "  "
+		if i > 0 {
+			arrow = "← "
+		}
+		fmt.Fprintf(b, "    %s%s\n", arrow, Printable(f.String()))
+	}
+}
+
+// firstOwn is the index of a Go stack's first frame outside the standard
+// library; 0 when there is none, or the stack is not Go's.
+func firstOwn(frames []origin.Frame) int {
+	for i, f := range frames {
+		if !strings.HasSuffix(f.File, ".go") && !strings.HasSuffix(f.File, ".s") {
+			return 0
+		}
+		if !goStd(f.Function) {
+			return i
+		}
+	}
+	return 0
+}
+
+// goStd tells whether a Go function is of the standard library: its
+// package path's first element has no dot ("net/http", "internal/poll"),
+// and it is not main.
+func goStd(function string) bool {
+	path := function
+	if i := strings.LastIndex(path, "/"); i >= 0 {
+		rest := path[i:]
+		if j := strings.Index(rest, "."); j >= 0 {
+			path = path[:i+j]
+		}
+	} else if j := strings.Index(path, "."); j >= 0 {
+		path = path[:j]
+	}
+	first, _, _ := strings.Cut(path, "/")
+	return path != "main" && !strings.Contains(first, ".")
+}
+
+// exitAges says when a stack's zombies exited, where the kernel told.
+func exitAges(o origin.ZombieOrigin) string {
+	switch {
+	case o.NewestExitSeconds == nil:
+		return ""
+	case *o.OldestExitSeconds-*o.NewestExitSeconds < 0.5:
+		return fmt.Sprintf(" (exited %s ago)", age(*o.OldestExitSeconds))
+	}
+	return fmt.Sprintf(" (exited %s to %s ago)", age(*o.NewestExitSeconds), age(*o.OldestExitSeconds))
+}
+
+func age(seconds float64) string {
+	return time.Duration(seconds * float64(time.Second)).Round(100 * time.Millisecond).String()
+}
