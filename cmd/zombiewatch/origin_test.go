@@ -90,9 +90,14 @@ func TestOriginAsDocumented(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("--origin ended early returned %v, want the cancellation (exit 130)", err)
 	}
-	for _, want := range []string{"15 file (", "main.leakFiles main.go:", "5 file (", "main.reopen main.go:", "main.forkZombies main.go:"} {
+	for _, want := range []string{"20 TCP ESTABLISHED", "main.leakConns main.go:", "15 file (", "main.leakFiles main.go:", "5 file (", "main.reopen main.go:", "main.forkZombies main.go:"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--origin printed no %q:\n%s", want, out.String())
+		}
+	}
+	for _, never := range []string{"openAndClose", "forkAndReap"} {
+		if strings.Contains(out.String(), never) {
+			t.Errorf("--origin names %s, which leaks nothing:\n%s", never, out.String())
 		}
 	}
 	checkCaptured(t, "docs/usage.md", "origin", out.String())

@@ -32,6 +32,9 @@ type Report struct {
 	Zombies []ZombieOrigin `json:"zombies"`
 	// ZombiesUntraced were forked before tracing began.
 	ZombiesUntraced int `json:"zombies_untraced"`
+	// RecordsLost are descriptors and children opened while traced that
+	// the kernel's maps had no room for: counted among the untraced.
+	RecordsLost uint64 `json:"records_lost"`
 	// CutShort counts the stacks shown that do not reach their thread's
 	// entry: frames without a frame pointer end the kernel's walk.
 	CutShort int `json:"stacks_cut_short"`
@@ -66,6 +69,7 @@ type ZombieOrigin struct {
 type Recorded struct {
 	FDs, Forks map[int]Record
 	Stacks     map[int64][]uint64
+	Lost       uint64
 }
 
 // Recorded reads everything the tracer kept.
@@ -74,7 +78,11 @@ func (t *Tracer) Recorded() (Recorded, error) {
 	if err != nil {
 		return Recorded{}, err
 	}
-	r := Recorded{FDs: fds, Forks: forks, Stacks: map[int64][]uint64{}}
+	lost, err := t.Lost()
+	if err != nil {
+		return Recorded{}, err
+	}
+	r := Recorded{FDs: fds, Forks: forks, Stacks: map[int64][]uint64{}, Lost: lost}
 	for _, m := range []map[int]Record{fds, forks} {
 		for _, rec := range m {
 			if _, ok := r.Stacks[rec.StackID]; !ok {
@@ -88,7 +96,7 @@ func (t *Tracer) Recorded() (Recorded, error) {
 // Join groups what p holds now (read with its fd list and zombie list
 // after tracing) by the records; resolve turns a stack into frames.
 func Join(p *model.Process, rec Recorded, traced time.Duration, resolve func([]uint64) []Frame) *Report {
-	r := &Report{PID: p.PID, TracedSeconds: traced.Seconds(), FDs: []FDOrigin{}, Zombies: []ZombieOrigin{}}
+	r := &Report{PID: p.PID, TracedSeconds: traced.Seconds(), FDs: []FDOrigin{}, Zombies: []ZombieOrigin{}, RecordsLost: rec.Lost}
 	frames := map[int64][]Frame{}
 	stack := func(id int64) []Frame {
 		f, ok := frames[id]

@@ -41,7 +41,7 @@ func buildLeaker(t *testing.T, ldflags string) string {
 
 // traceLeaker runs the leaker under the tracer until it has leaked, and
 // joins what it holds with the records.
-func traceLeaker(t *testing.T, bin string) *origin.Report {
+func traceLeaker(t *testing.T, bin string, opts origin.Options) *origin.Report {
 	t.Helper()
 	dir := t.TempDir()
 	cmd := exec.Command(bin, dir, fmt.Sprint(leaked), fmt.Sprint(reopened), fmt.Sprint(forked))
@@ -62,7 +62,7 @@ func traceLeaker(t *testing.T, bin string) *origin.Report {
 		cmd.Wait()
 		zombietest.ReapAll()
 	})
-	tr := trace(t, cmd.Process.Pid)
+	tr := trace(t, cmd.Process.Pid, opts)
 	start := time.Now()
 	fmt.Fprintln(stdin, "go")
 	done := make(chan error, 1)
@@ -117,46 +117,66 @@ func traceLeaker(t *testing.T, bin string) *origin.Report {
 	return r
 }
 
-// files is the file groups of a report by the leaker's function that
-// opened them, and the frame of it in the first group's stack.
-func files(t *testing.T, r *origin.Report) (map[string]int, map[string]origin.Frame) {
+// byFunction is what a report names, by the leaker's innermost own
+// function: counts of descriptors and zombies, and the frame.
+func byFunction(t *testing.T, r *origin.Report) (map[string]int, map[string]origin.Frame) {
+	t.Helper()
 	counts, frames := map[string]int{}, map[string]origin.Frame{}
+	add := func(what string, n int, stack []origin.Frame, whole bool) {
+		f := frameIn(stack, "main.")
+		if f == nil || !whole {
+			t.Errorf("%s at %v (whole %v): want a frame of the leaker's main package, and the stack to its goroutine's start", what, stack, whole)
+			return
+		}
+		counts[what+" "+f.Function] += n
+		frames[what+" "+f.Function] = *f
+	}
 	for _, o := range r.FDs {
-		if o.Kind != proc.FDFile {
-			continue
+		switch {
+		case o.Kind == proc.FDFile:
+			add("file", o.Count, o.Stack, o.Whole)
+		case o.Protocol == "TCP" && o.TCPState == "ESTABLISHED":
+			add("tcp", o.Count, o.Stack, o.Whole)
 		}
-		f := frameIn(o.Stack, "main.")
-		if f == nil || !o.Whole {
-			t.Errorf("files opened at %v (whole %v): want a frame of the leaker's main package, and the stack to its goroutine's start", o.Stack, o.Whole)
-			continue
-		}
-		counts[f.Function] += o.Count
-		frames[f.Function] = *f
+	}
+	for _, o := range r.Zombies {
+		add("zombie", o.Count, o.Stack, o.Whole)
 	}
 	return counts, frames
 }
 
+// want is what the leaker leaves, by function: openAndClose and
+// forkAndReap leave nothing, so nothing may name them.
+var want = map[string]int{
+	"tcp main.leakConns":      leaked,
+	"file main.leakFiles":     leaked - reopened,
+	"file main.reopen":        reopened,
+	"zombie main.forkZombies": forked,
+}
+
 // TestOriginNamesTheLeakingLines traces a Go program built as users build
-// theirs, which leaks files from one function, reuses their numbers from
-// another and leaves children unreaped from a third: each is named with
-// the line of its call (the calls the compiler inlined there, os.Create,
-// as frames of their own), and what was open before is counted apart.
+// theirs, which leaks connections and files from two functions, reuses
+// numbers from a third, opens and closes files from a fourth, forks
+// children from two sites and reaps one's: each leak is named with the
+// line of its call (the calls the compiler inlined there, os.Create, as
+// frames of their own), nothing names the code that leaks nothing, and
+// what was open before is counted apart.
 func TestOriginNamesTheLeakingLines(t *testing.T) {
-	r := traceLeaker(t, buildLeaker(t, ""))
-	counts, frames := files(t, r)
-	if want := map[string]int{"main.leakFiles": leaked - reopened, "main.reopen": reopened}; !reflect.DeepEqual(counts, want) {
-		t.Errorf("files by opening function %v, want %v", counts, want)
+	r := traceLeaker(t, buildLeaker(t, ""), origin.Options{})
+	counts, frames := byFunction(t, r)
+	if !reflect.DeepEqual(counts, want) {
+		t.Errorf("origins by function %v, want %v", counts, want)
 	}
-	for fn, marker := range map[string]string{"main.leakFiles": "// the leak", "main.reopen": "// the reuse"} {
-		if f := frames[fn]; filepath.Base(f.File) != "main.go" || f.Line != lineOf(t, marker) || f.InInlined {
-			t.Errorf("%s: at %s:%d, want main.go:%d (the line marked %q)", fn, f.File, f.Line, lineOf(t, marker), marker)
+	for key, marker := range map[string]string{
+		"tcp main.leakConns": "// the connection leak", "file main.leakFiles": "// the file leak",
+		"file main.reopen": "// the reuse", "zombie main.forkZombies": "// the fork",
+	} {
+		if f := frames[key]; filepath.Base(f.File) != "main.go" || f.Line != lineOf(t, marker) || f.InInlined {
+			t.Errorf("%s: at %s:%d, want main.go:%d (the line marked %q)", key, f.File, f.Line, lineOf(t, marker), marker)
 		}
 	}
-	if len(r.Zombies) != 1 || r.Zombies[0].Count != forked || r.Zombies[0].OldestExitSeconds == nil || r.ZombiesUntraced != 0 {
-		t.Fatalf("zombies by stack %+v (%d untraced): want the %d of forkZombies, with exit ages", r.Zombies, r.ZombiesUntraced, forked)
-	}
-	if f := frameIn(r.Zombies[0].Stack, "main.forkZombies"); f == nil || f.Line != lineOf(t, "// the fork") {
-		t.Errorf("zombies forked at %v: want main.forkZombies at the line marked // the fork", r.Zombies[0].Stack)
+	if r.ZombiesUntraced != 0 {
+		t.Errorf("%d zombies untraced, want 0: all were forked while traced", r.ZombiesUntraced)
 	}
 }
 
@@ -164,21 +184,96 @@ func TestOriginNamesTheLeakingLines(t *testing.T) {
 // (-ldflags=-s -w) still names its functions (from pclntab, which Go
 // keeps); a line inside a call inlined there is said to be one.
 func TestOriginStrippedBinary(t *testing.T) {
-	r := traceLeaker(t, buildLeaker(t, "-s -w"))
-	counts, frames := files(t, r)
-	if want := map[string]int{"main.leakFiles": leaked - reopened, "main.reopen": reopened}; !reflect.DeepEqual(counts, want) {
-		t.Errorf("files by opening function %v, want %v", counts, want)
+	r := traceLeaker(t, buildLeaker(t, "-s -w"), origin.Options{})
+	counts, frames := byFunction(t, r)
+	if !reflect.DeepEqual(counts, want) {
+		t.Errorf("origins by function %v, want %v", counts, want)
 	}
-	if f := frames["main.leakFiles"]; !f.InInlined || filepath.Base(f.File) != "file.go" {
+	if f := frames["file main.leakFiles"]; !f.InInlined || filepath.Base(f.File) != "file.go" {
 		t.Errorf("main.leakFiles resolved to %+v: want its line marked as one of the inlined os.Create (file.go)", f)
+	}
+}
+
+// TestOriginCountsWhatTheMapsCannotHold: with room for 8 descriptors,
+// the rest opened while traced are counted as lost and as untraced,
+// never dropped from the totals.
+func TestOriginCountsWhatTheMapsCannotHold(t *testing.T) {
+	r := traceLeaker(t, buildLeaker(t, ""), origin.Options{MaxFDs: 8})
+	traced := 0
+	for _, o := range r.FDs {
+		traced += o.Count
+	}
+	if traced > 8 || r.RecordsLost < uint64(2*leaked-8) || r.FDsUntraced < int(r.RecordsLost)-2*leaked {
+		t.Errorf("%d traced, %d untraced, %d lost: want at most 8 traced and the %d+ others lost", traced, r.FDsUntraced, r.RecordsLost, 2*leaked-8)
+	}
+}
+
+// TestOriginCProgram: a C program built with frame pointers names its
+// functions, from its symbol table, through a system call of its own:
+// raw_open ← leak_raw ← main, whole. Through the C library's open() the
+// walk goes on only where the C library keeps frame pointers: the stack
+// either reaches leak_libc or is marked cut short, never passed off as
+// whole.
+func TestOriginCProgram(t *testing.T) {
+	zombietest.SkipSlow(t)
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("no gcc to build the C program")
+	}
+	bin := filepath.Join(t.TempDir(), "cleaker")
+	if out, err := exec.Command(gcc, "-O0", "-fno-omit-frame-pointer", "-o", bin, "testdata/cleaker/leaker.c").CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "/etc/hostname", "10")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	tr := trace(t, cmd.Process.Pid, origin.Options{})
+	fmt.Fprintln(stdin, "go")
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "done\n" {
+		t.Fatalf("the C program said %q: %v", line, err)
+	}
+	fs, err := proc.New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := model.NewReader(fs).Process(t.Context(), cmd.Process.Pid, model.Options{FDList: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := tr.Recorded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sym, err := origin.NewSymbolizer("/proc", p.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := origin.Join(p, rec, time.Second, sym.Resolve)
+	var raw, libc *origin.FDOrigin
+	for i, o := range r.FDs {
+		if len(o.Stack) > 0 && o.Stack[0].Function == "raw_open" {
+			raw = &r.FDs[i]
+		} else if len(o.Stack) > 0 && strings.Contains(o.Stack[0].Module, "libc") {
+			libc = &r.FDs[i]
+		}
+	}
+	if raw == nil || raw.Count != 10 || len(raw.Stack) < 3 || raw.Stack[1].Function != "leak_raw" || raw.Stack[2].Function != "main" || !raw.Whole {
+		t.Errorf("through its own system call: %+v, want 10 files opened at raw_open ← leak_raw ← main, whole", raw)
+	}
+	if libc == nil || libc.Count != 10 || libc.Stack[0].Function == "" || (libc.Whole == (frameIn(libc.Stack, "leak_libc") == nil)) {
+		t.Errorf("through open(): %+v, want 10 files opened in a named libc function, the stack reaching leak_libc or marked cut short", libc)
 	}
 }
 
 // trace starts tracing pid until the test ends; it skips the test where
 // the kernel or the user cannot trace, saying why.
-func trace(t *testing.T, pid int) *origin.Tracer {
+func trace(t *testing.T, pid int, opts origin.Options) *origin.Tracer {
 	t.Helper()
-	tr, err := origin.Trace(pid)
+	tr, err := origin.TraceWith(pid, opts)
 	if errors.Is(err, origin.ErrUnavailable) {
 		t.Skipf("this kernel or this user cannot trace: %v", err)
 	}
@@ -247,7 +342,7 @@ func TestSymbolizerNamesCFunctions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	tr := trace(t, cmd.Process.Pid)
+	tr := trace(t, cmd.Process.Pid, origin.Options{})
 	fmt.Fprintln(stdin)
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || line != "done\n" {

@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -42,6 +43,7 @@ type Tracer struct {
 	Start  uint64 // CLOCK_BOOTTIME when tracing began
 	stacks *ebpf.Map
 	kinds  *ebpf.Map
+	lost   *ebpf.Map // one counter: records a full map could not take
 	fds    *ebpf.Map
 	forks  *ebpf.Map
 	links  []link.Link
@@ -59,8 +61,16 @@ const (
 // BTF, not privileged), so a caller can say what would fix it.
 var ErrUnavailable = errors.New("origin tracing unavailable")
 
+// Options bound the kernel's maps; zero takes the defaults.
+type Options struct {
+	MaxFDs, MaxForks int
+}
+
 // Trace starts tracing pid. Close ends it.
-func Trace(pid int) (*Tracer, error) {
+func Trace(pid int) (*Tracer, error) { return TraceWith(pid, Options{}) }
+
+// TraceWith is Trace with maps of other sizes.
+func TraceWith(pid int, opts Options) (*Tracer, error) {
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
 		return nil, fmt.Errorf("%w: the kernel has no BTF (/sys/kernel/btf/vmlinux: %v)", ErrUnavailable, err)
 	}
@@ -75,7 +85,7 @@ func Trace(pid int) (*Tracer, error) {
 			t.Close()
 		}
 	}()
-	if err := t.makeMaps(); err != nil {
+	if err := t.makeMaps(cmp.Or(opts.MaxFDs, maxFDs), cmp.Or(opts.MaxForks, maxForks)); err != nil {
 		return nil, unavailable("creating the BPF maps", err)
 	}
 	progs := []struct {
@@ -151,7 +161,7 @@ var syscallKinds = map[uint32]uint8{
 
 const maxSyscall = 512
 
-func (t *Tracer) makeMaps() error {
+func (t *Tracer) makeMaps(fds, forks int) error {
 	var err error
 	if t.stacks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_stacks", Type: ebpf.StackTrace, KeySize: 4, ValueSize: 8 * StackDepth, MaxEntries: maxStacks}); err != nil {
 		return err
@@ -164,10 +174,13 @@ func (t *Tracer) makeMaps() error {
 			return err
 		}
 	}
-	if t.fds, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_fds", Type: ebpf.Hash, KeySize: 4, ValueSize: 16, MaxEntries: maxFDs}); err != nil {
+	if t.lost, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_lost", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1}); err != nil {
 		return err
 	}
-	t.forks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_forks", Type: ebpf.Hash, KeySize: 4, ValueSize: 16, MaxEntries: maxForks})
+	if t.fds, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_fds", Type: ebpf.Hash, KeySize: 4, ValueSize: 16, MaxEntries: uint32(fds)}); err != nil {
+		return err
+	}
+	t.forks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_forks", Type: ebpf.Hash, KeySize: 4, ValueSize: 16, MaxEntries: uint32(forks)})
 	return err
 }
 
@@ -255,7 +268,17 @@ func (t *Tracer) record(m *ebpf.Map) asm.Instructions {
 		asm.Add.Imm(asm.R3, valStack),
 		asm.Mov.Imm(asm.R4, unix.BPF_ANY),
 		asm.FnMapUpdateElem.Call(),
-		asm.JEq.Imm(asm.R9, 0, "exit"),
+		// A full map: counted, never a silent loss.
+		asm.JEq.Imm(asm.R0, 0, "updated"),
+		asm.StoreImm(asm.RFP, nrOff, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, t.lost.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, nrOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "updated"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
+		asm.JEq.Imm(asm.R9, 0, "exit").WithSymbol("updated"),
 		asm.Mov.Imm(asm.R9, 0),
 		asm.LoadMem(asm.R1, asm.RFP, pairOff+4, asm.Word),
 		asm.StoreMem(asm.RFP, keyOff, asm.R1, asm.Word),
@@ -375,7 +398,7 @@ func (t *Tracer) Close() error {
 		l.Close()
 	}
 	t.links = nil
-	for _, m := range []*ebpf.Map{t.stacks, t.kinds, t.fds, t.forks} {
+	for _, m := range []*ebpf.Map{t.stacks, t.kinds, t.lost, t.fds, t.forks} {
 		if m != nil {
 			m.Close()
 		}
@@ -401,6 +424,14 @@ func readRecords(m *ebpf.Map) (map[int]Record, error) {
 		out[int(key)] = val
 	}
 	return out, it.Err()
+}
+
+// Lost is how many records the maps had no room for (descriptors beyond
+// a million, children beyond 65,536, at once).
+func (t *Tracer) Lost() (uint64, error) {
+	var n uint64
+	err := t.lost.Lookup(uint32(0), &n)
+	return n, err
 }
 
 // Stack is the user stack of an id, innermost first; nil when the map

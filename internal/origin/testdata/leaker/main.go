@@ -1,13 +1,18 @@
 // Leaker is the program the origin tests trace, built as users build
-// theirs (go build, with and without -ldflags=-s -w): on a line on stdin
-// it leaks files from one function, reuses descriptor numbers from
-// another and forks children it does not wait for from a third, says
-// "done", and when stdin ends reaps them and exits.
+// theirs (go build, with and without -ldflags=-s -w). On a line on stdin
+// it leaks TCP connections from one function, leaks files from another,
+// closes some of those and reuses their numbers from a third, opens and
+// closes files from a fourth (no leak), forks children it waits for from
+// one site and children it never waits for from another; then it says
+// "done", and when stdin ends reaps them all and exits.
+//
+//	leaker DIR LEAKED REOPENED FORKED
 package main
 
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,14 +27,7 @@ func main() {
 	if _, err := in.ReadString('\n'); err != nil {
 		os.Exit(2)
 	}
-	files, err := leakFiles(dir, leaked)
-	if err == nil {
-		err = reopen(dir, files[:reopened])
-	}
-	var children []*os.Process
-	if err == nil {
-		children, err = forkZombies(forked)
-	}
+	children, err := leak(dir, leaked, reopened, forked)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "leaker:", err)
 		os.Exit(2)
@@ -41,11 +39,45 @@ func main() {
 	}
 }
 
+func leak(dir string, leaked, reopened, forked int) ([]*os.Process, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	if err := leakConns(ln.Addr().String(), leaked); err != nil {
+		return nil, err
+	}
+	files, err := leakFiles(dir, leaked)
+	if err != nil {
+		return nil, err
+	}
+	if err := reopen(dir, files[:reopened]); err != nil {
+		return nil, err
+	}
+	if err := openAndClose(dir, leaked); err != nil {
+		return nil, err
+	}
+	if err := forkAndReap(forked); err != nil {
+		return nil, err
+	}
+	return forkZombies(forked)
+}
+
+//go:noinline
+func leakConns(addr string, n int) error {
+	for range n {
+		if _, err := net.Dial("tcp", addr); err != nil { // the connection leak
+			return err
+		}
+	}
+	return nil
+}
+
 //go:noinline
 func leakFiles(dir string, n int) ([]*os.File, error) {
 	var files []*os.File
 	for i := range n {
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("leak%d", i))) // the leak
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("leak%d", i))) // the file leak
 		if err != nil {
 			return nil, err
 		}
@@ -64,6 +96,36 @@ func reopen(dir string, files []*os.File) error {
 	}
 	for i := range files {
 		if _, err := os.Create(filepath.Join(dir, fmt.Sprintf("again%d", i))); err != nil { // the reuse
+			return err
+		}
+	}
+	return nil
+}
+
+// openAndClose leaks nothing: no origin may name it.
+//
+//go:noinline
+func openAndClose(dir string, n int) error {
+	for i := range n {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("tmp%d", i)))
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// forkAndReap waits for every child it forks: no zombie may be its.
+//
+//go:noinline
+func forkAndReap(n int) error {
+	for range n {
+		p, err := os.StartProcess("/bin/true", []string{"true"}, &os.ProcAttr{})
+		if err != nil {
+			return err
+		}
+		if _, err := p.Wait(); err != nil {
 			return err
 		}
 	}
