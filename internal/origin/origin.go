@@ -48,16 +48,21 @@ type FDOrigin struct {
 	Example string `json:"example,omitempty"`
 	// PerMinute is how fast these were opened (and stayed open) while traced.
 	PerMinute float64 `json:"opened_per_minute"`
-	// Stack is innermost first; empty when the kernel's stack map was full.
+	// Stack is innermost first; empty when the kernel's stack map was
+	// full, or when NotSampled.
 	Stack []Frame `json:"stack"`
 	Whole bool    `json:"stack_whole"`
+	// NotSampled: opened over the budget of stack walks a second, so
+	// with no stack.
+	NotSampled bool `json:"not_sampled,omitempty"`
 }
 
 // ZombieOrigin is the zombies forked from one stack, with their exit ages.
 type ZombieOrigin struct {
-	Count int     `json:"count"`
-	Stack []Frame `json:"stack"`
-	Whole bool    `json:"stack_whole"`
+	Count      int     `json:"count"`
+	Stack      []Frame `json:"stack"`
+	Whole      bool    `json:"stack_whole"`
+	NotSampled bool    `json:"not_sampled,omitempty"`
 	// Exit ages of the youngest and the oldest (null where the kernel
 	// does not tell them).
 	NewestExitSeconds *float64 `json:"newest_exit_age_seconds"`
@@ -111,6 +116,9 @@ func Join(p *model.Process, rec Recorded, traced time.Duration, resolve func([]u
 	// Stacks that differ only past where they can be resolved read the
 	// same: they are one origin.
 	key := func(id int64) string {
+		if id == NotSampled {
+			return "\x00not sampled"
+		}
 		var b strings.Builder
 		for _, f := range stack(id) {
 			b.WriteString(f.String())
@@ -142,7 +150,8 @@ func Join(p *model.Process, rec Recorded, traced time.Duration, resolve func([]u
 		}
 	}
 	for k, n := range fds {
-		o := FDOrigin{FDGroup: k.group, Example: examples[k], Stack: stack(fdStacks[k.stack])}
+		id := fdStacks[k.stack]
+		o := FDOrigin{FDGroup: k.group, Example: examples[k], Stack: stack(id), NotSampled: id == NotSampled}
 		o.Count, o.Whole = n, Whole(o.Stack)
 		if traced >= time.Second {
 			o.PerMinute = float64(n) / traced.Minutes()
@@ -165,7 +174,7 @@ func Join(p *model.Process, rec Recorded, traced time.Duration, resolve func([]u
 		k := key(forked.StackID)
 		o := zombies[k]
 		if o == nil {
-			o = &ZombieOrigin{Stack: stack(forked.StackID)}
+			o = &ZombieOrigin{Stack: stack(forked.StackID), NotSampled: forked.StackID == NotSampled}
 			o.Whole = Whole(o.Stack)
 			zombies[k] = o
 		}

@@ -208,6 +208,30 @@ func TestOriginCountsWhatTheMapsCannotHold(t *testing.T) {
 	}
 }
 
+// TestOriginStackBudget: over the budget of stack walks a second, a
+// record keeps its time but no stack, and is counted as not sampled:
+// never dropped, never given another's stack.
+func TestOriginStackBudget(t *testing.T) {
+	r := traceLeaker(t, buildLeaker(t, ""), origin.Options{StacksPerSecond: 10})
+	sampled, notSampled := 0, 0
+	for _, o := range r.FDs {
+		switch {
+		case o.NotSampled && len(o.Stack) == 0:
+			notSampled += o.Count
+		case !o.NotSampled && len(o.Stack) > 0:
+			sampled += o.Count
+		default:
+			t.Errorf("group %+v: a stack, or not sampled, not both or neither", o)
+		}
+	}
+	// 2×20 leaked, 3 pidfds, the runtime's few, opened within the traced
+	// seconds: each second (a window may straddle the start) walks 10.
+	limit := 10 * (int(r.TracedSeconds) + 2)
+	if sampled > limit || sampled+notSampled < 2*leaked+forked || (sampled+notSampled > limit && notSampled == 0) {
+		t.Errorf("%d sampled, %d not sampled in %.1f s: want at most %d sampled, the rest not sampled", sampled, notSampled, r.TracedSeconds, limit)
+	}
+}
+
 // TestOriginCProgram: a C program built with frame pointers names its
 // functions, from its symbol table, through a system call of its own:
 // raw_open ← leak_raw ← main, whole. Through the C library's open() the

@@ -45,7 +45,7 @@ func Origin(w io.Writer, r *origin.Report) error {
 			example = " (" + Printable(o.Example) + plural(o.Count, ")", ", …)")
 		}
 		fmt.Fprintf(b, "  %d %s%s%s, opened at\n", o.Count, GroupWhat(o.FDGroup), example, rate)
-		stack(b, o.Stack)
+		stack(b, o.Stack, o.NotSampled)
 	}
 	zombies := 0
 	for _, o := range r.Zombies {
@@ -62,7 +62,7 @@ func Origin(w io.Writer, r *origin.Report) error {
 			break
 		}
 		fmt.Fprintf(b, "  %d %s%s, forked at\n", o.Count, plural(o.Count, "zombie", "zombies"), exitAges(o))
-		stack(b, o.Stack)
+		stack(b, o.Stack, o.NotSampled)
 	}
 	if r.RecordsLost > 0 {
 		fmt.Fprintf(b, "note: %d opened while traced were not recorded (the kernel's maps were full): they count as origin unknown\n", r.RecordsLost)
@@ -78,8 +78,12 @@ func Origin(w io.Writer, r *origin.Report) error {
 // stack prints a stack's frames, innermost first, bounded, from the first
 // frame of the program's own code: the Go standard library's frames above
 // it (os.OpenFile, syscall.Syscall6) are counted, not shown.
-func stack(b *strings.Builder, frames []origin.Frame) {
-	if len(frames) == 0 {
+func stack(b *strings.Builder, frames []origin.Frame, notSampled bool) {
+	switch {
+	case notSampled:
+		fmt.Fprintf(b, "      (no stack: opened over the budget of %d stack walks a second, which keeps the tracer cheap)\n", origin.DefaultStacksPerSecond)
+		return
+	case len(frames) == 0:
 		b.WriteString("      (stack not kept: the kernel's stack map was full)\n")
 		return
 	}
