@@ -129,7 +129,7 @@ func paced(d time.Duration) (float64, error) {
 		time.Sleep(time.Until(start.Add(time.Duration(n) * 10 * time.Microsecond)))
 	}
 	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-	cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano())
+	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 	return float64(cpu.Microseconds()) / float64(n) * 1000, nil
 }
 
