@@ -10,6 +10,7 @@ Usage:
 	zombiewatch --name RE [--full] | --user U  [--json | --zombies] [flags]
 	zombiewatch --pid N --watch [--interval 1s] [--count K] [--json]
 	zombiewatch --pid N --origin [--for 10s] [--json]
+	zombiewatch --pid N --watch --origin [--json]
 	zombiewatch --watch [--interval 1s] [--count K] [--json]
 	zombiewatch ctl --pid N [reaper=off|wait|loop|ignore] [close-conn=on|off] [hold=D]
 	zombiewatch serve [--listen 127.0.0.1:9857] [--pid N]... [--name RE]... | --textfile DIR
@@ -90,7 +91,8 @@ Flags:
 	                   with --json, one JSON object per line
 	--origin           trace who opens descriptors and forks children, then report
 	                   the stacks behind what is open and the zombies (one --pid;
-	                   Ctrl-C ends the trace early and reports it)
+	                   Ctrl-C ends the trace early and reports it); with --watch,
+	                   name the code behind each fd group that grows
 	--for D            how long --origin traces (default 10s)
 	--version          print the version
 

@@ -11,6 +11,7 @@ import (
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/origin"
 	"github.com/zombiewatch/zombiewatch/internal/render"
+	"github.com/zombiewatch/zombiewatch/internal/watch"
 )
 
 // runOrigin traces one process for --for (Ctrl-C ends it early, and the
@@ -69,4 +70,37 @@ func runOrigin(ctx context.Context, c flags.Config, r *model.Reader, stdout, std
 		return denied
 	}
 	return ctx.Err()
+}
+
+// watchOrigins traces the watched process for as long as the watch runs
+// and names, for each fd group that grows, the code that opened most of
+// it. The maps are bounded; each sample that names growing groups reads
+// the fd list once.
+func watchOrigins(c flags.Config, r *model.Reader, s *watch.Sampler) (stop func(), err error) {
+	t, err := origin.Trace(c.PID)
+	if err != nil {
+		return nil, err
+	}
+	sym, err := origin.NewSymbolizer(c.ProcRoot, c.PID)
+	if err != nil {
+		t.Close()
+		return nil, fmt.Errorf("pid %d: reading its mappings to name the stacks: %v", c.PID, err)
+	}
+	s.Origins = func(growing []watch.GroupGrowth) {
+		p, err := r.Process(context.Background(), c.PID, model.Options{FDList: true, NoUIDCount: true})
+		if err != nil {
+			return
+		}
+		rec, err := t.Recorded()
+		if err != nil || sym.Refresh() != nil {
+			return
+		}
+		for i := range growing {
+			stack, opened, traced := origin.Of(p, rec, growing[i].FDGroup, sym.Resolve)
+			if stack != nil {
+				growing[i].Origin = fmt.Sprintf("%s (%d of the %d opened while traced)", render.OriginShort(stack), opened, traced)
+			}
+		}
+	}
+	return func() { t.Close() }, nil
 }

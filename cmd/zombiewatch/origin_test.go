@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,22 +36,7 @@ func TestOriginAsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr.Close()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "leaker")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../internal/origin/testdata/leaker").CombinedOutput(); err != nil {
-		t.Fatalf("go build the leaker: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, dir, "20", "5", "3")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Wait()
-		zombietest.ReapAll()
-	})
+	cmd, stdin, stdout := startLeaker(t)
 	// Traced until the leaks are done, then ended as Ctrl-C ends it: the
 	// report of what was traced still comes.
 	var out bytes.Buffer
@@ -101,6 +87,74 @@ func TestOriginAsDocumented(t *testing.T) {
 		}
 	}
 	checkCaptured(t, "docs/usage.md", "origin", out.String())
+}
+
+// startLeaker builds and starts internal/origin's leaker, which leaks on
+// a line on its stdin; cleanup ends and reaps it.
+func startLeaker(t *testing.T) (*exec.Cmd, io.WriteCloser, io.Reader) {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "leaker")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../internal/origin/testdata/leaker").CombinedOutput(); err != nil {
+		t.Fatalf("go build the leaker: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, dir, "20", "5", "3")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+		zombietest.ReapAll()
+	})
+	return cmd, stdin, stdout
+}
+
+// TestWatchNamesTheOriginOfWhatGrows: zombiewatch --pid P --watch
+// --origin names, for the fd group that grows, the line that opened it.
+func TestWatchNamesTheOriginOfWhatGrows(t *testing.T) {
+	zombietest.SkipSlow(t)
+	cmd, stdin, stdout := startLeaker(t)
+	pipeR, pipeW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(context.Background(), []string{"--pid", strconv.Itoa(cmd.Process.Pid), "--watch", "--origin", "--json", "--interval", "100ms", "--count", "600"}, nil, pipeW, io.Discard)
+		pipeW.CloseWithError(err)
+		done <- err
+	}()
+	defer func() { stdin.Close(); pipeR.Close(); <-done }()
+	lines := bufio.NewScanner(pipeR)
+	lines.Buffer(nil, 1<<20)
+	if !lines.Scan() { // the first sample: the tracer is attached before it
+		t.Fatalf("no first sample: %v", lines.Err())
+	}
+	fmt.Fprintln(stdin, "go")
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "done\n" {
+		t.Fatalf("the leaker said %q: %v", line, err)
+	}
+	for lines.Scan() {
+		var s struct {
+			Growing []struct {
+				Protocol string `json:"protocol"`
+				TCPState string `json:"tcp_state"`
+				Origin   string `json:"origin"`
+			} `json:"fd_groups_growing"`
+		}
+		if err := json.Unmarshal(lines.Bytes(), &s); err != nil {
+			t.Fatalf("sample %q: %v", lines.Text(), err)
+		}
+		for _, g := range s.Growing {
+			if g.Protocol == "TCP" && g.TCPState == "ESTABLISHED" {
+				if !strings.HasPrefix(g.Origin, "main.leakConns main.go:") || !strings.Contains(g.Origin, "(20 of the 20 opened while traced)") {
+					t.Fatalf("the growing connections' origin is %q, want main.leakConns, 20 of 20", g.Origin)
+				}
+				return
+			}
+		}
+	}
+	t.Fatalf("no sample named the growing connections (%v)", lines.Err())
 }
 
 // waitForProgram waits until a BPF program of that name is loaded: the

@@ -55,7 +55,7 @@ func runSnapshot(ctx context.Context, args []string, stdin *os.File, stdout, std
 		return runMany(ctx, c, r, targets, stdout, stderr)
 	}
 	c.PID = targets[0]
-	if c.Origin {
+	if c.Origin && !c.Watch {
 		return runOrigin(ctx, c, r, stdout, stderr)
 	}
 	if c.Watch {

@@ -25,6 +25,13 @@ func runWatch(ctx context.Context, c flags.Config, r *model.Reader, stdin *os.Fi
 	// allows them (in the host's pid namespace, on its /proc); else the
 	// watch polls, and says once why there are no latencies.
 	s.Events = startEvents(ctx, r, stderr)
+	if c.Origin {
+		stop, err := watchOrigins(c, r, s)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	tty := isTerminal(stdout) && !c.JSON
 	var err error
 	if tty {

@@ -117,8 +117,8 @@ func (c *Config) origin(set map[string]bool) error {
 		return nil
 	case len(c.PIDs) != 1 || c.Names != nil || c.UID != nil:
 		return cli.Usagef("--origin traces one process: give one --pid")
-	case c.Watch:
-		return cli.Usagef("--origin traces for --for, then reports: not with --watch yet")
+	case c.Watch && set["for"]:
+		return cli.Usagef("--for bounds a one-shot --origin: with --watch it traces as long as the watch runs")
 	case c.FDs || c.Zombies:
 		return cli.Usagef("--origin chooses the output: not with --fds or --zombies")
 	case set["proc-root"] && c.ProcRoot != "/proc":

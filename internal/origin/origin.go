@@ -204,3 +204,30 @@ func Join(p *model.Process, rec Recorded, traced time.Duration, resolve func([]u
 	}
 	return r
 }
+
+// Of names the stack that opened the most of group's descriptors open now
+// (p read with its fd list), with how many it opened and how many of the
+// group were opened while traced; nil when none was.
+func Of(p *model.Process, rec Recorded, group model.FDGroup, resolve func([]uint64) []Frame) (stack []Frame, opened, traced int) {
+	group.Count = 1
+	byStack := map[int64]int{}
+	for i, g := range model.GroupEach(p.FDList) {
+		if g != group {
+			continue
+		}
+		if r, ok := rec.FDs[p.FDList[i].FD]; ok && r.StackID != NotSampled && len(rec.Stacks[r.StackID]) > 0 {
+			byStack[r.StackID]++
+			traced++
+		}
+	}
+	best := int64(-1)
+	for id, n := range byStack {
+		if n > opened || (n == opened && id < best) {
+			best, opened = id, n
+		}
+	}
+	if opened == 0 {
+		return nil, 0, traced
+	}
+	return resolve(rec.Stacks[best]), opened, traced
+}

@@ -97,12 +97,19 @@ const maxMaps = 1 << 16
 
 // NewSymbolizer reads pid's mappings under procRoot (its maps file).
 func NewSymbolizer(procRoot string, pid int) (*Symbolizer, error) {
-	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "maps"))
+	s := &Symbolizer{procRoot: procRoot, pid: pid, modules: map[string]*module{}}
+	return s, s.Refresh()
+}
+
+// Refresh reads the mappings again (a library loaded since), keeping the
+// binaries already read: a watch resolves each sample's stacks with it.
+func (s *Symbolizer) Refresh() error {
+	f, err := os.Open(filepath.Join(s.procRoot, strconv.Itoa(s.pid), "maps"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
-	s := &Symbolizer{procRoot: procRoot, pid: pid, modules: map[string]*module{}}
+	s.maps = s.maps[:0]
 	sc := bufio.NewScanner(io.LimitReader(f, 64<<20))
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<10)
 	for sc.Scan() && len(s.maps) < maxMaps {
@@ -110,7 +117,7 @@ func NewSymbolizer(procRoot string, pid int) (*Symbolizer, error) {
 			s.maps = append(s.maps, m)
 		}
 	}
-	return s, sc.Err()
+	return sc.Err()
 }
 
 // parseMapping reads one line of a maps file,

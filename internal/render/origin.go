@@ -149,3 +149,19 @@ func exitAges(o origin.ZombieOrigin) string {
 func age(seconds float64) string {
 	return time.Duration(seconds * float64(time.Second)).Round(100 * time.Millisecond).String()
 }
+
+// OriginShort is a stack in one line, from the program's own first frame:
+// "main.dial pool.go:88 ← main.handle server.go:142 ← …", for a watch.
+func OriginShort(frames []origin.Frame) string {
+	frames = frames[firstOwn(frames):]
+	const shown = 3
+	var parts []string
+	for i, f := range frames {
+		if i == shown {
+			parts = append(parts, "…")
+			break
+		}
+		parts = append(parts, f.String())
+	}
+	return strings.Join(parts, " ← ")
+}

@@ -70,6 +70,12 @@ func (l *Lines) Emit(s *watch.Sample) error {
 		fmt.Sprint(s.Zombies), Signed(s.ZombiesDelta), fmt.Sprintf("%+.0f", s.ZombiesPerMin),
 		fds, Signed(s.FDsDelta), fmt.Sprintf("%+.0f", s.FDsPerMin),
 		fmt.Sprint(s.TCPStates["CLOSE_WAIT"]), in(s.FDLimitIn), in(s.NprocLimitIn))
+	// With --origin, the code behind each growing group.
+	for _, g := range s.FDGroupsGrowing {
+		if err == nil && g.Origin != "" {
+			_, err = fmt.Fprintf(l.W, "  grew: %s\n", GroupLine(g))
+		}
+	}
 	return err
 }
 
@@ -188,7 +194,11 @@ func ContainerLine(c watch.ContainerGrowth) string {
 // GroupLine names a growing group for a person: "+312 TCP CLOSE_WAIT to
 // 10.1.2.3:5432 (312 now)".
 func GroupLine(g watch.GroupGrowth) string {
-	return fmt.Sprintf("+%d %s (%d now)", g.Delta, GroupWhat(g.FDGroup), g.Count)
+	line := fmt.Sprintf("+%d %s (%d now)", g.Delta, GroupWhat(g.FDGroup), g.Count)
+	if g.Origin != "" {
+		line += ", opened at " + Printable(g.Origin)
+	}
+	return line
 }
 
 // GroupWhat names an fd group as a sentence does: "TCP CLOSE_WAIT to

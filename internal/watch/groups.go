@@ -15,6 +15,10 @@ type GroupGrowth struct {
 	model.FDGroup
 	Delta  int     `json:"delta"`
 	PerMin float64 `json:"per_min"`
+	// Origin, with --origin: the code that opened most of the group's
+	// descriptors opened while traced ("main.dial pool.go:88 ← ...", 38 of
+	// 40), as the Sampler's Origins hook names it.
+	Origin string `json:"origin,omitempty"`
 }
 
 // maxGroupsNamed bounds the growing groups a sample names.

@@ -110,6 +110,9 @@ type Sampler struct {
 	// last values; FDTypesFrom and UIDProcessesFrom say which sample they
 	// come from.
 	SlowEvery int
+	// Origins, when not nil (--origin), names the code behind each growing
+	// fd group: it sets their Origin, from a tracer that follows PID.
+	Origins func(growing []GroupGrowth)
 
 	seq     int
 	start   time.Time // the target's start time, to tell pid reuse
@@ -214,6 +217,9 @@ func (s *Sampler) readGroups(fds int) {
 	case fds > s.groups.total():
 		if groups, err := s.Reader.FDGroups(s.PID); err == nil {
 			s.growing = s.groups.growing(groups, now)
+			if s.Origins != nil && len(s.growing) > 0 {
+				s.Origins(s.growing)
+			}
 		}
 	default:
 		s.growing = nil
