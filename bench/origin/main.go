@@ -2,8 +2,9 @@
 // opens and closes /dev/null as fast as it can, and of one that forks
 // /bin/true and waits, untraced and traced, in interleaved rounds; the
 // same open loop while the tracer follows another process (every
-// process's system calls pass the tracepoint); the kernel memory of the
-// tracer's maps; and the time from starting a trace to its first report.
+// process's system calls pass the tracepoint) and while an empty program
+// is on the tracepoint (what the tracepoint costs by itself, the floor
+// under the tracer's work); the kernel memory of the tracer's maps; and the time from starting a trace to its first report.
 //
 //	go run ./bench/origin [-rounds 5] [-for 2s]   (as root)
 package main
@@ -13,6 +14,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/origin"
@@ -45,32 +51,35 @@ func run(rounds int, each time.Duration) error {
 	}
 	defer func() { other.Process.Kill(); other.Wait() }()
 
+	self, another := trace(os.Getpid()), trace(other.Process.Pid)
 	cases := []struct {
-		name  string
-		trace int // pid traced during the loop, 0 for none
-		loop  func(time.Duration) (float64, error)
+		name   string
+		attach func() (io.Closer, error) // what runs in the kernel during the loop; nil for nothing
+		loop   func(time.Duration) (float64, error)
 	}{
-		{"open+close, untraced", 0, openClose},
-		{"open+close, traced", os.Getpid(), openClose},
-		{"open+close, another process traced", other.Process.Pid, openClose},
-		{"open+close at 100,000/s, untraced: CPU µs per 1,000", 0, paced},
-		{"open+close at 100,000/s, traced: CPU µs per 1,000", os.Getpid(), paced},
-		{"fork+exec+wait, untraced", 0, forkWait},
-		{"fork+exec+wait, traced", os.Getpid(), forkWait},
+		{"open+close, untraced", nil, openClose},
+		{"open+close, traced", self, openClose},
+		{"open+close, another process traced", another, openClose},
+		{"open+close, an empty program on sys_exit", emptyProgram, openClose},
+		{"open+close at 100,000/s, untraced: CPU µs per 1,000", nil, paced},
+		{"open+close at 100,000/s, traced: CPU µs per 1,000", self, paced},
+		{"open+close at 100,000/s, an empty program on sys_exit: CPU µs per 1,000", emptyProgram, paced},
+		{"fork+exec+wait, untraced", nil, forkWait},
+		{"fork+exec+wait, traced", self, forkWait},
 	}
 	rates := make([][]float64, len(cases))
 	for range rounds {
 		for i, c := range cases {
-			var t *origin.Tracer
-			if c.trace != 0 {
+			var attached io.Closer
+			if c.attach != nil {
 				var err error
-				if t, err = origin.Trace(c.trace); err != nil {
+				if attached, err = c.attach(); err != nil {
 					return err
 				}
 			}
 			rate, err := c.loop(each)
-			if t != nil {
-				t.Close()
+			if attached != nil {
+				attached.Close()
 			}
 			if err != nil {
 				return err
@@ -85,13 +94,33 @@ func run(rounds int, each time.Duration) error {
 		base := median(rates[0])
 		switch {
 		case strings.HasPrefix(c.name, "fork"):
-			base = median(rates[5])
+			base = median(rates[7])
 		case strings.Contains(c.name, "100,000"):
-			base = median(rates[3])
+			base = median(rates[4])
 		}
 		fmt.Printf("| %s | %.0f | %.3f |\n", c.name, median(rates[i]), median(rates[i])/base)
 	}
 	return startAndMemory()
+}
+
+// trace attaches a tracer following pid.
+func trace(pid int) func() (io.Closer, error) {
+	return func() (io.Closer, error) { return origin.Trace(pid) }
+}
+
+// emptyProgram attaches a program that returns at once to the raw
+// sys_exit tracepoint, as the tracer's is: what the tracepoint itself
+// costs every system call, the floor under the tracer's own work.
+func emptyProgram() (io.Closer, error) {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "zwempty", Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: "sys_exit",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}, License: "GPL",
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer prog.Close()
+	return link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
 }
 
 // openClose opens and closes /dev/null for d: the rate.
@@ -178,7 +207,7 @@ func startAndMemory() error {
 	if err != nil {
 		return err
 	}
-	rec, err := t.Recorded()
+	rec, err := t.Recorded(os.Getpid())
 	if err != nil {
 		return err
 	}

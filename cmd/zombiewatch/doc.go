@@ -11,7 +11,7 @@ Usage:
 	zombiewatch --pid N --watch [--interval 1s] [--count K] [--json]
 	zombiewatch --pid N --origin [--for 10s] [--json]
 	zombiewatch --pid N --watch --origin [--json]
-	zombiewatch --watch [--interval 1s] [--count K] [--json]
+	zombiewatch --watch [--interval 1s] [--count K] [--origin] [--json]
 	zombiewatch ctl --pid N [reaper=off|wait|loop|ignore] [close-conn=on|off] [hold=D]
 	zombiewatch serve [--listen 127.0.0.1:9857] [--pid N]... [--name RE]... | --textfile DIR
 	zombiewatch server [flags]
@@ -92,7 +92,8 @@ Flags:
 	--origin           trace who opens descriptors and forks children, then report
 	                   the stacks behind what is open and the zombies (one --pid;
 	                   Ctrl-C ends the trace early and reports it); with --watch,
-	                   name the code behind each fd group that grows
+	                   name the code behind each fd group that grows (host-wide:
+	                   of the first fd growers, traced from when first listed)
 	--for D            how long --origin traces (default 10s)
 	--version          print the version
 

@@ -42,7 +42,7 @@ func runOrigin(ctx context.Context, c flags.Config, r *model.Reader, stdout, std
 	if err != nil && (p == nil || !errors.As(err, &denied)) {
 		return err
 	}
-	rec, err := t.Recorded()
+	rec, err := t.Recorded(c.PID)
 	if ctx.Err() == nil {
 		observe(ctx, c, r, stderr, p) // the tracing is over: its records are read
 	}
@@ -81,26 +81,81 @@ func watchOrigins(c flags.Config, r *model.Reader, s *watch.Sampler) (stop func(
 	if err != nil {
 		return nil, err
 	}
-	sym, err := origin.NewSymbolizer(c.ProcRoot, c.PID)
-	if err != nil {
+	o := &tracedOrigins{t: t, r: r, procRoot: c.ProcRoot, syms: map[int]*origin.Symbolizer{}}
+	if err := o.symbolizer(c.PID); err != nil {
 		t.Close()
-		return nil, fmt.Errorf("pid %d: reading its mappings to name the stacks: %v", c.PID, err)
+		return nil, err
 	}
-	s.Origins = func(growing []watch.GroupGrowth) {
-		p, err := r.Process(context.Background(), c.PID, model.Options{FDList: true, NoUIDCount: true})
-		if err != nil {
-			return
-		}
-		rec, err := t.Recorded()
-		if err != nil || sym.Refresh() != nil {
-			return
-		}
-		for i := range growing {
-			stack, opened, traced := origin.Of(p, rec, growing[i].FDGroup, sym.Resolve)
-			if stack != nil {
-				growing[i].Origin = fmt.Sprintf("%s (%d of the %d opened while traced)", render.OriginShort(stack), opened, traced)
-			}
-		}
-	}
+	s.Origins = func(growing []watch.GroupGrowth) { o.Name(c.PID, growing) }
 	return func() { t.Close() }, nil
+}
+
+// hostOrigins traces, for as long as the host watch runs, the processes
+// whose fd groups it names (the first few fd growers), from when they are
+// first named: their growth from then on gets its origin.
+func hostOrigins(c flags.Config, r *model.Reader, hs *watch.HostSampler) (stop func(), err error) {
+	t, err := origin.New("host", origin.Options{MaxFDs: origin.MaxFollowed * 65536})
+	if err != nil {
+		return nil, err
+	}
+	hs.Origins = &tracedOrigins{t: t, r: r, procRoot: c.ProcRoot, syms: map[int]*origin.Symbolizer{}}
+	return func() { t.Close() }, nil
+}
+
+// tracedOrigins names growing fd groups from one tracer's records.
+type tracedOrigins struct {
+	t        *origin.Tracer
+	r        *model.Reader
+	procRoot string
+	syms     map[int]*origin.Symbolizer
+}
+
+func (o *tracedOrigins) symbolizer(pid int) error {
+	sym, err := origin.NewSymbolizer(o.procRoot, pid)
+	if err != nil {
+		return fmt.Errorf("pid %d: reading its mappings to name the stacks: %v", pid, err)
+	}
+	o.syms[pid] = sym
+	return nil
+}
+
+// Follow starts tracing pid.
+func (o *tracedOrigins) Follow(pid int) error {
+	if err := o.symbolizer(pid); err != nil {
+		return err
+	}
+	if err := o.t.Follow(pid); err != nil {
+		delete(o.syms, pid)
+		return err
+	}
+	return nil
+}
+
+// Unfollow ends it, and forgets what was recorded.
+func (o *tracedOrigins) Unfollow(pid int) {
+	o.t.Unfollow(pid)
+	delete(o.syms, pid)
+}
+
+// Name sets the origin of each of pid's growing groups that the tracer
+// saw opened; a group it did not see keeps none.
+func (o *tracedOrigins) Name(pid int, growing []watch.GroupGrowth) {
+	sym := o.syms[pid]
+	if sym == nil {
+		return
+	}
+	p, err := o.r.Process(context.Background(), pid, model.Options{FDList: true, NoUIDCount: true})
+	if err != nil {
+		return
+	}
+	rec, err := o.t.Recorded(pid)
+	if err != nil || sym.Refresh() != nil {
+		return
+	}
+	for i := range growing {
+		stack, opened, traced := origin.Of(p, rec, growing[i].FDGroup, sym.Resolve)
+		if stack != nil {
+			growing[i].Origin = fmt.Sprintf("%s (%d of the %d opened while traced)", render.OriginShort(stack), opened, traced)
+		}
+	}
 }

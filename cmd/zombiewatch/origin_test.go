@@ -182,3 +182,64 @@ func waitForProgram(t *testing.T, name string, limit time.Duration) {
 	}
 	t.Fatalf("no BPF program %s loaded within %s", name, limit)
 }
+
+// TestHostWatchNamesTheOriginOfWhatGrows: zombiewatch --watch --origin,
+// host-wide, starts tracing a process once it lists it among the fd
+// growers, and from then on names the line behind its growth.
+func TestHostWatchNamesTheOriginOfWhatGrows(t *testing.T) {
+	zombietest.SkipSlow(t)
+	if tr, err := origin.New("probe", origin.Options{}); errors.Is(err, origin.ErrUnavailable) {
+		t.Skipf("this kernel or this user cannot trace: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	} else {
+		tr.Close()
+	}
+	cmd, stdin, stdout := startLeaker(t)
+	replies := bufio.NewReader(stdout)
+	leak := func(what string) {
+		fmt.Fprintln(stdin, what)
+		if line, err := replies.ReadString('\n'); err != nil || line != "done\n" {
+			t.Errorf("the leaker said %q: %v", line, err)
+		}
+	}
+	leak("go")
+	pipeR, pipeW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(context.Background(), []string{"--watch", "--origin", "--json", "--interval", "200ms", "--count", "300"}, nil, pipeW, io.Discard)
+		pipeW.CloseWithError(err)
+		done <- err
+	}()
+	defer func() { pipeR.Close(); <-done }()
+	lines := bufio.NewScanner(pipeR)
+	lines.Buffer(nil, 16<<20)
+	for lines.Scan() {
+		leak("3") // three more connections a sample: it grows
+		var s struct {
+			Growing []struct {
+				PID    int `json:"pid"`
+				Groups []struct {
+					TCPState string `json:"tcp_state"`
+					Origin   string `json:"origin"`
+				} `json:"fd_groups_growing"`
+			} `json:"growing"`
+		}
+		if err := json.Unmarshal(lines.Bytes(), &s); err != nil {
+			t.Fatalf("sample %.200q: %v", lines.Text(), err)
+		}
+		for _, g := range s.Growing {
+			for _, group := range g.Groups {
+				if g.PID != cmd.Process.Pid || group.TCPState != "ESTABLISHED" || group.Origin == "" {
+					continue
+				}
+				if !strings.HasPrefix(group.Origin, "main.leakConns main.go:") || !strings.Contains(group.Origin, "opened while traced)") {
+					t.Fatalf("the growing connections' origin is %q, want main.leakConns", group.Origin)
+				}
+				t.Logf("named: %s", group.Origin)
+				return
+			}
+		}
+	}
+	t.Fatalf("no sample named the origin of the leaker's growing connections (%v)", lines.Err())
+}

@@ -62,6 +62,13 @@ func runWatch(ctx context.Context, c flags.Config, r *model.Reader, stdin *os.Fi
 // sample otherwise.
 func runHostWatch(ctx context.Context, c flags.Config, r *model.Reader, stdin *os.File, stdout, stderr io.Writer) error {
 	hs := &watch.HostSampler{Reader: r, Events: startEvents(ctx, r, stderr)}
+	if c.Origin {
+		stop, err := hostOrigins(c, r, hs)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if isTerminal(stdout) && !c.JSON {
 		pidSampler := func(pid int) *watch.Sampler {
 			return &watch.Sampler{Reader: r, PID: pid, Opt: model.Options{FDTypes: c.FDTypes}, Events: hs.Events}

@@ -108,15 +108,16 @@ func Parse(args []string, stdout io.Writer, help string) (Config, error) {
 	return c, c.origin(set)
 }
 
-// origin checks --origin and --for: one live process, traced a while.
+// origin checks --origin and --for: one live process traced a while, or
+// the host watch's fd growers traced as long as it runs.
 func (c *Config) origin(set map[string]bool) error {
 	switch {
 	case set["for"] && !c.Origin:
 		return cli.Usagef("--for is how long --origin traces: give --origin")
 	case !c.Origin:
 		return nil
-	case len(c.PIDs) != 1 || c.Names != nil || c.UID != nil:
-		return cli.Usagef("--origin traces one process: give one --pid")
+	case len(c.PIDs) != 1 && !(c.Watch && len(c.PIDs) == 0) || c.Names != nil || c.UID != nil:
+		return cli.Usagef("--origin traces one process, or with --watch the host's fd growers: give one --pid, or --watch")
 	case c.Watch && set["for"]:
 		return cli.Usagef("--for bounds a one-shot --origin: with --watch it traces as long as the watch runs")
 	case c.FDs || c.Zombies:

@@ -77,9 +77,9 @@ type Recorded struct {
 	Lost       uint64
 }
 
-// Recorded reads everything the tracer kept.
-func (t *Tracer) Recorded() (Recorded, error) {
-	fds, forks, err := t.Records()
+// Recorded reads everything the tracer kept of pid.
+func (t *Tracer) Recorded(pid int) (Recorded, error) {
+	fds, forks, err := t.Records(pid)
 	if err != nil {
 		return Recorded{}, err
 	}

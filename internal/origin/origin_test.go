@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +100,7 @@ func traceLeaker(t *testing.T, bin string, opts origin.Options) *origin.Report {
 			t.Fatalf("the leaker holds %d zombies after 30 s, want %d", p.Zombies, forked)
 		}
 	}
-	rec, err := tr.Recorded()
+	rec, err := tr.Recorded(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +270,7 @@ func TestOriginCProgram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := tr.Recorded()
+	rec, err := tr.Recorded(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +374,7 @@ func TestSymbolizerNamesCFunctions(t *testing.T) {
 	if err != nil || line != "done\n" {
 		t.Fatalf("python said %q: %v", line, err)
 	}
-	fds, _, err := tr.Records()
+	fds, _, err := tr.Records(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,5 +391,108 @@ func TestSymbolizerNamesCFunctions(t *testing.T) {
 	}
 	if named == 0 {
 		t.Errorf("none of %d descriptors python3 opened has its innermost frame named in libc", len(fds))
+	}
+}
+
+// opener is a python3 that opens n copies of /etc/hostname each time a
+// line comes, keeps them, and says their numbers.
+type opener struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Reader
+}
+
+func startOpener(t *testing.T) *opener {
+	t.Helper()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3")
+	}
+	cmd := exec.Command(python, "-c", `import os, sys
+held = []
+for line in sys.stdin:
+    fds = [os.open('/etc/hostname', os.O_RDONLY) for _ in range(int(line))]
+    held += fds
+    print(' '.join(map(str, fds)), flush=True)`)
+	o := &opener{cmd: cmd}
+	o.stdin, _ = cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	o.out = bufio.NewReader(stdout)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.stdin.Close(); cmd.Wait() })
+	o.open(t, 0) // started: what it opens from now on is ours
+	return o
+}
+
+// open has the opener open n files: their numbers.
+func (o *opener) open(t *testing.T, n int) []int {
+	t.Helper()
+	fmt.Fprintln(o.stdin, n)
+	line, err := o.out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("the opener said %q: %v", line, err)
+	}
+	var fds []int
+	for _, f := range strings.Fields(line) {
+		fd, _ := strconv.Atoi(f)
+		fds = append(fds, fd)
+	}
+	return fds
+}
+
+// TestTracerFollowsSeveral: one tracer follows two processes and keeps
+// their records apart; one unfollowed is forgotten and no longer
+// recorded; a fifth process is refused, not silently untraced.
+func TestTracerFollowsSeveral(t *testing.T) {
+	a, b := startOpener(t), startOpener(t)
+	tr, err := origin.New("test", origin.Options{})
+	if errors.Is(err, origin.ErrUnavailable) {
+		t.Skipf("this kernel or this user cannot trace: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for _, o := range []*opener{a, b} {
+		if err := tr.Follow(o.cmd.Process.Pid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[*opener][]int{a: a.open(t, 5), b: b.open(t, 7)}
+	for o, fds := range want {
+		got, _, err := tr.Records(o.cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fd := range fds {
+			if _, ok := got[fd]; !ok {
+				t.Errorf("pid %d opened fd %d while followed: no record of it in %v", o.cmd.Process.Pid, fd, got)
+			}
+		}
+		// Started, python3 opens nothing of its own; and no record of
+		// the other process's.
+		if len(got) != len(fds) {
+			t.Errorf("pid %d: %d records, want the %d it opened: %v", o.cmd.Process.Pid, len(got), len(fds), got)
+		}
+	}
+	if err := tr.Unfollow(a.cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	a.open(t, 3)
+	if got, _, _ := tr.Records(a.cmd.Process.Pid); len(got) != 0 {
+		t.Errorf("unfollowed, pid %d still has records: %v", a.cmd.Process.Pid, got)
+	}
+	if got, _, _ := tr.Records(b.cmd.Process.Pid); len(got) != 7 {
+		t.Errorf("unfollowing another, pid %d has %d records, want 7", b.cmd.Process.Pid, len(got))
+	}
+	for pid := range origin.MaxFollowed - 1 {
+		if err := tr.Follow(1_000_000 + pid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tr.Follow(2_000_000); err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Errorf("following a fifth process: %v, want a refusal", err)
 	}
 }

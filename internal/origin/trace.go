@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -26,8 +27,8 @@ type Record struct {
 	BootNs  uint64
 }
 
-// Tracer follows one process in the kernel: every system call of its
-// threads that returns a new descriptor (the raw sys_exit tracepoint,
+// Tracer follows up to MaxFollowed processes in the kernel: every system
+// call of their threads that returns a new descriptor (the raw sys_exit tracepoint,
 // filtered by syscall number: open, socket, accept, pipe, dup, eventfd,
 // memfd and the rest), every close, and every child it forks (the
 // sched_process_fork tracepoint), each with the user stack that did it.
@@ -39,17 +40,28 @@ type Record struct {
 // refuse trampolines (this project's lab machine does, with EPERM) still
 // have the tracepoints, so those are what is used.
 type Tracer struct {
-	PID    int
-	Start  uint64 // CLOCK_BOOTTIME when tracing began
+	Start  uint64    // CLOCK_BOOTTIME when tracing began
+	pids   *ebpf.Map // the processes followed: one value of MaxFollowed tgids, 0 for none
 	stacks *ebpf.Map
 	kinds  *ebpf.Map
 	lost   *ebpf.Map // one counter: records a full map could not take
 	budget *ebpf.Map // the stack walks of the current second: {began, walks}
 
 	walksPerSecond int
-	fds            *ebpf.Map
-	forks          *ebpf.Map
+	fds            *ebpf.Map // {tgid, fd} → Record
+	forks          *ebpf.Map // {parent tgid, child pid} → Record
 	links          []link.Link
+	followed       [MaxFollowed]uint32
+}
+
+// MaxFollowed is how many processes one tracer follows at once: each of
+// the system's calls compares its process with each of them.
+const MaxFollowed = 4
+
+// key is the maps' key: a followed process and one of its descriptors, or
+// a child it forked.
+type key struct {
+	TGID, ID uint32
 }
 
 // Bounds of the kernel's maps: the descriptors remembered (as many as the
@@ -110,8 +122,26 @@ const NotSampled = -1000
 // Trace starts tracing pid. Close ends it.
 func Trace(pid int) (*Tracer, error) { return TraceWith(pid, Options{}) }
 
-// TraceWith is Trace with maps of other sizes.
+// TraceWith is Trace with maps of other sizes; by default the descriptor
+// map holds as many as pid may open (its RLIMIT_NOFILE).
 func TraceWith(pid int, opts Options) (*Tracer, error) {
+	opts.MaxFDs = cmp.Or(opts.MaxFDs, fdsFor(pid))
+	t, err := New(strconv.Itoa(pid), opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Follow(pid); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// New starts a tracer that follows no process yet (Follow adds them);
+// name ends its programs' names, so that bpftool shows whose they are.
+// The descriptor map holds opts.MaxFDs (default 65,536) across all the
+// processes followed.
+func New(name string, opts Options) (*Tracer, error) {
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
 		return nil, fmt.Errorf("%w: the kernel has no BTF (/sys/kernel/btf/vmlinux: %v)", ErrUnavailable, err)
 	}
@@ -119,22 +149,22 @@ func TraceWith(pid int, opts Options) (*Tracer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	t := &Tracer{PID: pid, walksPerSecond: cmp.Or(opts.StacksPerSecond, DefaultStacksPerSecond)}
+	t := &Tracer{walksPerSecond: cmp.Or(opts.StacksPerSecond, DefaultStacksPerSecond)}
 	ok := false
 	defer func() {
 		if !ok {
 			t.Close()
 		}
 	}()
-	if err := t.makeMaps(cmp.Or(opts.MaxFDs, fdsFor(pid)), cmp.Or(opts.MaxForks, maxForks)); err != nil {
+	if err := t.makeMaps(cmp.Or(opts.MaxFDs, preallocLimit), cmp.Or(opts.MaxForks, maxForks)); err != nil {
 		return nil, unavailable("creating the BPF maps", err)
 	}
 	progs := []struct {
 		name, attachTo string
 		insns          asm.Instructions
 	}{
-		{ProgramName("exit", pid), "sys_exit", t.sysExit(off)},
-		{ProgramName("fork", pid), "sched_process_fork", t.fork(off)},
+		{"zwexit" + name, "sys_exit", t.sysExit(off)},
+		{"zwfork" + name, "sched_process_fork", t.fork(off)},
 	}
 	for _, p := range progs {
 		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
@@ -156,11 +186,63 @@ func TraceWith(pid int, opts Options) (*Tracer, error) {
 	return t, nil
 }
 
-// ProgramName is the name of a tracer's program ("exit" or "fork") for
-// pid, as bpftool and /proc/PID/fdinfo show it: who traces what is
-// visible on the host.
+// ProgramName is the name of the program ("exit" or "fork") of a tracer
+// made by Trace(pid), as bpftool and /proc/PID/fdinfo show it: who traces
+// what is visible on the host.
 func ProgramName(what string, pid int) string {
 	return fmt.Sprintf("zw%s%d", what, pid) // at most 15 bytes: the kernel's bound
+}
+
+// Follow adds pid to the processes traced: from now on what it opens and
+// forks is recorded.
+func (t *Tracer) Follow(pid int) error {
+	if pid <= 0 || pid > 1<<22 {
+		return fmt.Errorf("pid %d: no such process id", pid)
+	}
+	free := -1
+	for i, f := range t.followed {
+		if f == uint32(pid) {
+			return nil
+		}
+		if f == 0 && free < 0 {
+			free = i
+		}
+	}
+	if free < 0 {
+		return fmt.Errorf("following pid %d: a tracer follows %d processes at most", pid, MaxFollowed)
+	}
+	t.followed[free] = uint32(pid)
+	return t.pids.Put(uint32(0), t.followed)
+}
+
+// Unfollow stops tracing pid and forgets what was recorded of it.
+func (t *Tracer) Unfollow(pid int) error {
+	for i, f := range t.followed {
+		if f == uint32(pid) {
+			t.followed[i] = 0
+		}
+	}
+	if err := t.pids.Put(uint32(0), t.followed); err != nil {
+		return err
+	}
+	for _, m := range []*ebpf.Map{t.fds, t.forks} {
+		var gone []key
+		var k key
+		var v Record
+		it := m.Iterate()
+		for it.Next(&k, &v) {
+			if k.TGID == uint32(pid) {
+				gone = append(gone, k)
+			}
+		}
+		if err := it.Err(); err != nil {
+			return err
+		}
+		for _, k := range gone {
+			m.Delete(k) // gone already if it was closed meanwhile
+		}
+	}
+	return nil
 }
 
 // unavailable wraps a refusal with what would lift it. Only a refusal or
@@ -209,6 +291,9 @@ const maxSyscall = 512
 
 func (t *Tracer) makeMaps(fds, forks int) error {
 	var err error
+	if t.pids, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_pids", Type: ebpf.Array, KeySize: 4, ValueSize: 4 * MaxFollowed, MaxEntries: 1}); err != nil {
+		return err
+	}
 	if t.stacks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_stacks", Type: ebpf.StackTrace, KeySize: 4, ValueSize: 8 * StackDepth, MaxEntries: maxStacks}); err != nil {
 		return err
 	}
@@ -226,10 +311,10 @@ func (t *Tracer) makeMaps(fds, forks int) error {
 	if t.lost, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_lost", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1}); err != nil {
 		return err
 	}
-	if t.fds, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_fds", Type: ebpf.Hash, KeySize: 4, ValueSize: 16, MaxEntries: uint32(fds), Flags: hashFlags(fds)}); err != nil {
+	if t.fds, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_fds", Type: ebpf.Hash, KeySize: 8, ValueSize: 16, MaxEntries: uint32(fds), Flags: hashFlags(fds)}); err != nil {
 		return err
 	}
-	t.forks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_forks", Type: ebpf.Hash, KeySize: 4, ValueSize: 16, MaxEntries: uint32(forks), Flags: hashFlags(forks)})
+	t.forks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_forks", Type: ebpf.Hash, KeySize: 8, ValueSize: 16, MaxEntries: uint32(forks), Flags: hashFlags(forks)})
 	return err
 }
 
@@ -276,43 +361,52 @@ func kernelOffsets() (offsets, error) {
 }
 
 // The programs' stack, as offsets from the frame pointer: the record's
-// value (stack id, time), its key, the two descriptors a pipe returns,
-// the syscall number looked up.
+// value (stack id, time), its key (the process, then the descriptor or
+// child), the two descriptors a pipe returns, the syscall number looked
+// up.
 const (
 	valStack = -16
 	valTime  = -8
+	keyTGID  = -24
 	keyOff   = -20
-	pairOff  = -28
-	nrOff    = -32
-	argsOff  = -48 // the first 16 bytes of clone3's clone_args: flags, pidfd
+	pairOff  = -32
+	nrOff    = -36
+	argsOff  = -56 // the first 16 bytes of clone3's clone_args: flags, pidfd
 )
 
-// ifTraced starts a program: r6 = ctx; on to "exit" unless the current
-// task belongs to the traced process.
-func (t *Tracer) ifTraced() asm.Instructions {
-	return asm.Instructions{
+// ifTraced starts a program, then goes on to body: r6 = ctx, the current
+// process into the key; on to "exit" unless it is one of those followed.
+func (t *Tracer) ifTraced(body ...asm.Instruction) asm.Instructions {
+	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.FnGetCurrentPidTgid.Call(),
 		asm.RSh.Imm(asm.R0, 32),
-		asm.JNE.Imm(asm.R0, int32(t.PID), "exit"),
+		asm.StoreMem(asm.RFP, keyTGID, asm.R0, asm.Word),
 	}
+	insns = append(insns, lookupFirst(t.pids, "exit")...)
+	insns = append(insns, asm.LoadMem(asm.R1, asm.RFP, keyTGID, asm.Word))
+	for i := range MaxFollowed {
+		insns = append(insns,
+			asm.LoadMem(asm.R2, asm.R0, int16(4*i), asm.Word),
+			asm.JEq.Reg(asm.R1, asm.R2, "traced"))
+	}
+	insns = append(insns, asm.Ja.Label("exit"))
+	body[0] = body[0].WithSymbol("traced")
+	return append(insns, body...)
 }
 
 // record ends a program: the stack and the time into the value, then the
 // value into m under the key stored; with r9 not 0, under the second
 // descriptor of the pair too.
 func (t *Tracer) record(m *ebpf.Map) asm.Instructions {
-	return asm.Instructions{
+	insns := asm.Instructions{
 		// The time, then the stack if this second's budget of stack
 		// walks is not spent (r7: the budget's {second began, walks}).
 		asm.FnKtimeGetBootNs.Call().WithSymbol("record"),
 		asm.StoreMem(asm.RFP, valTime, asm.R0, asm.DWord),
-		asm.StoreImm(asm.RFP, nrOff, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, t.budget.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, nrOff),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "walk"),
+	}
+	insns = append(insns, lookupFirst(t.budget, "walk")...)
+	insns = append(insns,
 		asm.Mov.Reg(asm.R7, asm.R0),
 		asm.LoadMem(asm.R1, asm.RFP, valTime, asm.DWord),
 		asm.LoadMem(asm.R2, asm.R7, 0, asm.DWord),
@@ -338,19 +432,16 @@ func (t *Tracer) record(m *ebpf.Map) asm.Instructions {
 		asm.StoreMem(asm.RFP, valStack, asm.R1, asm.DWord),
 		asm.LoadMapPtr(asm.R1, m.FD()).WithSymbol("update"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, keyOff),
+		asm.Add.Imm(asm.R2, keyTGID),
 		asm.Mov.Reg(asm.R3, asm.RFP),
 		asm.Add.Imm(asm.R3, valStack),
 		asm.Mov.Imm(asm.R4, unix.BPF_ANY),
 		asm.FnMapUpdateElem.Call(),
 		// A full map: counted, never a silent loss.
 		asm.JEq.Imm(asm.R0, 0, "updated"),
-		asm.StoreImm(asm.RFP, nrOff, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, t.lost.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, nrOff),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "updated"),
+	)
+	insns = append(insns, lookupFirst(t.lost, "updated")...)
+	return append(insns,
 		asm.Mov.Imm(asm.R1, 1),
 		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
 		asm.JEq.Imm(asm.R9, 0, "exit").WithSymbol("updated"),
@@ -360,14 +451,26 @@ func (t *Tracer) record(m *ebpf.Map) asm.Instructions {
 		asm.Ja.Label("update"),
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("exit"),
 		asm.Return(),
+	)
+}
+
+// lookupFirst looks up element 0 of the array m into r0 (r1, r2 spent),
+// on to label when there is none.
+func lookupFirst(m *ebpf.Map, label string) asm.Instructions {
+	return asm.Instructions{
+		asm.StoreImm(asm.RFP, nrOff, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, m.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, nrOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, label),
 	}
 }
 
 // sysExit: the raw sys_exit tracepoint (struct pt_regs *regs, long ret).
 // r7 = ret, r8 = regs, r9 = 1 when a pair of descriptors is recorded.
 func (t *Tracer) sysExit(o offsets) asm.Instructions {
-	insns := t.ifTraced()
-	insns = append(insns,
+	insns := t.ifTraced(
 		asm.LoadMem(asm.R7, asm.R6, 8, asm.DWord),
 		asm.JSLT.Imm(asm.R7, 0, "exit"),
 		asm.LoadMem(asm.R8, asm.R6, 0, asm.DWord),
@@ -429,7 +532,7 @@ func (t *Tracer) sysExit(o offsets) asm.Instructions {
 		asm.StoreMem(asm.RFP, keyOff, asm.R1, asm.Word),
 		asm.LoadMapPtr(asm.R1, t.fds.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, keyOff),
+		asm.Add.Imm(asm.R2, keyTGID),
 		asm.FnMapDeleteElem.Call(),
 		asm.Ja.Label("exit"),
 
@@ -455,8 +558,7 @@ func (t *Tracer) sysExit(o offsets) asm.Instructions {
 // struct task_struct *child), processes only: a new thread (pid other
 // than its tgid) is not a child anyone waits for.
 func (t *Tracer) fork(o offsets) asm.Instructions {
-	insns := t.ifTraced()
-	insns = append(insns,
+	insns := t.ifTraced(
 		asm.Mov.Imm(asm.R9, 0),
 		asm.LoadMem(asm.R7, asm.R6, 8, asm.DWord), // child
 		asm.LoadMem(asm.R8, asm.R7, o.taskPID, asm.Word),
@@ -473,7 +575,7 @@ func (t *Tracer) Close() error {
 		l.Close()
 	}
 	t.links = nil
-	for _, m := range []*ebpf.Map{t.stacks, t.kinds, t.budget, t.lost, t.fds, t.forks} {
+	for _, m := range []*ebpf.Map{t.pids, t.stacks, t.kinds, t.budget, t.lost, t.fds, t.forks} {
 		if m != nil {
 			m.Close()
 		}
@@ -481,28 +583,32 @@ func (t *Tracer) Close() error {
 	return nil
 }
 
-// Records reads what was recorded: by descriptor number, and by child pid.
-func (t *Tracer) Records() (fds, forks map[int]Record, err error) {
-	if fds, err = readRecords(t.fds); err != nil {
+// Records reads what was recorded of pid: by descriptor number, and by
+// child pid.
+func (t *Tracer) Records(pid int) (fds, forks map[int]Record, err error) {
+	if fds, err = readRecords(t.fds, pid); err != nil {
 		return nil, nil, err
 	}
-	forks, err = readRecords(t.forks)
+	forks, err = readRecords(t.forks, pid)
 	return fds, forks, err
 }
 
-func readRecords(m *ebpf.Map) (map[int]Record, error) {
+func readRecords(m *ebpf.Map, pid int) (map[int]Record, error) {
 	out := map[int]Record{}
-	var key uint32
+	var k key
 	var val Record
 	it := m.Iterate()
-	for it.Next(&key, &val) {
-		out[int(key)] = val
+	for it.Next(&k, &val) {
+		if k.TGID == uint32(pid) {
+			out[int(k.ID)] = val
+		}
 	}
 	return out, it.Err()
 }
 
-// Lost is how many records the maps had no room for (descriptors beyond
-// a million, children beyond 65,536, at once).
+// Lost is how many records the maps had no room for, for all the
+// processes followed (more descriptors than the map holds, more than
+// 16,384 children, at once).
 func (t *Tracer) Lost() (uint64, error) {
 	var n uint64
 	err := t.lost.Lookup(uint32(0), &n)

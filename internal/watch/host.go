@@ -71,6 +71,9 @@ type HostSampler struct {
 	// p99 over a second) to the list, ranked among what grows: a slow
 	// reaper is found before it leaks.
 	Events *events.Source
+	// Origins, when not nil (--origin), traces the processes whose fd
+	// groups a sample names, and names the code behind their growth.
+	Origins Origins
 
 	seq     int
 	times   []time.Time // of the samples in the window, by seq % window
@@ -262,15 +265,35 @@ func (s *HostSampler) nameGroups(sample *HostSample) {
 		}
 		if b := s.groups[k]; b == nil {
 			s.groups[k] = newGroupBase(groups, sample.Time)
+			if s.Origins != nil {
+				s.Origins.Follow(g.PID) // refused: its groups go unnamed
+			}
 		} else {
 			g.FDGroupsGrowing = b.growing(groups, sample.Time)
+			if s.Origins != nil && len(g.FDGroupsGrowing) > 0 {
+				s.Origins.Name(g.PID, g.FDGroupsGrowing)
+			}
 		}
 	}
 	for k := range s.groups {
 		if !listed[k] {
 			delete(s.groups, k) // no longer growing: a later growth starts a new base
+			if s.Origins != nil {
+				s.Origins.Unfollow(k.pid)
+			}
 		}
 	}
+}
+
+// Origins traces processes and names the code behind their growing fd
+// groups.
+type Origins interface {
+	// Follow starts tracing pid, Unfollow ends it.
+	Follow(pid int) error
+	Unfollow(pid int)
+	// Name sets the Origin of pid's growing groups that were opened
+	// while it was traced.
+	Name(pid int, growing []GroupGrowth)
 }
 
 // maxParentsRead bounds the parents holding zombies whose cgroup, wait

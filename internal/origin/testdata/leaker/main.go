@@ -4,7 +4,9 @@
 // closes some of those and reuses their numbers from a third, opens and
 // closes files from a fourth (no leak), forks children it waits for from
 // one site and children it never waits for from another; then it says
-// "done", and when stdin ends reaps them all and exits.
+// "done". Each further line leaks that many connections more from the
+// same line ("done" again); when stdin ends it reaps its children and
+// exits.
 //
 //	leaker DIR LEAKED REOPENED FORKED
 package main
@@ -16,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 func main() {
@@ -27,24 +30,38 @@ func main() {
 	if _, err := in.ReadString('\n'); err != nil {
 		os.Exit(2)
 	}
-	children, err := leak(dir, leaked, reopened, forked)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "leaker:", err)
-		os.Exit(2)
+		fail(err)
+	}
+	children, err := leak(ln.Addr().String(), dir, leaked, reopened, forked)
+	if err != nil {
+		fail(err)
 	}
 	fmt.Println("done")
-	in.ReadString('\n')
+	for {
+		line, err := in.ReadString('\n')
+		if err != nil {
+			break
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(line))
+		if err := leakConns(ln.Addr().String(), n); err != nil {
+			fail(err)
+		}
+		fmt.Println("done")
+	}
 	for _, c := range children {
 		c.Wait()
 	}
 }
 
-func leak(dir string, leaked, reopened, forked int) ([]*os.Process, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	if err := leakConns(ln.Addr().String(), leaked); err != nil {
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "leaker:", err)
+	os.Exit(2)
+}
+
+func leak(addr, dir string, leaked, reopened, forked int) ([]*os.Process, error) {
+	if err := leakConns(addr, leaked); err != nil {
 		return nil, err
 	}
 	files, err := leakFiles(dir, leaked)
