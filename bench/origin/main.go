@@ -1,6 +1,7 @@
-// Origin measures what --origin's tracer costs: the rate of a loop that
-// opens and closes /dev/null as fast as it can, and of one that forks
-// /bin/true and waits, untraced and traced, in interleaved rounds; the
+// Origin measures what --origin's tracer costs: the CPU time of a loop
+// that opens and closes /dev/null as fast as it can and at 100,000 a
+// second, and the rate of one that forks /bin/true and waits, untraced
+// and traced, in interleaved rounds; the
 // same open loop while the tracer follows another process (every
 // process's system calls pass the tracepoint) and while an empty program
 // is on the tracepoint (what the tracepoint costs by itself, the floor
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +29,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/origin"
@@ -57,15 +60,15 @@ func run(rounds int, each time.Duration) error {
 		attach func() (io.Closer, error) // what runs in the kernel during the loop; nil for nothing
 		loop   func(time.Duration) (float64, error)
 	}{
-		{"open+close, untraced", nil, openClose},
-		{"open+close, traced", self, openClose},
-		{"open+close, another process traced", another, openClose},
-		{"open+close, an empty program on sys_exit", emptyProgram, openClose},
-		{"open+close at 100,000/s, untraced: CPU µs per 1,000", nil, paced},
-		{"open+close at 100,000/s, traced: CPU µs per 1,000", self, paced},
-		{"open+close at 100,000/s, an empty program on sys_exit: CPU µs per 1,000", emptyProgram, paced},
-		{"fork+exec+wait, untraced", nil, forkWait},
-		{"fork+exec+wait, traced", self, forkWait},
+		{"open+close at full speed, untraced: CPU ns each", nil, openClose},
+		{"open+close at full speed, traced: CPU ns each", self, openClose},
+		{"open+close at full speed, another process traced: CPU ns each", another, openClose},
+		{"open+close at full speed, an empty program on sys_exit: CPU ns each", emptyProgram, openClose},
+		{"open+close at 100,000/s, untraced: CPU ns each", nil, paced},
+		{"open+close at 100,000/s, traced: CPU ns each", self, paced},
+		{"open+close at 100,000/s, an empty program on sys_exit: CPU ns each", emptyProgram, paced},
+		{"fork+exec+wait, untraced: per second", nil, forkWait},
+		{"fork+exec+wait, traced: per second", self, forkWait},
 	}
 	rates := make([][]float64, len(cases))
 	for range rounds {
@@ -88,7 +91,7 @@ func run(rounds int, each time.Duration) error {
 		}
 	}
 	fmt.Printf("%s, %d cores, %s; %d rounds of %s each, medians\n\n", time.Now().Format("2006-01-02"), numCPU(), kernel(), rounds, each)
-	fmt.Println("| loop | per second | × untraced |")
+	fmt.Println("| loop | measured | × untraced |")
 	fmt.Println("|---|---:|---:|")
 	for i, c := range cases {
 		base := median(rates[0])
@@ -123,28 +126,25 @@ func emptyProgram() (io.Closer, error) {
 	return link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
 }
 
-// openClose opens and closes /dev/null for d: the rate.
-func openClose(d time.Duration) (float64, error) {
-	n, start := 0, time.Now()
-	for time.Since(start) < d {
-		for range 1000 {
-			fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-			if err != nil {
-				return 0, err
-			}
-			syscall.Close(fd)
-		}
-		n += 1000
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
-}
+// openClose opens and closes /dev/null as fast as it can for d: the CPU
+// time of the thread per open+close, in ns.
+func openClose(d time.Duration) (float64, error) { return cpuPerOpen(d, 0) }
 
 // paced opens and closes /dev/null 100,000 times a second for d: the CPU
-// time of this process per 1,000, in µs (what the tracer adds to a
-// process that opens at that rate and does other work besides).
-func paced(d time.Duration) (float64, error) {
-	var before, after syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+// time of the thread per open+close, in ns (what the tracer adds to a
+// process that opens at that rate and does other work besides; the
+// budget of stack walks a second weighs more here than at full speed).
+func paced(d time.Duration) (float64, error) { return cpuPerOpen(d, 10*time.Microsecond) }
+
+// cpuPerOpen opens and closes /dev/null for d, one every pace (0: as
+// fast as it can), on one locked thread: that thread's CPU time per
+// open+close, in ns. CPU time, not a rate: what other processes of a
+// busy machine take does not count.
+func cpuPerOpen(d, pace time.Duration) (float64, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var before, after unix.Timespec
+	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &before)
 	n, start := 0, time.Now()
 	for time.Since(start) < d {
 		for range 1000 {
@@ -155,11 +155,12 @@ func paced(d time.Duration) (float64, error) {
 			syscall.Close(fd)
 		}
 		n += 1000
-		time.Sleep(time.Until(start.Add(time.Duration(n) * 10 * time.Microsecond)))
+		if pace > 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(n) * pace)))
+		}
 	}
-	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
-	return float64(cpu.Microseconds()) / float64(n) * 1000, nil
+	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &after)
+	return float64(after.Nano()-before.Nano()) / float64(n), nil
 }
 
 // forkWait starts /bin/true and waits for it, for d: the rate.

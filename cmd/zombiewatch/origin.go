@@ -94,7 +94,7 @@ func watchOrigins(c flags.Config, r *model.Reader, s *watch.Sampler) (stop func(
 // whose fd groups it names (the first few fd growers), from when they are
 // first named: their growth from then on gets its origin.
 func hostOrigins(c flags.Config, r *model.Reader, hs *watch.HostSampler) (stop func(), err error) {
-	t, err := origin.New("host", origin.Options{MaxFDs: origin.MaxFollowed * 65536})
+	t, err := origin.New("host", origin.Options{Processes: origin.MaxFollowed})
 	if err != nil {
 		return nil, err
 	}

@@ -447,7 +447,7 @@ func (o *opener) open(t *testing.T, n int) []int {
 // recorded; a fifth process is refused, not silently untraced.
 func TestTracerFollowsSeveral(t *testing.T) {
 	a, b := startOpener(t), startOpener(t)
-	tr, err := origin.New("test", origin.Options{})
+	tr, err := origin.New("test", origin.Options{Processes: origin.MaxFollowed})
 	if errors.Is(err, origin.ErrUnavailable) {
 		t.Skipf("this kernel or this user cannot trace: %v", err)
 	}

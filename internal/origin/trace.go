@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -48,32 +49,33 @@ type Tracer struct {
 	budget *ebpf.Map // the stack walks of the current second: {began, walks}
 
 	walksPerSecond int
-	fds            *ebpf.Map // {tgid, fd} → Record
+	fds            *ebpf.Map // an array: process slot × fdsPer + fd → Record
 	forks          *ebpf.Map // {parent tgid, child pid} → Record
 	links          []link.Link
-	followed       [MaxFollowed]uint32
+	followed       []uint32 // by slot; 0 for a free one
+	fdsPer         int      // descriptor numbers recorded per process: 0 to fdsPer-1
 }
 
 // MaxFollowed is how many processes one tracer follows at once: each of
 // the system's calls compares its process with each of them.
 const MaxFollowed = 4
 
-// key is the maps' key: a followed process and one of its descriptors, or
-// a child it forked.
+// key is the forks map's key: a followed process and a child it forked.
 type key struct {
 	TGID, ID uint32
 }
 
-// Bounds of the kernel's maps: the descriptors remembered (as many as the
-// process may hold: its RLIMIT_NOFILE, up to a million), the children (16
-// bytes each), and the distinct stacks (512 bytes each). Up to
-// preallocLimit records a map is allocated up front, which makes each
-// record cheaper to add; beyond, as used.
+// Bounds of the kernel's maps: the descriptor numbers recorded per
+// process (as many as it may hold: its RLIMIT_NOFILE, up to 262,144; 16
+// bytes each, allocated up front: a record is then two stores, no lock),
+// the children (a hash, as used), and the distinct stacks (512 bytes
+// each).
 const (
-	maxFDs        = 1 << 20
-	maxForks      = 1 << 14
-	maxStacks     = 1 << 12
-	preallocLimit = 1 << 16
+	maxFDs    = 1 << 18
+	maxForks  = 1 << 14
+	maxStacks = 1 << 12
+	// DefaultFDs is the descriptor numbers recorded per process by New.
+	DefaultFDs = 1 << 16
 )
 
 // fdsFor is how many descriptors pid may hold at once: its soft
@@ -86,14 +88,6 @@ func fdsFor(pid int) int {
 	return int(min(max(lim.Cur, 1024), maxFDs))
 }
 
-// hashFlags: preallocated up to preallocLimit entries.
-func hashFlags(entries int) uint32 {
-	if entries > preallocLimit {
-		return unix.BPF_F_NO_PREALLOC
-	}
-	return 0
-}
-
 // ErrUnavailable wraps every reason tracing cannot start here (no BPF, no
 // BTF, not privileged), so a caller can say what would fix it.
 var ErrUnavailable = errors.New("origin tracing unavailable")
@@ -101,7 +95,12 @@ var ErrUnavailable = errors.New("origin tracing unavailable")
 // Options bound the kernel's maps and the stack walks; zero takes the
 // defaults.
 type Options struct {
+	// MaxFDs: descriptors numbered from 0 to MaxFDs-1 are recorded, of
+	// each process (one numbered beyond is counted lost).
 	MaxFDs, MaxForks int
+	// Processes is how many a tracer made by New follows at once (default
+	// 1, at most MaxFollowed).
+	Processes int
 	// StacksPerSecond bounds the user stacks walked each second (default
 	// DefaultStacksPerSecond): walking one costs the traced thread ~7 µs,
 	// so a loop opening 100,000 descriptors a second would be slowed
@@ -139,8 +138,8 @@ func TraceWith(pid int, opts Options) (*Tracer, error) {
 
 // New starts a tracer that follows no process yet (Follow adds them);
 // name ends its programs' names, so that bpftool shows whose they are.
-// The descriptor map holds opts.MaxFDs (default 65,536) across all the
-// processes followed.
+// It records descriptors numbered below opts.MaxFDs (default DefaultFDs)
+// of each of opts.Processes.
 func New(name string, opts Options) (*Tracer, error) {
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
 		return nil, fmt.Errorf("%w: the kernel has no BTF (/sys/kernel/btf/vmlinux: %v)", ErrUnavailable, err)
@@ -149,14 +148,18 @@ func New(name string, opts Options) (*Tracer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	t := &Tracer{walksPerSecond: cmp.Or(opts.StacksPerSecond, DefaultStacksPerSecond)}
+	t := &Tracer{
+		walksPerSecond: cmp.Or(opts.StacksPerSecond, DefaultStacksPerSecond),
+		followed:       make([]uint32, min(cmp.Or(opts.Processes, 1), MaxFollowed)),
+		fdsPer:         min(cmp.Or(opts.MaxFDs, DefaultFDs), maxFDs),
+	}
 	ok := false
 	defer func() {
 		if !ok {
 			t.Close()
 		}
 	}()
-	if err := t.makeMaps(cmp.Or(opts.MaxFDs, preallocLimit), cmp.Or(opts.MaxForks, maxForks)); err != nil {
+	if err := t.makeMaps(cmp.Or(opts.MaxForks, maxForks)); err != nil {
 		return nil, unavailable("creating the BPF maps", err)
 	}
 	progs := []struct {
@@ -209,40 +212,51 @@ func (t *Tracer) Follow(pid int) error {
 		}
 	}
 	if free < 0 {
-		return fmt.Errorf("following pid %d: a tracer follows %d processes at most", pid, MaxFollowed)
+		return fmt.Errorf("following pid %d: this tracer follows at most %d at once", pid, len(t.followed))
 	}
 	t.followed[free] = uint32(pid)
-	return t.pids.Put(uint32(0), t.followed)
+	return t.putFollowed()
+}
+
+// putFollowed writes the followed processes where the programs read them.
+func (t *Tracer) putFollowed() error {
+	var pids [MaxFollowed]uint32
+	copy(pids[:], t.followed)
+	return t.pids.Put(uint32(0), pids)
 }
 
 // Unfollow stops tracing pid and forgets what was recorded of it.
 func (t *Tracer) Unfollow(pid int) error {
-	for i, f := range t.followed {
-		if f == uint32(pid) {
-			t.followed[i] = 0
-		}
+	slot := slices.Index(t.followed, uint32(pid))
+	if slot < 0 {
+		return nil
 	}
-	if err := t.pids.Put(uint32(0), t.followed); err != nil {
+	t.followed[slot] = 0
+	if err := t.putFollowed(); err != nil {
 		return err
 	}
-	for _, m := range []*ebpf.Map{t.fds, t.forks} {
-		var gone []key
-		var k key
-		var v Record
-		it := m.Iterate()
-		for it.Next(&k, &v) {
-			if k.TGID == uint32(pid) {
-				gone = append(gone, k)
-			}
-		}
-		if err := it.Err(); err != nil {
-			return err
-		}
-		for _, k := range gone {
-			m.Delete(k) // gone already if it was closed meanwhile
+	// Its descriptors' records, zeroed for the next in the slot.
+	zero := make([]Record, t.fdsPer)
+	keys := make([]uint32, t.fdsPer)
+	for i := range keys {
+		keys[i] = uint32(slot*t.fdsPer + i)
+	}
+	if _, err := t.fds.BatchUpdate(keys, zero, nil); err != nil {
+		return err
+	}
+	var gone []key
+	var k key
+	var v Record
+	it := t.forks.Iterate()
+	for it.Next(&k, &v) {
+		if k.TGID == uint32(pid) {
+			gone = append(gone, k)
 		}
 	}
-	return nil
+	for _, k := range gone {
+		t.forks.Delete(k) // gone already if it was deleted meanwhile
+	}
+	return it.Err()
 }
 
 // unavailable wraps a refusal with what would lift it. Only a refusal or
@@ -289,7 +303,7 @@ var syscallKinds = map[uint32]uint8{
 
 const maxSyscall = 512
 
-func (t *Tracer) makeMaps(fds, forks int) error {
+func (t *Tracer) makeMaps(forks int) error {
 	var err error
 	if t.pids, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_pids", Type: ebpf.Array, KeySize: 4, ValueSize: 4 * MaxFollowed, MaxEntries: 1}); err != nil {
 		return err
@@ -311,10 +325,10 @@ func (t *Tracer) makeMaps(fds, forks int) error {
 	if t.lost, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_lost", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1}); err != nil {
 		return err
 	}
-	if t.fds, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_fds", Type: ebpf.Hash, KeySize: 8, ValueSize: 16, MaxEntries: uint32(fds), Flags: hashFlags(fds)}); err != nil {
+	if t.fds, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_fds", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: uint32(len(t.followed) * t.fdsPer)}); err != nil {
 		return err
 	}
-	t.forks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_forks", Type: ebpf.Hash, KeySize: 8, ValueSize: 16, MaxEntries: uint32(forks), Flags: hashFlags(forks)})
+	t.forks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_forks", Type: ebpf.Hash, KeySize: 8, ValueSize: 16, MaxEntries: uint32(forks), Flags: unix.BPF_F_NO_PREALLOC})
 	return err
 }
 
@@ -372,10 +386,12 @@ const (
 	pairOff  = -32
 	nrOff    = -36
 	argsOff  = -56 // the first 16 bytes of clone3's clone_args: flags, pidfd
+	slotOff  = -60 // where the process's records begin in the descriptor array
 )
 
 // ifTraced starts a program, then goes on to body: r6 = ctx, the current
-// process into the key; on to "exit" unless it is one of those followed.
+// process into the key and its slot's first record into slotOff; on to
+// "exit" unless it is one of those followed.
 func (t *Tracer) ifTraced(body ...asm.Instruction) asm.Instructions {
 	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
@@ -385,20 +401,23 @@ func (t *Tracer) ifTraced(body ...asm.Instruction) asm.Instructions {
 	}
 	insns = append(insns, lookupFirst(t.pids, "exit")...)
 	insns = append(insns, asm.LoadMem(asm.R1, asm.RFP, keyTGID, asm.Word))
-	for i := range MaxFollowed {
+	for i := range t.followed {
 		insns = append(insns,
 			asm.LoadMem(asm.R2, asm.R0, int16(4*i), asm.Word),
+			asm.Mov.Imm(asm.R3, int32(i*t.fdsPer)),
 			asm.JEq.Reg(asm.R1, asm.R2, "traced"))
 	}
-	insns = append(insns, asm.Ja.Label("exit"))
-	body[0] = body[0].WithSymbol("traced")
+	insns = append(insns,
+		asm.Ja.Label("exit"),
+		asm.StoreMem(asm.RFP, slotOff, asm.R3, asm.Word).WithSymbol("traced"))
 	return append(insns, body...)
 }
 
-// record ends a program: the stack and the time into the value, then the
-// value into m under the key stored; with r9 not 0, under the second
-// descriptor of the pair too.
-func (t *Tracer) record(m *ebpf.Map) asm.Instructions {
+// record ends a program: the stack and the time into the value, then
+// store (the value under the key; on to "updated", or "full" when there
+// is no room); with r9 not 0, store again for the second descriptor of
+// the pair.
+func (t *Tracer) record(store asm.Instructions) asm.Instructions {
 	insns := asm.Instructions{
 		// The time, then the stack if this second's budget of stack
 		// walks is not spent (r7: the budget's {second began, walks}).
@@ -427,20 +446,16 @@ func (t *Tracer) record(m *ebpf.Map) asm.Instructions {
 		asm.Mov.Imm(asm.R3, unix.BPF_F_USER_STACK),
 		asm.FnGetStackid.Call(),
 		asm.StoreMem(asm.RFP, valStack, asm.R0, asm.DWord),
-		asm.Ja.Label("update"),
+		asm.Ja.Label("store"),
 		asm.Mov.Imm(asm.R1, NotSampled).WithSymbol("over"),
 		asm.StoreMem(asm.RFP, valStack, asm.R1, asm.DWord),
-		asm.LoadMapPtr(asm.R1, m.FD()).WithSymbol("update"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, keyTGID),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, valStack),
-		asm.Mov.Imm(asm.R4, unix.BPF_ANY),
-		asm.FnMapUpdateElem.Call(),
-		// A full map: counted, never a silent loss.
-		asm.JEq.Imm(asm.R0, 0, "updated"),
 	)
-	insns = append(insns, lookupFirst(t.lost, "updated")...)
+	store[0] = store[0].WithSymbol("store")
+	insns = append(insns, store...)
+	// No room: counted, never a silent loss.
+	lost := lookupFirst(t.lost, "updated")
+	lost[0] = lost[0].WithSymbol("full")
+	insns = append(insns, lost...)
 	return append(insns,
 		asm.Mov.Imm(asm.R1, 1),
 		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
@@ -448,10 +463,56 @@ func (t *Tracer) record(m *ebpf.Map) asm.Instructions {
 		asm.Mov.Imm(asm.R9, 0),
 		asm.LoadMem(asm.R1, asm.RFP, pairOff+4, asm.Word),
 		asm.StoreMem(asm.RFP, keyOff, asm.R1, asm.Word),
-		asm.Ja.Label("update"),
+		asm.Ja.Label("store"),
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("exit"),
 		asm.Return(),
 	)
+}
+
+// fdRecord is the descriptor's record in the array, in r0, from the
+// descriptor in r1; on to label when it is numbered beyond those recorded.
+func (t *Tracer) fdRecord(label string) asm.Instructions {
+	return asm.Instructions{
+		asm.JGE.Imm(asm.R1, int32(t.fdsPer), label),
+		asm.LoadMem(asm.R2, asm.RFP, slotOff, asm.Word),
+		asm.Add.Reg(asm.R1, asm.R2),
+		asm.StoreMem(asm.RFP, nrOff, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, t.fds.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, nrOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, label),
+	}
+}
+
+// storeFD stores the value as the record of the descriptor in the key:
+// two stores into the array, no lock, no allocation.
+func (t *Tracer) storeFD() asm.Instructions {
+	insns := asm.Instructions{asm.LoadMem(asm.R1, asm.RFP, keyOff, asm.Word)}
+	insns = append(insns, t.fdRecord("full")...)
+	return append(insns,
+		asm.LoadMem(asm.R1, asm.RFP, valStack, asm.DWord),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, valTime, asm.DWord),
+		asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
+		asm.Ja.Label("updated"),
+	)
+}
+
+// storeFork stores the value under the key {process, child} in the forks
+// hash.
+func (t *Tracer) storeFork() asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMapPtr(asm.R1, t.forks.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, keyTGID),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, valStack),
+		asm.Mov.Imm(asm.R4, unix.BPF_ANY),
+		asm.FnMapUpdateElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "updated"),
+		asm.Ja.Label("full"),
+	}
 }
 
 // lookupFirst looks up element 0 of the array m into r0 (r1, r2 spent),
@@ -529,11 +590,12 @@ func (t *Tracer) sysExit(o offsets) asm.Instructions {
 
 		asm.JNE.Imm(asm.R7, 0, "exit").WithSymbol("close"),
 		asm.LoadMem(asm.R1, asm.R8, o.di, asm.DWord),
-		asm.StoreMem(asm.RFP, keyOff, asm.R1, asm.Word),
-		asm.LoadMapPtr(asm.R1, t.fds.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, keyTGID),
-		asm.FnMapDeleteElem.Call(),
+	)
+	insns = append(insns, t.fdRecord("exit")...)
+	insns = append(insns,
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord), // no time: no record
 		asm.Ja.Label("exit"),
 
 		asm.LoadMem(asm.R3, asm.R8, o.di, asm.DWord).WithSymbol("pair0"),
@@ -551,7 +613,7 @@ func (t *Tracer) sysExit(o offsets) asm.Instructions {
 
 		asm.StoreMem(asm.RFP, keyOff, asm.R7, asm.Word).WithSymbol("fd"),
 	)
-	return append(insns, t.record(t.fds)...)
+	return append(insns, t.record(t.storeFD())...)
 }
 
 // fork: the sched_process_fork tracepoint (struct task_struct *parent,
@@ -566,7 +628,7 @@ func (t *Tracer) fork(o offsets) asm.Instructions {
 		asm.JNE.Reg(asm.R8, asm.R1, "exit"),
 		asm.StoreMem(asm.RFP, keyOff, asm.R8, asm.Word),
 	)
-	return append(insns, t.record(t.forks)...)
+	return append(insns, t.record(t.storeFork())...)
 }
 
 // Close detaches the programs and frees the maps.
@@ -586,24 +648,39 @@ func (t *Tracer) Close() error {
 // Records reads what was recorded of pid: by descriptor number, and by
 // child pid.
 func (t *Tracer) Records(pid int) (fds, forks map[int]Record, err error) {
-	if fds, err = readRecords(t.fds, pid); err != nil {
-		return nil, nil, err
+	fds, forks = map[int]Record{}, map[int]Record{}
+	slot := slices.Index(t.followed, uint32(pid))
+	if slot < 0 {
+		return fds, forks, nil
 	}
-	forks, err = readRecords(t.forks, pid)
-	return fds, forks, err
-}
-
-func readRecords(m *ebpf.Map, pid int) (map[int]Record, error) {
-	out := map[int]Record{}
-	var k key
-	var val Record
-	it := m.Iterate()
-	for it.Next(&k, &val) {
-		if k.TGID == uint32(pid) {
-			out[int(k.ID)] = val
+	// The whole array in batches (16 bytes a record: a few MiB at most),
+	// this process's slot kept.
+	var cursor ebpf.MapBatchCursor
+	keys := make([]uint32, 4096)
+	vals := make([]Record, 4096)
+	for {
+		n, err := t.fds.BatchLookup(&cursor, keys, vals, nil)
+		for i := range n {
+			if int(keys[i])/t.fdsPer == slot && vals[i].BootNs != 0 {
+				fds[int(keys[i])%t.fdsPer] = vals[i]
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
 		}
 	}
-	return out, it.Err()
+	var k key
+	var val Record
+	it := t.forks.Iterate()
+	for it.Next(&k, &val) {
+		if k.TGID == uint32(pid) {
+			forks[int(k.ID)] = val
+		}
+	}
+	return fds, forks, it.Err()
 }
 
 // Lost is how many records the maps had no room for, for all the
