@@ -25,8 +25,8 @@ type Report struct {
 	// and fd group, largest first.
 	FDs []FDOrigin `json:"fds"`
 	// FDsUntraced are open descriptors no traced call opened: opened
-	// before tracing began, or received from another process (over a
-	// Unix socket, from pidfd_getfd of another), or made by io_uring.
+	// before tracing began, or received in a way not traced (recvmmsg,
+	// beyond eight in one message, io_uring), or not recorded (lost).
 	FDsUntraced int `json:"fds_untraced"`
 	// Zombies are the zombie children forked while traced, by stack.
 	Zombies []ZombieOrigin `json:"zombies"`

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -394,26 +395,47 @@ func TestSymbolizerNamesCFunctions(t *testing.T) {
 	}
 }
 
-// opener is a python3 that opens n copies of /etc/hostname each time a
-// line comes, keeps them, and says their numbers.
+// opener is a python3 that, each time a line n comes, makes n
+// descriptors, keeps them, and says their numbers.
 type opener struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	out   *bufio.Reader
 }
 
-func startOpener(t *testing.T) *opener {
+// openFiles opens n copies of /etc/hostname.
+const openFiles = `import os, sys
+held = []
+for line in sys.stdin:
+    fds = [os.open('/etc/hostname', os.O_RDONLY) for _ in range(int(line))]
+    held += fds
+    print(' '.join(map(str, fds)), flush=True)`
+
+// receiveFiles opens n copies of /etc/hostname, sends them to itself
+// over a Unix socket, closes them and keeps those received.
+const receiveFiles = `import os, socket, sys
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+held = []
+for line in sys.stdin:
+    n = int(line)
+    if n == 0:
+        print(flush=True)
+        continue
+    fds = [os.open('/etc/hostname', os.O_RDONLY) for _ in range(n)]
+    socket.send_fds(a, [b'x'], fds)
+    _, got, _, _ = socket.recv_fds(b, 16, n)
+    for fd in fds:
+        os.close(fd)
+    held += got
+    print(' '.join(map(str, got)), flush=True)`
+
+func startOpener(t *testing.T, script string) *opener {
 	t.Helper()
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("no python3")
 	}
-	cmd := exec.Command(python, "-c", `import os, sys
-held = []
-for line in sys.stdin:
-    fds = [os.open('/etc/hostname', os.O_RDONLY) for _ in range(int(line))]
-    held += fds
-    print(' '.join(map(str, fds)), flush=True)`)
+	cmd := exec.Command(python, "-c", script)
 	o := &opener{cmd: cmd}
 	o.stdin, _ = cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -446,7 +468,7 @@ func (o *opener) open(t *testing.T, n int) []int {
 // their records apart; one unfollowed is forgotten and no longer
 // recorded; a fifth process is refused, not silently untraced.
 func TestTracerFollowsSeveral(t *testing.T) {
-	a, b := startOpener(t), startOpener(t)
+	a, b := startOpener(t, openFiles), startOpener(t, openFiles)
 	tr, err := origin.New("test", origin.Options{Processes: origin.MaxFollowed})
 	if errors.Is(err, origin.ErrUnavailable) {
 		t.Skipf("this kernel or this user cannot trace: %v", err)
@@ -494,5 +516,41 @@ func TestTracerFollowsSeveral(t *testing.T) {
 	}
 	if err := tr.Follow(2_000_000); err == nil || !strings.Contains(err.Error(), "at most") {
 		t.Errorf("following a fifth process: %v, want a refusal", err)
+	}
+}
+
+// TestOriginRecordsReceivedDescriptors: descriptors that come in an
+// SCM_RIGHTS message are recorded at the stack that received them (the
+// C library's recvmsg, for python3), up to eight a message, never left
+// as "origin unknown".
+func TestOriginRecordsReceivedDescriptors(t *testing.T) {
+	o := startOpener(t, receiveFiles)
+	pid := o.cmd.Process.Pid
+	tr := trace(t, pid, origin.Options{})
+	got := o.open(t, 3)
+	more := o.open(t, 12) // the first eight of one message are recorded
+	fds, _, err := tr.Records(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sym, err := origin.NewSymbolizer("/proc", pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, fd := range append(got, more[:8]...) {
+		rec, ok := fds[fd]
+		if !ok {
+			t.Errorf("received fd %d (%d of the received): no record", fd, i)
+			continue
+		}
+		frames := sym.Resolve(tr.Stack(rec.StackID))
+		if len(frames) == 0 || !strings.Contains(frames[0].Function, "recvmsg") {
+			t.Errorf("received fd %d: stack %v, want it to begin in recvmsg", fd, frames)
+		}
+	}
+	for _, fd := range more[8:] {
+		if _, ok := fds[fd]; ok {
+			t.Errorf("fd %d, the %dth of one message: recorded, want the eight first only", fd, slices.Index(more, fd)+1)
+		}
 	}
 }

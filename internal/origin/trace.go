@@ -29,17 +29,18 @@ type Record struct {
 }
 
 // Tracer follows up to MaxFollowed processes in the kernel: every system
-// call of their threads that returns a new descriptor (the raw sys_exit tracepoint,
-// filtered by syscall number: open, socket, accept, pipe, dup, eventfd,
-// memfd and the rest), every close, and every child it forks (the
+// call of their threads that returns a new descriptor (the raw sys_exit
+// tracepoint, filtered by syscall number: open, socket, accept, pipe, dup,
+// eventfd, memfd and the rest, and recvmsg with descriptors in an
+// SCM_RIGHTS message), every close, and every child it forks (the
 // sched_process_fork tracepoint), each with the user stack that did it.
 // The records are joined with the table open at the end: a number reused
 // keeps only its latest opener, and a closed one is forgotten.
 //
 // fentry on fd_install, the one place every descriptor enters a table,
-// would see descriptors received over a Unix socket too; kernels that
-// refuse trampolines (this project's lab machine does, with EPERM) still
-// have the tracepoints, so those are what is used.
+// would see io_uring's too and cost other system calls nothing; kernels
+// that refuse trampolines (this project's lab machine does, with EPERM)
+// still have the tracepoints, so those are what is used.
 type Tracer struct {
 	Start  uint64    // CLOCK_BOOTTIME when tracing began
 	pids   *ebpf.Map // the processes followed: one value of MaxFollowed tgids, 0 for none
@@ -282,7 +283,12 @@ const (
 	kindClose    // close: the descriptor of its first argument is gone
 	kindClone    // clone: with CLONE_PIDFD, a pidfd written where its third argument points
 	kindClone3   // clone3: with CLONE_PIDFD in its clone_args, a pidfd written where they say
+	kindRecvmsg  // recvmsg: descriptors received in an SCM_RIGHTS message, written to its control buffer
 )
+
+// maxReceived is how many descriptors of one message (a pair, an
+// SCM_RIGHTS message) are recorded; more in one message go untraced.
+const maxReceived = 8
 
 // syscallKinds are x86-64's numbers of the system calls that add or
 // remove a descriptor. bpf(2) is left out: it returns 0 for success as
@@ -299,6 +305,7 @@ var syscallKinds = map[uint32]uint8{
 	22: kindPairArg0, 293: kindPairArg0, 53: kindPairArg3, // pipe, pipe2, socketpair
 	3:  kindClose,
 	56: kindClone, 435: kindClone3, // os/exec's children come with a pidfd
+	47: kindRecvmsg,
 }
 
 const maxSyscall = 512
@@ -383,10 +390,10 @@ const (
 	valTime  = -8
 	keyTGID  = -24
 	keyOff   = -20
-	pairOff  = -32
 	nrOff    = -36
 	argsOff  = -56 // the first 16 bytes of clone3's clone_args: flags, pidfd
 	slotOff  = -60 // where the process's records begin in the descriptor array
+	fdsOff   = -96 // the descriptors of one call, maxReceived of them at most
 )
 
 // ifTraced starts a program, then goes on to body: r6 = ctx, the current
@@ -415,8 +422,8 @@ func (t *Tracer) ifTraced(body ...asm.Instruction) asm.Instructions {
 
 // record ends a program: the stack and the time into the value, then
 // store (the value under the key; on to "updated", or "full" when there
-// is no room); with r9 not 0, store again for the second descriptor of
-// the pair.
+// is no room); while r9 is not 0, store again for the next descriptor of
+// the call (a pair, those received in one message).
 func (t *Tracer) record(store asm.Instructions) asm.Instructions {
 	insns := asm.Instructions{
 		// The time, then the stack if this second's budget of stack
@@ -456,17 +463,37 @@ func (t *Tracer) record(store asm.Instructions) asm.Instructions {
 	lost := lookupFirst(t.lost, "updated")
 	lost[0] = lost[0].WithSymbol("full")
 	insns = append(insns, lost...)
-	return append(insns,
+	insns = append(insns,
 		asm.Mov.Imm(asm.R1, 1),
 		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
 		asm.JEq.Imm(asm.R9, 0, "exit").WithSymbol("updated"),
-		asm.Mov.Imm(asm.R9, 0),
-		asm.LoadMem(asm.R1, asm.RFP, pairOff+4, asm.Word),
+		asm.Sub.Imm(asm.R9, 1),
+	)
+	// The next descriptor of the call: the rest shift down one.
+	for i := range maxReceived - 1 {
+		insns = append(insns,
+			asm.LoadMem(asm.R1, asm.RFP, fdsOff+4*int16(i+1), asm.Word),
+			asm.StoreMem(asm.RFP, fdsOff+4*int16(i), asm.R1, asm.Word))
+	}
+	return append(insns,
+		asm.LoadMem(asm.R1, asm.RFP, fdsOff, asm.Word),
 		asm.StoreMem(asm.RFP, keyOff, asm.R1, asm.Word),
 		asm.Ja.Label("store"),
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("exit"),
 		asm.Return(),
 	)
+}
+
+// readArgs reads 16 bytes at the user address in r3 to argsOff; on to
+// "exit" if they cannot be read.
+func readArgs() asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R1, asm.RFP),
+		asm.Add.Imm(asm.R1, argsOff),
+		asm.Mov.Imm(asm.R2, 16),
+		asm.FnProbeReadUser.Call(),
+		asm.JNE.Imm(asm.R0, 0, "exit"),
+	}
 }
 
 // fdRecord is the descriptor's record in the array, in r0, from the
@@ -529,7 +556,8 @@ func lookupFirst(m *ebpf.Map, label string) asm.Instructions {
 }
 
 // sysExit: the raw sys_exit tracepoint (struct pt_regs *regs, long ret).
-// r7 = ret, r8 = regs, r9 = 1 when a pair of descriptors is recorded.
+// r7 = ret, r8 = regs, r9 = how many descriptors at fdsOff are left to
+// record after the first.
 func (t *Tracer) sysExit(o offsets) asm.Instructions {
 	insns := t.ifTraced(
 		asm.LoadMem(asm.R7, asm.R6, 8, asm.DWord),
@@ -552,7 +580,40 @@ func (t *Tracer) sysExit(o offsets) asm.Instructions {
 		asm.JEq.Imm(asm.R1, kindClose, "close"),
 		asm.JEq.Imm(asm.R1, kindClone, "clone"),
 		asm.JEq.Imm(asm.R1, kindClone3, "clone3"),
+		asm.JEq.Imm(asm.R1, kindRecvmsg, "recvmsg"),
 		asm.Ja.Label("exit"),
+
+		// recvmsg(fd, struct user_msghdr *msg, flags): msg_control and
+		// msg_controllen (the length received) at 32 and 40; the first
+		// cmsghdr {u64 len; int level; int type} and its descriptors.
+		asm.LoadMem(asm.R3, asm.R8, o.si, asm.DWord).WithSymbol("recvmsg"),
+		asm.Add.Imm(asm.R3, 32),
+	)
+	insns = append(insns, readArgs()...)
+	insns = append(insns,
+		asm.LoadMem(asm.R1, asm.RFP, argsOff+8, asm.DWord),
+		asm.JLT.Imm(asm.R1, 20, "exit"), // no room for a header and a descriptor
+		asm.LoadMem(asm.R7, asm.RFP, argsOff, asm.DWord),
+		asm.Mov.Reg(asm.R3, asm.R7),
+	)
+	insns = append(insns, readArgs()...)
+	insns = append(insns,
+		asm.LoadMem(asm.R1, asm.RFP, argsOff+8, asm.Word),
+		asm.JNE.Imm(asm.R1, unix.SOL_SOCKET, "exit"),
+		asm.LoadMem(asm.R1, asm.RFP, argsOff+12, asm.Word),
+		asm.JNE.Imm(asm.R1, unix.SCM_RIGHTS, "exit"),
+		asm.LoadMem(asm.R2, asm.RFP, argsOff, asm.DWord),
+		asm.JLT.Imm(asm.R2, 20, "exit"),
+		asm.Sub.Imm(asm.R2, 16),
+		asm.RSh.Imm(asm.R2, 2),
+		asm.JLE.Imm(asm.R2, maxReceived, "received"),
+		asm.Mov.Imm(asm.R2, maxReceived),
+		asm.Mov.Reg(asm.R9, asm.R2).WithSymbol("received"),
+		asm.Sub.Imm(asm.R9, 1),
+		asm.LSh.Imm(asm.R2, 2),
+		asm.Mov.Reg(asm.R3, asm.R7),
+		asm.Add.Imm(asm.R3, 16),
+		asm.Ja.Label("read"),
 
 		// In the parent (the child returns 0), where CLONE_PIDFD was asked:
 		// the address of the pidfd into r3.
@@ -564,24 +625,16 @@ func (t *Tracer) sysExit(o offsets) asm.Instructions {
 		asm.Ja.Label("one"),
 		asm.JEq.Imm(asm.R7, 0, "exit").WithSymbol("clone3"),
 		asm.LoadMem(asm.R3, asm.R8, o.di, asm.DWord),
-		asm.Mov.Reg(asm.R1, asm.RFP),
-		asm.Add.Imm(asm.R1, argsOff),
-		asm.Mov.Imm(asm.R2, 16),
-		asm.FnProbeReadUser.Call(),
-		asm.JNE.Imm(asm.R0, 0, "exit"),
+	)
+	insns = append(insns, readArgs()...)
+	insns = append(insns,
 		asm.LoadMem(asm.R1, asm.RFP, argsOff, asm.DWord),
 		asm.And.Imm(asm.R1, unix.CLONE_PIDFD),
 		asm.JEq.Imm(asm.R1, 0, "exit"),
 		asm.LoadMem(asm.R3, asm.RFP, argsOff+8, asm.DWord),
 		// One descriptor at the user address in r3.
-		asm.Mov.Reg(asm.R1, asm.RFP).WithSymbol("one"),
-		asm.Add.Imm(asm.R1, pairOff),
-		asm.Mov.Imm(asm.R2, 4),
-		asm.FnProbeReadUser.Call(),
-		asm.JNE.Imm(asm.R0, 0, "exit"),
-		asm.LoadMem(asm.R1, asm.RFP, pairOff, asm.Word),
-		asm.StoreMem(asm.RFP, keyOff, asm.R1, asm.Word),
-		asm.Ja.Label("record"),
+		asm.Mov.Imm(asm.R2, 4).WithSymbol("one"),
+		asm.Ja.Label("read"),
 
 		asm.LoadMem(asm.R1, asm.R8, o.si, asm.DWord).WithSymbol("fcntl"),
 		asm.JEq.Imm(asm.R1, unix.F_DUPFD, "fd"),
@@ -601,14 +654,16 @@ func (t *Tracer) sysExit(o offsets) asm.Instructions {
 		asm.LoadMem(asm.R3, asm.R8, o.di, asm.DWord).WithSymbol("pair0"),
 		asm.Ja.Label("pair"),
 		asm.LoadMem(asm.R3, asm.R8, o.r10, asm.DWord).WithSymbol("pair3"),
-		asm.Mov.Reg(asm.R1, asm.RFP).WithSymbol("pair"),
-		asm.Add.Imm(asm.R1, pairOff),
-		asm.Mov.Imm(asm.R2, 8),
+		asm.Mov.Imm(asm.R2, 8).WithSymbol("pair"),
+		asm.Mov.Imm(asm.R9, 1),
+		// r2 bytes of descriptors at the user address in r3, to fdsOff;
+		// the first into the key.
+		asm.Mov.Reg(asm.R1, asm.RFP).WithSymbol("read"),
+		asm.Add.Imm(asm.R1, fdsOff),
 		asm.FnProbeReadUser.Call(),
 		asm.JNE.Imm(asm.R0, 0, "exit"),
-		asm.LoadMem(asm.R1, asm.RFP, pairOff, asm.Word),
+		asm.LoadMem(asm.R1, asm.RFP, fdsOff, asm.Word),
 		asm.StoreMem(asm.RFP, keyOff, asm.R1, asm.Word),
-		asm.Mov.Imm(asm.R9, 1),
 		asm.Ja.Label("record"),
 
 		asm.StoreMem(asm.RFP, keyOff, asm.R7, asm.Word).WithSymbol("fd"),

@@ -28,7 +28,7 @@ func Origin(w io.Writer, r *origin.Report) error {
 	}
 	fmt.Fprintf(b, "open descriptors opened while traced: %d", opened)
 	if r.FDsUntraced > 0 {
-		fmt.Fprintf(b, "; %d opened before tracing began (or received from another process): origin unknown", r.FDsUntraced)
+		fmt.Fprintf(b, "; %d opened before tracing began (or received untraced): origin unknown", r.FDsUntraced)
 	}
 	b.WriteString("\n")
 	for i, o := range r.FDs {
