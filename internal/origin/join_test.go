@@ -65,10 +65,10 @@ func TestJoin(t *testing.T) {
 
 func TestParseMapping(t *testing.T) {
 	for line, want := range map[string]mapping{
-		"7f00-7f10 r-xp 00001000 08:01 1234   /usr/lib/libc.so.6":          {0x7f00, 0x7f10, 0x1000, "/usr/lib/libc.so.6"},
-		"1000-2000 r-xp 00000000 08:01 77   /tmp/my app (deleted)":         {0x1000, 0x2000, 0, "/tmp/my app (deleted)"},
-		"1000-2000 rw-p 00000000 00:00 0 ":                                 {0x1000, 0x2000, 0, ""},
-		"7ffd-7ffe rw-p 00000000 00:00 0                          [stack]": {0x7ffd, 0x7ffe, 0, "[stack]"},
+		"7f00-7f10 r-xp 00001000 08:01 1234   /usr/lib/libc.so.6":          {0x7f00, 0x7f10, 0x1000, "/usr/lib/libc.so.6", true},
+		"1000-2000 r-xp 00000000 08:01 77   /tmp/my app (deleted)":         {0x1000, 0x2000, 0, "/tmp/my app (deleted)", true},
+		"1000-2000 rw-p 00000000 00:00 0 ":                                 {0x1000, 0x2000, 0, "", false},
+		"7ffd-7ffe rw-p 00000000 00:00 0                          [stack]": {0x7ffd, 0x7ffe, 0, "[stack]", false},
 	} {
 		if got, ok := parseMapping(line); !ok || got != want {
 			t.Errorf("parseMapping(%q) = %+v, %v; want %+v", line, got, ok, want)

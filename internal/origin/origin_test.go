@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/zombiewatch/zombiewatch/internal/model"
 	"github.com/zombiewatch/zombiewatch/internal/origin"
@@ -347,6 +348,12 @@ func TestSymbolizerNamesGoFunctions(t *testing.T) {
 	frames := sym.Resolve([]uint64{pc + 4, 8}) // the second: a page no process maps
 	if len(frames) != 1 {
 		t.Fatalf("resolved %v: want one frame, the stack ending at the unmapped address", frames)
+	}
+	// A frame pointer gone astray reads a "return address" into data (the
+	// heap, a stack): it ends the stack too, never shows as a frame.
+	data := new([64]byte)
+	if more := sym.Resolve([]uint64{pc + 4, uint64(uintptr(unsafe.Pointer(data)))}); len(more) != 1 {
+		t.Errorf("resolved %v: want one frame, the stack ending at the address of data", more)
 	}
 	f := frames[0]
 	if !strings.HasSuffix(f.Function, "origin_test.lineOf") || filepath.Base(f.File) != "origin_test.go" || f.Line == 0 || f.FuncOff != 4 {

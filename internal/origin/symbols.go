@@ -79,6 +79,7 @@ type Symbolizer struct {
 type mapping struct {
 	start, end, offset uint64
 	path               string
+	exec               bool // code can run here: a return address can point here
 }
 
 // module is one mapped ELF file's tables: its loadable segments (file
@@ -113,7 +114,9 @@ func (s *Symbolizer) Refresh() error {
 	sc := bufio.NewScanner(io.LimitReader(f, 64<<20))
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<10)
 	for sc.Scan() && len(s.maps) < maxMaps {
-		if m, ok := parseMapping(sc.Text()); ok {
+		// Only code: a "return address" into data (the heap, a stack)
+		// is a frame pointer gone astray, and ends the stack.
+		if m, ok := parseMapping(sc.Text()); ok && m.exec {
 			s.maps = append(s.maps, m)
 		}
 	}
@@ -140,7 +143,7 @@ func parseMapping(line string) (mapping, bool) {
 	if !ok || err1 != nil || err2 != nil || err3 != nil || end <= start {
 		return mapping{}, false
 	}
-	return mapping{start: start, end: end, offset: off, path: strings.TrimLeft(rest, " ")}, true
+	return mapping{start: start, end: end, offset: off, path: strings.TrimLeft(rest, " "), exec: strings.Contains(fields[1], "x")}, true
 }
 
 // Resolve turns a stack's addresses (innermost first) into frames. Every
