@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/cilium/ebpf v0.22.0
+	github.com/go-delve/delve v1.27.2
 	github.com/google/go-cmp v0.7.0
 	github.com/guptarohit/asciigraph v0.8.1
 	github.com/olekukonko/tablewriter v1.1.5

@@ -91,7 +91,7 @@ func (t *Tracer) Recorded(pid int) (Recorded, error) {
 	for _, m := range []map[int]Record{fds, forks} {
 		for _, rec := range m {
 			if _, ok := r.Stacks[rec.StackID]; !ok {
-				r.Stacks[rec.StackID] = t.Stack(rec.StackID)
+				r.Stacks[rec.StackID] = t.stackOf(pid, rec.StackID)
 			}
 		}
 	}

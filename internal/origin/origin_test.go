@@ -292,8 +292,10 @@ func TestOriginCProgram(t *testing.T) {
 	if raw == nil || raw.Count != 10 || len(raw.Stack) < 3 || raw.Stack[1].Function != "leak_raw" || raw.Stack[2].Function != "main" || !raw.Whole {
 		t.Errorf("through its own system call: %+v, want 10 files opened at raw_open ← leak_raw ← main, whole", raw)
 	}
-	if libc == nil || libc.Count != 10 || libc.Stack[0].Function == "" || (libc.Whole == (frameIn(libc.Stack, "leak_libc") == nil)) {
-		t.Errorf("through open(): %+v, want 10 files opened in a named libc function, the stack reaching leak_libc or marked cut short", libc)
+	// The C library is built without frame pointers: its open() is
+	// unwound by its CFI to leak_libc, then by frame pointers.
+	if libc == nil || libc.Count != 10 || len(libc.Stack) < 3 || !strings.Contains(libc.Stack[0].Function, "open") || libc.Stack[1].Function != "leak_libc" || libc.Stack[2].Function != "main" || !libc.Whole {
+		t.Errorf("through open(): %+v, want 10 files opened at open (libc) ← leak_libc ← main, whole", libc)
 	}
 }
 

@@ -50,6 +50,11 @@ type Tracer struct {
 	budget *ebpf.Map // the stack walks of the current second: {began, walks}
 
 	walksPerSecond int
+	unwindRules    *ebpf.Map // {tgid, ip} → unwindRule: the followed processes' system call sites in C code
+	scratch        *ebpf.Map // per CPU: the frames of the stack being walked
+	custom         *ebpf.Map // hash → frames: the stacks unwind walked
+	unwinders      map[int]*unwinder
+	off            offsets
 	fds            *ebpf.Map // an array: process slot × fdsPer + fd → Record
 	forks          *ebpf.Map // {parent tgid, child pid} → Record
 	links          []link.Link
@@ -126,22 +131,18 @@ func Trace(pid int) (*Tracer, error) { return TraceWith(pid, Options{}) }
 // map holds as many as pid may open (its RLIMIT_NOFILE).
 func TraceWith(pid int, opts Options) (*Tracer, error) {
 	opts.MaxFDs = cmp.Or(opts.MaxFDs, fdsFor(pid))
-	t, err := New(strconv.Itoa(pid), opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := t.Follow(pid); err != nil {
-		t.Close()
-		return nil, err
-	}
-	return t, nil
+	return start(strconv.Itoa(pid), opts, pid)
 }
 
 // New starts a tracer that follows no process yet (Follow adds them);
 // name ends its programs' names, so that bpftool shows whose they are.
 // It records descriptors numbered below opts.MaxFDs (default DefaultFDs)
 // of each of opts.Processes.
-func New(name string, opts Options) (*Tracer, error) {
+func New(name string, opts Options) (*Tracer, error) { return start(name, opts, 0) }
+
+// start makes the maps, follows pid (if not 0), then loads and attaches
+// the programs: once they show, pid is followed.
+func start(name string, opts Options, pid int) (*Tracer, error) {
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
 		return nil, fmt.Errorf("%w: the kernel has no BTF (/sys/kernel/btf/vmlinux: %v)", ErrUnavailable, err)
 	}
@@ -153,6 +154,8 @@ func New(name string, opts Options) (*Tracer, error) {
 		walksPerSecond: cmp.Or(opts.StacksPerSecond, DefaultStacksPerSecond),
 		followed:       make([]uint32, min(cmp.Or(opts.Processes, 1), MaxFollowed)),
 		fdsPer:         min(cmp.Or(opts.MaxFDs, DefaultFDs), maxFDs),
+		unwinders:      map[int]*unwinder{},
+		off:            off,
 	}
 	ok := false
 	defer func() {
@@ -162,6 +165,11 @@ func New(name string, opts Options) (*Tracer, error) {
 	}()
 	if err := t.makeMaps(cmp.Or(opts.MaxForks, maxForks)); err != nil {
 		return nil, unavailable("creating the BPF maps", err)
+	}
+	if pid != 0 {
+		if err := t.Follow(pid); err != nil {
+			return nil, err
+		}
 	}
 	progs := []struct {
 		name, attachTo string
@@ -215,6 +223,16 @@ func (t *Tracer) Follow(pid int) error {
 	if free < 0 {
 		return fmt.Errorf("following pid %d: this tracer follows at most %d at once", pid, len(t.followed))
 	}
+	// Its system call sites in C code, for unwind; none found (a Go
+	// program) or none readable, the kernel's walk is all there is.
+	if u, err := syscallSites("/proc", pid); err == nil {
+		t.unwinders[pid] = u
+		for ip, r := range u.sites {
+			if err := t.unwindRules.Put(unwindKey{TGID: uint32(pid), IP: ip}, r); err != nil {
+				break // full: the rest go unwound by the kernel alone
+			}
+		}
+	}
 	t.followed[free] = uint32(pid)
 	return t.putFollowed()
 }
@@ -235,6 +253,12 @@ func (t *Tracer) Unfollow(pid int) error {
 	t.followed[slot] = 0
 	if err := t.putFollowed(); err != nil {
 		return err
+	}
+	if u := t.unwinders[pid]; u != nil {
+		for ip := range u.sites {
+			t.unwindRules.Delete(unwindKey{TGID: uint32(pid), IP: ip})
+		}
+		delete(t.unwinders, pid)
 	}
 	// Its descriptors' records, zeroed for the next in the slot.
 	zero := make([]Record, t.fdsPer)
@@ -315,6 +339,15 @@ func (t *Tracer) makeMaps(forks int) error {
 	if t.pids, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_pids", Type: ebpf.Array, KeySize: 4, ValueSize: 4 * MaxFollowed, MaxEntries: 1}); err != nil {
 		return err
 	}
+	if t.unwindRules, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_unwind", Type: ebpf.Hash, KeySize: 16, ValueSize: 12, MaxEntries: maxSites, Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
+		return err
+	}
+	if t.scratch, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_scratch", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8 * StackDepth, MaxEntries: 1}); err != nil {
+		return err
+	}
+	if t.custom, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_custom", Type: ebpf.Hash, KeySize: 8, ValueSize: 8 * StackDepth, MaxEntries: maxStacks, Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
+		return err
+	}
 	if t.stacks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_stacks", Type: ebpf.StackTrace, KeySize: 4, ValueSize: 8 * StackDepth, MaxEntries: maxStacks}); err != nil {
 		return err
 	}
@@ -343,6 +376,7 @@ func (t *Tracer) makeMaps(forks int) error {
 // this kernel's layout, not a header's.
 type offsets struct {
 	origAX, di, si, dx, r10 int16 // struct pt_regs: the syscall number, arguments 1, 2, 3 and 4
+	ip, sp, bp              int16 // struct pt_regs: where the user's code was
 	taskPID, taskTGID       int16
 }
 
@@ -361,6 +395,9 @@ func kernelOffsets() (offsets, error) {
 		{"pt_regs", "si", &o.si},
 		{"pt_regs", "dx", &o.dx},
 		{"pt_regs", "r10", &o.r10},
+		{"pt_regs", "ip", &o.ip},
+		{"pt_regs", "sp", &o.sp},
+		{"pt_regs", "bp", &o.bp},
 		{"task_struct", "pid", &o.taskPID},
 		{"task_struct", "tgid", &o.taskTGID},
 	} {
@@ -391,9 +428,13 @@ const (
 	keyTGID  = -24
 	keyOff   = -20
 	nrOff    = -36
-	argsOff  = -56 // the first 16 bytes of clone3's clone_args: flags, pidfd
-	slotOff  = -60 // where the process's records begin in the descriptor array
-	fdsOff   = -96 // the descriptors of one call, maxReceived of them at most
+	argsOff  = -56  // the first 16 bytes of clone3's clone_args: flags, pidfd
+	slotOff  = -60  // where the process's records begin in the descriptor array
+	fdsOff   = -96  // the descriptors of one call, maxReceived of them at most
+	ukeyOff  = -112 // the unwind map's key: {tgid, 0, ip}
+	spOff    = -120 // the user's sp
+	bpOff    = -128 // the frame pointer of the frame walked next
+	tmpOff   = -144 // a frame read from the user's stack: {next frame pointer, return address}
 )
 
 // ifTraced starts a program, then goes on to body: r6 = ctx, the current
@@ -448,7 +489,10 @@ func (t *Tracer) record(store asm.Instructions) asm.Instructions {
 		asm.Mov.Reg(asm.R2, asm.R7),
 		asm.Add.Imm(asm.R2, 8),
 		asm.StoreXAdd(asm.R2, asm.R1, asm.DWord),
-		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("walk"),
+	)
+	insns = append(insns, t.unwind()...)
+	insns = append(insns,
+		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("kernelwalk"),
 		asm.LoadMapPtr(asm.R2, t.stacks.FD()),
 		asm.Mov.Imm(asm.R3, unix.BPF_F_USER_STACK),
 		asm.FnGetStackid.Call(),
@@ -483,6 +527,124 @@ func (t *Tracer) record(store asm.Instructions) asm.Instructions {
 		asm.Return(),
 	)
 }
+
+// unwind is the walk of the user stack from a system call in a function
+// without a frame pointer (a C library's wrapper; unwind.go): where the
+// process's ip has an unwind rule, frame 0 is ip, frame 1 the return
+// address the rule points to, and the rest the frame-pointer chain from
+// the caller's rbp; the frames go to the custom stack map under their
+// hash, which becomes the stack id (customStack set). Elsewhere, on to
+// "kernelwalk". r7 and r8 are spent.
+func (t *Tracer) unwind() asm.Instructions {
+	insns := asm.Instructions{
+		asm.FnGetCurrentTaskBtf.Call().WithSymbol("walk"),
+		asm.Mov.Reg(asm.R1, asm.R0),
+		asm.FnTaskPtRegs.Call(),
+		asm.LoadMem(asm.R1, asm.R0, t.off.ip, asm.DWord),
+		asm.StoreMem(asm.RFP, ukeyOff+8, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R0, t.off.sp, asm.DWord),
+		asm.StoreMem(asm.RFP, spOff, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R0, t.off.bp, asm.DWord),
+		asm.StoreMem(asm.RFP, bpOff, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, keyTGID, asm.Word),
+		asm.StoreMem(asm.RFP, ukeyOff, asm.R1, asm.Word),
+		asm.StoreImm(asm.RFP, ukeyOff+4, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, t.unwindRules.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, ukeyOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "kernelwalk"),
+		asm.Mov.Reg(asm.R7, asm.R0), // the rule: {ra, rbp same, rbp at}
+	}
+	insns = append(insns, lookupFirst(t.scratch, "kernelwalk")...)
+	insns = append(insns, asm.Mov.Reg(asm.R8, asm.R0), asm.Mov.Imm(asm.R1, 0))
+	for i := range StackDepth {
+		insns = append(insns, asm.StoreMem(asm.R8, int16(8*i), asm.R1, asm.DWord))
+	}
+	insns = append(insns,
+		asm.LoadMem(asm.R1, asm.RFP, ukeyOff+8, asm.DWord),
+		asm.StoreMem(asm.R8, 0, asm.R1, asm.DWord),
+	)
+	// Frame 1: the return address at sp + ra.
+	insns = append(insns, fromSP(0, tmpOff)...)
+	insns = append(insns,
+		asm.JNE.Imm(asm.R0, 0, "kernelwalk"),
+		asm.LoadMem(asm.R1, asm.RFP, tmpOff, asm.DWord),
+		asm.StoreMem(asm.R8, 8, asm.R1, asm.DWord),
+		// The caller's frame pointer: rbp, or where the wrapper saved it
+		// (unread, bpOff is zeroed: the walk ends).
+		asm.LoadMem(asm.R1, asm.R7, 4, asm.Word),
+		asm.JEq.Imm(asm.R1, 1, "chain"),
+	)
+	insns = append(insns, fromSP(8, bpOff)...)
+	for i := 2; i < StackDepth; i++ {
+		first := asm.LoadMem(asm.R3, asm.RFP, bpOff, asm.DWord)
+		if i == 2 {
+			first = first.WithSymbol("chain")
+		}
+		insns = append(insns,
+			first,
+			asm.JEq.Imm(asm.R3, 0, "hash"),
+			asm.Mov.Reg(asm.R1, asm.RFP),
+			asm.Add.Imm(asm.R1, tmpOff),
+			asm.Mov.Imm(asm.R2, 16),
+			asm.FnProbeReadUser.Call(),
+			asm.JNE.Imm(asm.R0, 0, "hash"),
+			asm.LoadMem(asm.R1, asm.RFP, tmpOff+8, asm.DWord),
+			asm.JEq.Imm(asm.R1, 0, "hash"),
+			asm.StoreMem(asm.R8, int16(8*i), asm.R1, asm.DWord),
+			asm.LoadMem(asm.R1, asm.RFP, tmpOff, asm.DWord),
+			asm.StoreMem(asm.RFP, bpOff, asm.R1, asm.DWord),
+		)
+	}
+	// FNV-1a over the frames: the stack's id.
+	insns = append(insns,
+		asm.LoadImm(asm.R1, int64(-3750763034362895579), asm.DWord).WithSymbol("hash"), // 14695981039346656037
+		asm.LoadImm(asm.R3, 1099511628211, asm.DWord),
+	)
+	for i := range StackDepth {
+		insns = append(insns,
+			asm.LoadMem(asm.R2, asm.R8, int16(8*i), asm.DWord),
+			asm.Xor.Reg(asm.R1, asm.R2),
+			asm.Mul.Reg(asm.R1, asm.R3))
+	}
+	return append(insns,
+		asm.LoadImm(asm.R2, customStack-1, asm.DWord),
+		asm.And.Reg(asm.R1, asm.R2),
+		asm.LoadImm(asm.R2, customStack, asm.DWord),
+		asm.Or.Reg(asm.R1, asm.R2),
+		asm.StoreMem(asm.RFP, valStack, asm.R1, asm.DWord),
+		asm.StoreMem(asm.RFP, tmpOff, asm.R1, asm.DWord),
+		asm.LoadMapPtr(asm.R1, t.custom.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, tmpOff),
+		asm.Mov.Reg(asm.R3, asm.R8),
+		asm.Mov.Imm(asm.R4, unix.BPF_ANY),
+		asm.FnMapUpdateElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "store"),
+		asm.Mov.Imm(asm.R1, -int32(unix.ENOMEM)), // no room: no stack, as a full kernel map says
+		asm.StoreMem(asm.RFP, valStack, asm.R1, asm.DWord),
+		asm.Ja.Label("store"),
+	)
+}
+
+// fromSP reads the 8 bytes at the user's sp plus the rule's field at
+// field (r7: the rule) to dst; r0 is 0 when they could be read.
+func fromSP(field, dst int16) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R3, asm.RFP, spOff, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R7, field, asm.Word),
+		asm.Add.Reg(asm.R3, asm.R1),
+		asm.Mov.Reg(asm.R1, asm.RFP),
+		asm.Add.Imm(asm.R1, int32(dst)),
+		asm.Mov.Imm(asm.R2, 8),
+		asm.FnProbeReadUser.Call(),
+	}
+}
+
+// customStack marks the id of a stack walked by unwind: its frames are
+// in the custom stack map.
+const customStack = 1 << 62
 
 // readArgs reads 16 bytes at the user address in r3 to argsOff; on to
 // "exit" if they cannot be read.
@@ -692,7 +854,7 @@ func (t *Tracer) Close() error {
 		l.Close()
 	}
 	t.links = nil
-	for _, m := range []*ebpf.Map{t.pids, t.stacks, t.kinds, t.budget, t.lost, t.fds, t.forks} {
+	for _, m := range []*ebpf.Map{t.pids, t.unwindRules, t.scratch, t.custom, t.stacks, t.kinds, t.budget, t.lost, t.fds, t.forks} {
 		if m != nil {
 			m.Close()
 		}
@@ -754,7 +916,11 @@ func (t *Tracer) Stack(id int64) []uint64 {
 		return nil
 	}
 	var frames [StackDepth]uint64
-	if err := t.stacks.Lookup(uint32(id), &frames); err != nil {
+	if id >= customStack {
+		if err := t.custom.Lookup(uint64(id), &frames); err != nil {
+			return nil
+		}
+	} else if err := t.stacks.Lookup(uint32(id), &frames); err != nil {
 		return nil
 	}
 	n := 0
@@ -778,4 +944,16 @@ func Since(bootNs uint64) time.Duration {
 		return 0
 	}
 	return time.Duration(now - bootNs)
+}
+
+// stackOf is the stack of an id recorded in pid: one unwind walked keeps
+// only the frames that can be trusted, so that a frame-pointer chain
+// through C code built without frame pointers ends rather than skips a
+// caller.
+func (t *Tracer) stackOf(pid int, id int64) []uint64 {
+	frames := t.Stack(id)
+	if u := t.unwinders[pid]; u != nil && id >= customStack {
+		frames = frames[:u.trusted(frames)]
+	}
+	return frames
 }

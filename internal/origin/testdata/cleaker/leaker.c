@@ -4,9 +4,9 @@
  * through the C library's open(); says "done"; exits when stdin ends.
  *
  * The kernel walks a user stack by frame pointers. Through leak_raw every
- * frame has one: the stack is whole. Through open() it is cut after the
- * C library's function wherever the C library is built without them (as
- * Debian's is). */
+ * frame has one: the stack is whole. Through open() the C library's
+ * function has none where the library is built without them (as Debian's
+ * is): the tracer unwinds it by the library's CFI. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
