@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"net"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -242,4 +245,98 @@ func TestHostWatchNamesTheOriginOfWhatGrows(t *testing.T) {
 		}
 	}
 	t.Fatalf("no sample named the origin of the leaker's growing connections (%v)", lines.Err())
+}
+
+// TestOriginOnDebianNginx: on a server built without frame pointers by
+// someone else (Debian's nginx), the connections a worker accepts are
+// named at accept4 in the C library and, unwound by its CFI, the nginx
+// function that called it; the count agrees with ss; the stack is said
+// to be cut short, not passed off as whole.
+func TestOriginOnDebianNginx(t *testing.T) {
+	zombietest.SkipSlow(t)
+	const nginx = "/usr/sbin/nginx"
+	if _, err := os.Stat(nginx); err != nil {
+		t.Skipf("no Debian nginx (%v): apt-get install nginx", err)
+	}
+	if tr, err := origin.New("probe", origin.Options{}); errors.Is(err, origin.ErrUnavailable) {
+		t.Skipf("this kernel or this user cannot trace: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	} else {
+		tr.Close()
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nginx.conf")
+	os.WriteFile(conf, []byte(`worker_processes 1;
+pid `+dir+`/nginx.pid;
+error_log `+dir+`/error.log;
+daemon off;
+events { worker_connections 64; }
+http {
+  access_log off;
+  keepalive_timeout 300s;
+  server { listen `+addr+`; location / { return 200 "ok\n"; } }
+}
+`), 0o644)
+	master := exec.Command(nginx, "-c", conf, "-p", dir)
+	if err := master.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		master.Process.Signal(syscall.SIGQUIT) // nginx's graceful stop: its workers end first
+		master.Wait()
+	}()
+	var worker int
+	for deadline := time.Now().Add(30 * time.Second); worker == 0; time.Sleep(20 * time.Millisecond) {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", master.Process.Pid, master.Process.Pid))
+		if f := strings.Fields(string(data)); len(f) == 1 {
+			worker, _ = strconv.Atoi(f[0])
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx started no worker in 30 s: %s", data)
+		}
+	}
+	var out bytes.Buffer
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--pid", strconv.Itoa(worker), "--origin", "--for", "5m"}, nil, &out, io.Discard)
+	}()
+	waitForProgram(t, origin.ProgramName("exit", worker), 30*time.Second)
+	began := time.Now()
+	const conns = 10
+	for range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+		if reply, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.Contains(reply, "200") {
+			t.Fatalf("nginx replied %q: %v", reply, err)
+		}
+	}
+	if ss, err := exec.Command("ss", "-Htn", "state", "established", "sport", "=", ":"+strings.Split(addr, ":")[1]).Output(); err == nil {
+		if n := strings.Count(string(ss), "\n"); n != conns {
+			t.Fatalf("ss shows %d connections established to nginx, want %d:\n%s", n, conns, ss)
+		}
+	}
+	time.Sleep(time.Until(began.Add(1500 * time.Millisecond))) // a rate, as the page shows
+	stop()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("--origin returned %v", err)
+	}
+	want := regexp.MustCompile(fmt.Sprintf(`(?m)^  %d TCP ESTABLISHED to 127\.0\.0\.1:\* accepted on %s, .*opened at\n +accept4\+0x[0-9a-f]+ \(libc\.so\.6\)\n +← ngx_event_accept\+0x[0-9a-f]+ \(nginx\)\n`, conns, regexp.QuoteMeta(addr)))
+	t.Logf("%s", out.String())
+	if !want.MatchString(out.String()) || !strings.Contains(out.String(), "stack ends before the thread's entry") {
+		t.Errorf("--origin on nginx's worker: want %d connections at accept4 ← ngx_event_accept, cut short:\n%s", conns, out.String())
+	}
+	checkCaptured(t, "docs/usage.md", "origin-nginx", out.String())
 }

@@ -102,15 +102,7 @@ func traceLeaker(t *testing.T, bin string, opts origin.Options) *origin.Report {
 			t.Fatalf("the leaker holds %d zombies after 30 s, want %d", p.Zombies, forked)
 		}
 	}
-	rec, err := tr.Recorded(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sym, err := origin.NewSymbolizer("/proc", p.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := origin.Join(p, rec, time.Since(start), sym.Resolve)
+	r := join(t, tr, p, time.Since(start))
 	open := r.FDsUntraced
 	for _, o := range r.FDs {
 		open += o.Count
@@ -253,17 +245,7 @@ func TestOriginCProgram(t *testing.T) {
 		t.Fatalf("gcc: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "/etc/hostname", "10")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	tr := trace(t, cmd.Process.Pid, origin.Options{})
-	fmt.Fprintln(stdin, "go")
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "done\n" {
-		t.Fatalf("the C program said %q: %v", line, err)
-	}
+	tr := runTraced(t, cmd)
 	fs, err := proc.New("/proc")
 	if err != nil {
 		t.Fatal(err)
@@ -272,15 +254,7 @@ func TestOriginCProgram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := tr.Recorded(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sym, err := origin.NewSymbolizer("/proc", p.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := origin.Join(p, rec, time.Second, sym.Resolve)
+	r := join(t, tr, p, time.Second)
 	var raw, libc *origin.FDOrigin
 	for i, o := range r.FDs {
 		if len(o.Stack) > 0 && o.Stack[0].Function == "raw_open" {
@@ -311,6 +285,39 @@ func trace(t *testing.T, pid int, opts origin.Options) *origin.Tracer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// join joins what p holds (read after tracing) with what tr recorded.
+func join(t *testing.T, tr *origin.Tracer, p *model.Process, traced time.Duration) *origin.Report {
+	t.Helper()
+	rec, err := tr.Recorded(p.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sym, err := origin.NewSymbolizer("/proc", p.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return origin.Join(p, rec, traced, sym.Resolve)
+}
+
+// runTraced starts cmd and traces it, then has it do its work (a line on
+// its stdin) and waits for its "done": it holds what it opened while
+// traced. Cleanup ends it (stdin closed) and reaps it.
+func runTraced(t *testing.T, cmd *exec.Cmd) *origin.Tracer {
+	t.Helper()
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	tr := trace(t, cmd.Process.Pid, origin.Options{})
+	fmt.Fprintln(stdin, "go")
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "done\n" {
+		t.Fatalf("%s said %q: %v", filepath.Base(cmd.Path), line, err)
+	}
 	return tr
 }
 
@@ -372,18 +379,7 @@ func TestSymbolizerNamesCFunctions(t *testing.T) {
 		t.Skip("no python3")
 	}
 	cmd := exec.Command(python, "-c", "import sys; sys.stdin.readline(); f = open('/etc/hostname'); print('done', flush=True); sys.stdin.readline()")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	tr := trace(t, cmd.Process.Pid, origin.Options{})
-	fmt.Fprintln(stdin)
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || line != "done\n" {
-		t.Fatalf("python said %q: %v", line, err)
-	}
+	tr := runTraced(t, cmd)
 	fds, _, err := tr.Records(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)

@@ -26,11 +26,7 @@ func Origin(w io.Writer, r *origin.Report) error {
 	for _, o := range r.FDs {
 		opened += o.Count
 	}
-	fmt.Fprintf(b, "open descriptors opened while traced: %d", opened)
-	if r.FDsUntraced > 0 {
-		fmt.Fprintf(b, "; %d opened before tracing began (or received untraced): origin unknown", r.FDsUntraced)
-	}
-	b.WriteString("\n")
+	heading(b, "open descriptors opened", opened, r.FDsUntraced, "opened before tracing began (or received untraced)")
 	for i, o := range r.FDs {
 		if i == originGroups {
 			fmt.Fprintf(b, "  … %d more groups (--json lists them)\n", len(r.FDs)-i)
@@ -51,11 +47,7 @@ func Origin(w io.Writer, r *origin.Report) error {
 	for _, o := range r.Zombies {
 		zombies += o.Count
 	}
-	fmt.Fprintf(b, "zombie children forked while traced: %d", zombies)
-	if r.ZombiesUntraced > 0 {
-		fmt.Fprintf(b, "; %d forked before tracing began: origin unknown", r.ZombiesUntraced)
-	}
-	b.WriteString("\n")
+	heading(b, "zombie children forked", zombies, r.ZombiesUntraced, "forked before tracing began")
 	for i, o := range r.Zombies {
 		if i == originGroups {
 			fmt.Fprintf(b, "  … %d more stacks (--json lists them)\n", len(r.Zombies)-i)
@@ -73,6 +65,16 @@ func Origin(w io.Writer, r *origin.Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// heading is a section's first line: how many were traced, and how many
+// have no known origin.
+func heading(b *strings.Builder, what string, traced, untraced int, untracedWhat string) {
+	fmt.Fprintf(b, "%s while traced: %d", what, traced)
+	if untraced > 0 {
+		fmt.Fprintf(b, "; %d %s: origin unknown", untraced, untracedWhat)
+	}
+	b.WriteString("\n")
 }
 
 // stack prints a stack's frames, innermost first, bounded, from the first
