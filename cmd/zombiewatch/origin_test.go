@@ -340,3 +340,27 @@ http {
 	}
 	checkCaptured(t, "docs/usage.md", "origin-nginx", out.String())
 }
+
+// TestOriginRefusedSaysWhy: without the privilege to trace, --origin
+// fails in one line that names what is missing and what would give it,
+// exit 1, and nothing else is printed.
+func TestOriginRefusedSaysWhy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run zombiewatch as another uid")
+	}
+	bin := zombietest.SelfCopy(t)
+	uid := strconv.Itoa(zombietest.FreeUID(t))
+	cmd := exec.Command("setpriv", "--reuid="+uid, "--regid="+uid, "--clear-groups", bin, "--pid", strconv.Itoa(os.Getpid()), "--origin", "--for", "1s")
+	cmd.Env = append(os.Environ(), "ZW_TEST_MAIN=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("--origin as uid %s: %v, want exit 1; stderr %q", uid, err, stderr.String())
+	}
+	want := "zombiewatch: origin tracing unavailable: creating the BPF maps: operation not permitted (run as root, or with CAP_BPF and CAP_PERFMON; a kernel in lockdown=confidentiality refuses tracing to everyone)\n"
+	if stderr.String() != want || stdout.Len() != 0 {
+		t.Errorf("--origin as uid %s printed %q and %q on stderr, want nothing and %q", uid, stdout.String(), stderr.String(), want)
+	}
+}

@@ -290,7 +290,13 @@ func (t *Tracer) Unfollow(pid int) error {
 func unavailable(what string, err error) error {
 	switch {
 	case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
-		return fmt.Errorf("%w: %s: %v (run as root, or with CAP_BPF and CAP_PERFMON; a kernel in lockdown=confidentiality refuses tracing to everyone)", ErrUnavailable, what, err)
+		// The bare errno: the library's hint about RLIMIT_MEMLOCK is
+		// wrong since Linux 5.11, which charges BPF memory to the cgroup.
+		errno := unix.EPERM
+		if errors.Is(err, unix.EACCES) {
+			errno = unix.EACCES
+		}
+		return fmt.Errorf("%w: %s: %v (run as root, or with CAP_BPF and CAP_PERFMON; a kernel in lockdown=confidentiality refuses tracing to everyone)", ErrUnavailable, what, errno)
 	case errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOENT):
 		return fmt.Errorf("%w: %s: %v (this kernel lacks it)", ErrUnavailable, what, err)
 	}
