@@ -67,8 +67,15 @@ type unwindKey struct {
 // processes it follows (the C library has a few hundred).
 const maxSites = 1 << 14
 
-// maxText bounds the code read from one binary to find its system calls.
-const maxText = 64 << 20
+// Bounds on what one binary (the traced process's: it may be made to
+// waste our time) costs: the code read to find its system calls, its
+// .eh_frame, and the places whose CFI is run (the C library has ~550
+// system call sites; bytes 0f 05 inside other instructions count too).
+const (
+	maxText       = 64 << 20
+	maxEHFrame    = 16 << 20
+	maxCandidates = 1 << 13
+)
 
 // syscallSites are the rules at the return addresses of the system call
 // instructions in pid's mapped C binaries and libraries (those with an
@@ -172,23 +179,24 @@ func fileSites(procRoot string, pid int, m mapping) (c cfi) {
 	}
 	defer f.Close()
 	eh := f.Section(".eh_frame")
-	if eh == nil || f.Section(".gopclntab") != nil || f.Machine != elf.EM_X86_64 || eh.Size > maxTable {
+	if eh == nil || f.Section(".gopclntab") != nil || f.Machine != elf.EM_X86_64 || eh.Size > maxEHFrame {
 		return cfi{}
 	}
 	data, err := eh.Data()
 	if err != nil {
 		return cfi{}
 	}
-	fdes, err := frame.Parse(data, binary.LittleEndian, 0, 8, eh.Addr)
+	fdes, err := parseEHFrame(data, eh.Addr)
 	if err != nil {
 		return cfi{}
 	}
-	c = cfi{rules: map[uint64]unwindRule{}, fdes: frame.FrameDescriptionEntries(nil).Append(fdes)} // sorted, for FDEForPC
+	c = cfi{rules: map[uint64]unwindRule{}, fdes: fdes}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_LOAD {
 			c.loads = append(c.loads, p.ProgHeader)
 		}
 	}
+	candidates := 0
 	for _, p := range f.Progs {
 		if p.Type != elf.PT_LOAD || p.Flags&elf.PF_X == 0 || p.Filesz > maxText {
 			continue
@@ -201,6 +209,9 @@ func fileSites(procRoot string, pid int, m mapping) (c cfi) {
 			if text[i] != 0x0f || text[i+1] != 0x05 { // syscall
 				continue
 			}
+			if candidates++; candidates > maxCandidates {
+				return c
+			}
 			ret := p.Vaddr + uint64(i) + 2
 			if r, ok := ruleAt(c.fdes, ret); ok {
 				c.rules[p.Off+uint64(i)+2] = r
@@ -208,6 +219,21 @@ func fileSites(procRoot string, pid int, m mapping) (c cfi) {
 		}
 	}
 	return c
+}
+
+// parseEHFrame parses an .eh_frame mapped at addr: its FDEs, sorted for
+// FDEForPC. A malformed one is an error, never a panic.
+func parseEHFrame(data []byte, addr uint64) (fdes frame.FrameDescriptionEntries, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fdes, err = nil, fmt.Errorf("malformed .eh_frame: %v", r)
+		}
+	}()
+	fdes, err = frame.Parse(data, binary.LittleEndian, 0, 8, addr)
+	if err != nil {
+		return nil, err
+	}
+	return frame.FrameDescriptionEntries(nil).Append(fdes), nil
 }
 
 // DWARF's numbers of x86-64's registers.
