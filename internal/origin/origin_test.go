@@ -250,11 +250,24 @@ func TestOriginCProgram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := model.NewReader(fs).Process(t.Context(), cmd.Process.Pid, model.Options{FDList: true})
-	if err != nil {
-		t.Fatal(err)
+	var p *model.Process
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if p, err = model.NewReader(fs).Process(t.Context(), cmd.Process.Pid, model.Options{FDList: true}); err != nil {
+			t.Fatal(err)
+		}
+		if p.Zombies == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the C program holds %d zombies after 30 s, want 3", p.Zombies)
+		}
 	}
 	r := join(t, tr, p, time.Second)
+	// fork() is the C library's, calling its _Fork, neither with a frame
+	// pointer: both unwound by their CFI, then the program's frames.
+	if len(r.Zombies) != 1 || r.Zombies[0].Count != 3 || !r.Zombies[0].Whole || frameIn(r.Zombies[0].Stack, "fork_zombies") == nil || frameIn(r.Zombies[0].Stack, "main") == nil {
+		t.Errorf("zombies: %+v, want 3 forked at _Fork ← fork ← fork_zombies ← main, whole", r.Zombies)
+	}
 	var raw, libc *origin.FDOrigin
 	for i, o := range r.FDs {
 		if len(o.Stack) > 0 && o.Stack[0].Function == "raw_open" {

@@ -345,7 +345,7 @@ func (t *Tracer) makeMaps(forks int) error {
 	if t.pids, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_pids", Type: ebpf.Array, KeySize: 4, ValueSize: 4 * MaxFollowed, MaxEntries: 1}); err != nil {
 		return err
 	}
-	if t.unwindRules, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_unwind", Type: ebpf.Hash, KeySize: 16, ValueSize: 12, MaxEntries: maxSites, Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
+	if t.unwindRules, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_unwind", Type: ebpf.Hash, KeySize: 16, ValueSize: 16, MaxEntries: maxSites, Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
 		return err
 	}
 	if t.scratch, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_scratch", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8 * StackDepth, MaxEntries: 1}); err != nil {
@@ -536,11 +536,12 @@ func (t *Tracer) record(store asm.Instructions) asm.Instructions {
 
 // unwind is the walk of the user stack from a system call in a function
 // without a frame pointer (a C library's wrapper; unwind.go): where the
-// process's ip has an unwind rule, frame 0 is ip, frame 1 the return
-// address the rule points to, and the rest the frame-pointer chain from
-// the caller's rbp; the frames go to the custom stack map under their
-// hash, which becomes the stack id (customStack set). Elsewhere, on to
-// "kernelwalk". r7 and r8 are spent.
+// process's ip has an unwind rule, frame 0 is ip, the next frames are
+// unwound by rules while the frame before has one (up to maxCFIFrames),
+// and the rest follow the frame-pointer chain from the rbp they give; the
+// frames go to the custom stack map under their hash, which becomes the
+// stack id (customStack set). Elsewhere, on to "kernelwalk". r7 and r8
+// are spent.
 func (t *Tracer) unwind() asm.Instructions {
 	insns := asm.Instructions{
 		asm.FnGetCurrentTaskBtf.Call().WithSymbol("walk"),
@@ -571,22 +572,48 @@ func (t *Tracer) unwind() asm.Instructions {
 		asm.LoadMem(asm.R1, asm.RFP, ukeyOff+8, asm.DWord),
 		asm.StoreMem(asm.R8, 0, asm.R1, asm.DWord),
 	)
-	// Frame 1: the return address at sp + ra.
-	insns = append(insns, fromSP(0, tmpOff)...)
-	insns = append(insns,
-		asm.JNE.Imm(asm.R0, 0, "kernelwalk"),
-		asm.LoadMem(asm.R1, asm.RFP, tmpOff, asm.DWord),
-		asm.StoreMem(asm.R8, 8, asm.R1, asm.DWord),
-		// The caller's frame pointer: rbp, or where the wrapper saved it
-		// (unread, bpOff is zeroed: the walk ends).
-		asm.LoadMem(asm.R1, asm.R7, 4, asm.Word),
-		asm.JEq.Imm(asm.R1, 1, "chain"),
-	)
-	insns = append(insns, fromSP(8, bpOff)...)
+	// Frames by rules while the frame before has one (r7), then by the
+	// frame-pointer chain.
+	for k := 1; k <= maxCFIFrames; k++ {
+		if k > 1 {
+			insns = append(insns,
+				asm.LoadMapPtr(asm.R1, t.unwindRules.FD()),
+				asm.Mov.Reg(asm.R2, asm.RFP),
+				asm.Add.Imm(asm.R2, ukeyOff),
+				asm.FnMapLookupElem.Call(),
+				asm.JEq.Imm(asm.R0, 0, fmt.Sprintf("chain%d", k)),
+				asm.Mov.Reg(asm.R7, asm.R0))
+		}
+		failed := "hash"
+		if k == 1 {
+			failed = "kernelwalk"
+		}
+		// The return address at sp + ra: frame k, and the next to look up.
+		insns = append(insns, fromSP(0, tmpOff)...)
+		insns = append(insns,
+			asm.JNE.Imm(asm.R0, 0, failed),
+			asm.LoadMem(asm.R1, asm.RFP, tmpOff, asm.DWord),
+			asm.StoreMem(asm.R8, int16(8*k), asm.R1, asm.DWord),
+			asm.StoreMem(asm.RFP, ukeyOff+8, asm.R1, asm.DWord),
+			// The caller's rbp: kept, or saved at sp + rbp at (unread,
+			// bpOff is zeroed: the chain ends).
+			asm.LoadMem(asm.R1, asm.R7, 4, asm.Word),
+			asm.JEq.Imm(asm.R1, 1, fmt.Sprintf("cfa%d", k)),
+		)
+		insns = append(insns, fromSP(8, bpOff)...)
+		insns = append(insns,
+			// The caller's sp: sp + cfa.
+			asm.LoadMem(asm.R1, asm.RFP, spOff, asm.DWord).WithSymbol(fmt.Sprintf("cfa%d", k)),
+			asm.LoadMem(asm.R2, asm.R7, 12, asm.Word),
+			asm.Add.Reg(asm.R1, asm.R2),
+			asm.StoreMem(asm.RFP, spOff, asm.R1, asm.DWord),
+		)
+	}
+	insns = append(insns, asm.Ja.Label(fmt.Sprintf("chain%d", maxCFIFrames+1)))
 	for i := 2; i < StackDepth; i++ {
 		first := asm.LoadMem(asm.R3, asm.RFP, bpOff, asm.DWord)
-		if i == 2 {
-			first = first.WithSymbol("chain")
+		if i <= maxCFIFrames+1 {
+			first = first.WithSymbol(fmt.Sprintf("chain%d", i))
 		}
 		insns = append(insns,
 			first,

@@ -16,23 +16,34 @@ import (
 
 // The kernel walks user stacks by frame pointers, and most C libraries
 // are built without them: a descriptor opened through open(3) showed the
-// C library's wrapper and nothing else. Every wrapper ends in a system
-// call instruction, and the library's .eh_frame (kept for exceptions and
-// never stripped) says where, at the instruction after it, the return
-// address into the caller is: sp plus an offset. The tracer gets those
-// offsets for the traced process's system call sites when it starts
-// following it, and at each record reads the caller's return address
-// from the user stack. If the wrapper left rbp alone, the kernel's walk
-// from rbp is the caller's callers, and the stack is whole again.
+// C library's wrapper and nothing else. Every wrapper makes a system
+// call, and the library's .eh_frame (kept for exceptions and never
+// stripped) says where, at the instruction after it, the return address
+// into the caller is, where the caller's rbp is, and what the caller's sp
+// is: offsets from sp. When the tracer starts following a process it
+// computes those rules at its system call sites and at the return
+// addresses of the calls towards them (fork calls _Fork), and at each
+// stack it walks the BPF program applies them frame after frame while
+// there is one, then follows the frame pointers from the rbp they give.
 
 // unwindRule is, at a system call's return address, where the return
 // address into the caller is, and whether rbp still holds the caller's
 // frame pointer.
 type unwindRule struct {
 	RA      uint32 // the caller's return address is at sp+RA
-	RBPSame uint32 // 1: the wrapper did not touch rbp
+	RBPSame uint32 // 1: the function did not touch rbp
 	RBPAt   uint32 // else the caller's rbp is saved at sp+RBPAt
+	CFA     uint32 // the caller's sp is sp+CFA
 }
+
+// maxCFIFrames bounds the frames unwound by rules, one after another,
+// before the frame-pointer chain takes over: a system call wrapper and
+// the C library's functions above it (fork calls _Fork).
+const maxCFIFrames = 6
+
+// maxCallDepth bounds how far up the C library's own calls the rules go
+// from a function that makes a system call.
+const maxCallDepth = 4
 
 // unwinder is what unwinding one process needs: its system call sites
 // with their rules, and its C modules' frame tables, which tell where a
@@ -63,9 +74,10 @@ type unwindKey struct {
 	IP      uint64
 }
 
-// maxSites bounds the system call sites the tracer knows, for all the
-// processes it follows (the C library has a few hundred).
-const maxSites = 1 << 14
+// maxSites bounds the rules the tracer knows, for all the processes it
+// follows (Debian's C library has ~4,700: ~550 system call sites and the
+// calls towards them).
+const maxSites = 1 << 16
 
 // Bounds on what one binary (the traced process's: it may be made to
 // waste our time) costs: the code read to find its system calls, its
@@ -112,12 +124,19 @@ func syscallSites(procRoot string, pid int) (*unwinder, error) {
 }
 
 // trusted is how many of the frames of a stack unwind walked can be
-// trusted: frame 0 (the system call's return address) and frame 1 (from
-// the CFI) always; each next one, from the frame-pointer chain, only if
-// the function of the one before keeps a frame pointer there (its CFA is
-// rbp-based), as C code built without them does not.
+// trusted: frame 0 (the system call's return address) and those unwound
+// by a rule (the frame before has one), as the BPF program did; then each
+// one from the frame-pointer chain only if the function of the one before
+// keeps a frame pointer there (its CFA is rbp-based), as C code built
+// without them does not.
 func (u *unwinder) trusted(frames []uint64) int {
-	n := min(len(frames), 2)
+	n := min(len(frames), 1)
+	for steps := 0; n < len(frames) && steps < maxCFIFrames; steps++ {
+		if _, ok := u.sites[frames[n-1]]; !ok {
+			break
+		}
+		n++ // unwound by the rule at the frame before
+	}
 	for n < len(frames) && u.keepsFP(frames[n-1]-1) {
 		n++
 	}
@@ -196,7 +215,26 @@ func fileSites(procRoot string, pid int, m mapping) (c cfi) {
 			c.loads = append(c.loads, p.ProgHeader)
 		}
 	}
+	// The system call sites, and the direct calls (e8 rel32): the
+	// functions that make system calls, then those that call them, up
+	// to maxCallDepth, get rules at their call's return address.
+	type call struct{ ret, target uint64 }
+	var calls []call
+	callers := map[uint64]bool{} // entries of functions whose calls get rules
 	candidates := 0
+	add := func(p *elf.Prog, vaddr, at uint64) bool {
+		if candidates++; candidates > maxCandidates {
+			return false
+		}
+		if r, ok := ruleAt(c.fdes, at); ok {
+			c.rules[vaddr-p.Vaddr+p.Off] = r
+			if fde, err := c.fdes.FDEForPC(at); err == nil {
+				callers[fde.Begin()] = true
+			}
+		}
+		return true
+	}
+	progs := map[uint64]*elf.Prog{}
 	for _, p := range f.Progs {
 		if p.Type != elf.PT_LOAD || p.Flags&elf.PF_X == 0 || p.Filesz > maxText {
 			continue
@@ -206,15 +244,36 @@ func fileSites(procRoot string, pid int, m mapping) (c cfi) {
 			continue
 		}
 		for i := 0; i+1 < len(text); i++ {
-			if text[i] != 0x0f || text[i+1] != 0x05 { // syscall
-				continue
+			switch {
+			case text[i] == 0x0f && text[i+1] == 0x05: // syscall
+				if ret := p.Vaddr + uint64(i) + 2; !add(p, ret, ret) {
+					return c
+				}
+			case text[i] == 0xe8 && i+5 <= len(text) && len(calls) < maxCandidates*8:
+				ret := p.Vaddr + uint64(i) + 5
+				calls = append(calls, call{ret, uint64(int64(ret) + int64(int32(binary.LittleEndian.Uint32(text[i+1:]))))})
+				progs[ret] = p
 			}
-			if candidates++; candidates > maxCandidates {
+		}
+	}
+	// The row just before the return address is the call's own: a call
+	// that ends a function (to one that does not return) is still in it.
+	for range maxCallDepth {
+		found := map[uint64]bool{}
+		for _, cl := range calls {
+			if callers[cl.target] && !found[cl.ret] {
+				if _, done := c.rules[cl.ret-progs[cl.ret].Vaddr+progs[cl.ret].Off]; !done {
+					found[cl.ret] = true
+				}
+			}
+		}
+		if len(found) == 0 {
+			break
+		}
+		callers = map[uint64]bool{}
+		for ret := range found {
+			if !add(progs[ret], ret, ret-1) {
 				return c
-			}
-			ret := p.Vaddr + uint64(i) + 2
-			if r, ok := ruleAt(c.fdes, ret); ok {
-				c.rules[p.Off+uint64(i)+2] = r
 			}
 		}
 	}
@@ -259,7 +318,10 @@ func ruleAt(fdes frame.FrameDescriptionEntries, pc uint64) (unwindRule, bool) {
 	if at < 0 || at > 1<<16 {
 		return unwindRule{}, false
 	}
-	r := unwindRule{RA: uint32(at)}
+	if ctx.CFA.Offset < 8 || ctx.CFA.Offset > 1<<16 {
+		return unwindRule{}, false
+	}
+	r := unwindRule{RA: uint32(at), CFA: uint32(ctx.CFA.Offset)}
 	switch rbp, ok := ctx.Regs[dwarfRBP]; {
 	case !ok || rbp.Rule == frame.RuleSameVal:
 		r.RBPSame = 1

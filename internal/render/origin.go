@@ -60,7 +60,7 @@ func Origin(w io.Writer, r *origin.Report) error {
 		fmt.Fprintf(b, "note: %d opened while traced were not recorded (the kernel's maps were full): they count as origin unknown\n", r.RecordsLost)
 	}
 	if r.CutShort > 0 {
-		fmt.Fprintf(b, "note: %d %s before the thread's entry: past a function built without frame pointers a stack cannot be walked (the C library's system call wrappers are unwound by its CFI, one frame; C: build with -fno-omit-frame-pointer; Go keeps them)\n",
+		fmt.Fprintf(b, "note: %d %s before the thread's entry: past a function built without frame pointers a stack cannot be walked (the C library's own frames are unwound by its CFI; C: build with -fno-omit-frame-pointer; Go keeps them)\n",
 			r.CutShort, plural(r.CutShort, "stack ends", "stacks end"))
 	}
 	_, err := io.WriteString(w, b.String())

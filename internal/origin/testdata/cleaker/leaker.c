@@ -1,7 +1,8 @@
 /* The C program the origin tests trace, built with frame pointers
  * (gcc -O0 -fno-omit-frame-pointer). On a line on stdin it leaks N files
  * from leak_raw, through its own system call, and N from leak_libc,
- * through the C library's open(); says "done"; exits when stdin ends.
+ * through the C library's open(), and forks 3 children from fork_zombies
+ * that it never waits for; says "done"; exits when stdin ends.
  *
  * The kernel walks a user stack by frame pointers. Through leak_raw every
  * frame has one: the stack is whole. Through open() the C library's
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 __attribute__((noinline)) static long raw_open(const char *path) {
 	long ret;
@@ -36,12 +38,23 @@ __attribute__((noinline)) int leak_libc(const char *path, int n) {
 	return 0;
 }
 
+__attribute__((noinline)) int fork_zombies(int n) {
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork(); /* the unreaped children */
+		if (pid < 0)
+			return -1;
+		if (pid == 0)
+			_exit(0);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv) {
 	char line[16];
 	int n = argc > 2 ? atoi(argv[2]) : 10;
 	if (argc < 2 || !fgets(line, sizeof line, stdin))
 		return 2;
-	if (leak_raw(argv[1], n) < 0 || leak_libc(argv[1], n) < 0)
+	if (leak_raw(argv[1], n) < 0 || leak_libc(argv[1], n) < 0 || fork_zombies(3) < 0)
 		return 2;
 	puts("done");
 	fflush(stdout);
