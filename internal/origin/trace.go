@@ -229,7 +229,9 @@ func (t *Tracer) Follow(pid int) error {
 		t.unwinders[pid] = u
 		for ip, r := range u.sites {
 			if err := t.unwindRules.Put(unwindKey{TGID: uint32(pid), IP: ip}, r); err != nil {
-				break // full: the rest go unwound by the kernel alone
+				// Full: those not put are not trusted either, as the
+				// program does not have them.
+				delete(u.sites, ip)
 			}
 		}
 	}
