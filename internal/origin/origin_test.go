@@ -85,23 +85,8 @@ func traceLeaker(t *testing.T, bin string, opts origin.Options) *origin.Report {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the leaker did not finish within 30 s")
 	}
-	fs, err := proc.New("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Its children exit on their own time: read once all are zombies.
-	var p *model.Process
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if p, err = model.NewReader(fs).Process(t.Context(), cmd.Process.Pid, model.Options{FDList: true}); err != nil {
-			t.Fatal(err)
-		}
-		if p.Zombies >= forked {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the leaker holds %d zombies after 30 s, want %d", p.Zombies, forked)
-		}
-	}
+	p := holding(t, cmd.Process.Pid, forked)
 	r := join(t, tr, p, time.Since(start))
 	open := r.FDsUntraced
 	for _, o := range r.FDs {
@@ -246,22 +231,7 @@ func TestOriginCProgram(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "/etc/hostname", "10")
 	tr := runTraced(t, cmd)
-	fs, err := proc.New("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p *model.Process
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if p, err = model.NewReader(fs).Process(t.Context(), cmd.Process.Pid, model.Options{FDList: true}); err != nil {
-			t.Fatal(err)
-		}
-		if p.Zombies == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the C program holds %d zombies after 30 s, want 3", p.Zombies)
-		}
-	}
+	p := holding(t, cmd.Process.Pid, 3)
 	r := join(t, tr, p, time.Second)
 	// fork() is the C library's, calling its _Fork, neither with a frame
 	// pointer: both unwound by their CFI, then the program's frames.
@@ -299,6 +269,28 @@ func trace(t *testing.T, pid int, opts origin.Options) *origin.Tracer {
 	}
 	t.Cleanup(func() { tr.Close() })
 	return tr
+}
+
+// holding reads pid with its fd list once it holds zombies zombies (its
+// children exit on their own time), 30 s at most.
+func holding(t *testing.T, pid, zombies int) *model.Process {
+	t.Helper()
+	fs, err := proc.New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		p, err := model.NewReader(fs).Process(t.Context(), pid, model.Options{FDList: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Zombies >= zombies {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d holds %d zombies after 30 s, want %d", pid, p.Zombies, zombies)
+		}
+	}
 }
 
 // join joins what p holds (read after tracing) with what tr recorded.
@@ -387,10 +379,7 @@ func TestSymbolizerNamesGoFunctions(t *testing.T) {
 // C library, resolves to a function of libc by its symbol table (python3
 // opens the file; its frames are the C library's and the interpreter's).
 func TestSymbolizerNamesCFunctions(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3")
-	}
+	python := debianPython(t)
 	cmd := exec.Command(python, "-c", "import sys; sys.stdin.readline(); f = open('/etc/hostname'); print('done', flush=True); sys.stdin.readline()")
 	tr := runTraced(t, cmd)
 	fds, _, err := tr.Records(cmd.Process.Pid)
@@ -411,6 +400,17 @@ func TestSymbolizerNamesCFunctions(t *testing.T) {
 	if named == 0 {
 		t.Errorf("none of %d descriptors python3 opened has its innermost frame named in libc", len(fds))
 	}
+}
+
+// debianPython is /usr/bin/python3, as zombietest.Python runs: the
+// distribution's interpreter, not a shim on PATH that execs another.
+func debianPython(t *testing.T) string {
+	t.Helper()
+	const python = "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		t.Skipf("no %s: %v", python, err)
+	}
+	return python
 }
 
 // opener is a python3 that, each time a line n comes, makes n
@@ -449,11 +449,7 @@ for line in sys.stdin:
 
 func startOpener(t *testing.T, script string) *opener {
 	t.Helper()
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3")
-	}
-	cmd := exec.Command(python, "-c", script)
+	cmd := exec.Command(debianPython(t), "-c", script)
 	o := &opener{cmd: cmd}
 	o.stdin, _ = cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()

@@ -2,6 +2,7 @@ package origin
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -55,6 +56,7 @@ type Tracer struct {
 	unwinders      map[int]*unwinder
 	off            offsets
 	fds            *ebpf.Map // an array: process slot × fdsPer + fd → Record
+	fdMem          *ebpf.Memory
 	forks          *ebpf.Map // {parent tgid, child pid} → Record
 	links          []link.Link
 	followed       []uint32 // by slot; 0 for a free one
@@ -335,7 +337,12 @@ func (t *Tracer) makeMaps(forks int) error {
 	if t.lost, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_lost", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1}); err != nil {
 		return err
 	}
-	if t.fds, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_fds", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: uint32(len(t.followed) * t.fdsPer)}); err != nil {
+	// Mapped into this process: a process's records are read as one
+	// slice of memory, not the whole array through system calls.
+	if t.fds, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_fds", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: uint32(len(t.followed) * t.fdsPer), Flags: unix.BPF_F_MMAPABLE}); err != nil {
+		return err
+	}
+	if t.fdMem, err = t.fds.Memory(); err != nil {
 		return err
 	}
 	t.forks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "zw_forks", Type: ebpf.Hash, KeySize: 8, ValueSize: 16, MaxEntries: uint32(forks), Flags: unix.BPF_F_NO_PREALLOC})
@@ -364,23 +371,17 @@ func (t *Tracer) Records(pid int) (fds, forks map[int]Record, err error) {
 	if slot < 0 {
 		return fds, forks, nil
 	}
-	// The whole array in batches (16 bytes a record: a few MiB at most),
-	// this process's slot kept.
-	var cursor ebpf.MapBatchCursor
-	keys := make([]uint32, 4096)
-	vals := make([]Record, 4096)
-	for {
-		n, err := t.fds.BatchLookup(&cursor, keys, vals, nil)
-		for i := range n {
-			if int(keys[i])/t.fdsPer == slot && vals[i].BootNs != 0 {
-				fds[int(keys[i])%t.fdsPer] = vals[i]
-			}
-		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			break
-		}
-		if err != nil {
-			return nil, nil, err
+	// This process's slot of the array (16 bytes a record). A record
+	// being written meanwhile may be read half old: its time is only for
+	// rates, and a number reused is re-read at the next reading.
+	buf := make([]byte, t.fdsPer*16)
+	if _, err := t.fdMem.ReadAt(buf, int64(slot*t.fdsPer*16)); err != nil {
+		return nil, nil, err
+	}
+	for fd := range t.fdsPer {
+		rec := Record{StackID: int64(binary.NativeEndian.Uint64(buf[fd*16:])), BootNs: binary.NativeEndian.Uint64(buf[fd*16+8:])}
+		if rec.BootNs != 0 {
+			fds[fd] = rec
 		}
 	}
 	var k key
