@@ -76,36 +76,35 @@ func runOrigin(ctx context.Context, c flags.Config, r *model.Reader, stdout, std
 // and names, for each fd group that grows, the code that opened most of
 // it. The maps are bounded; each sample that names growing groups reads
 // the fd list once.
-func watchOrigins(c flags.Config, r *model.Reader, s *watch.Sampler) (stop func(), err error) {
+func watchOrigins(c flags.Config, s *watch.Sampler) (stop func(), err error) {
 	t, err := origin.Trace(c.PID)
 	if err != nil {
 		return nil, err
 	}
-	o := &tracedOrigins{t: t, r: r, procRoot: c.ProcRoot, syms: map[int]*origin.Symbolizer{}}
+	o := &tracedOrigins{t: t, procRoot: c.ProcRoot, syms: map[int]*origin.Symbolizer{}}
 	if err := o.symbolizer(c.PID); err != nil {
 		t.Close()
 		return nil, err
 	}
-	s.Origins = func(growing []watch.GroupGrowth) { o.Name(c.PID, growing) }
+	s.Origins = o.Name
 	return func() { t.Close() }, nil
 }
 
 // hostOrigins traces, for as long as the host watch runs, the processes
 // whose fd groups it names (the first few fd growers), from when they are
 // first named: their growth from then on gets its origin.
-func hostOrigins(c flags.Config, r *model.Reader, hs *watch.HostSampler) (stop func(), err error) {
+func hostOrigins(c flags.Config, hs *watch.HostSampler) (stop func(), err error) {
 	t, err := origin.New("host", origin.Options{Processes: origin.MaxFollowed})
 	if err != nil {
 		return nil, err
 	}
-	hs.Origins = &tracedOrigins{t: t, r: r, procRoot: c.ProcRoot, syms: map[int]*origin.Symbolizer{}}
+	hs.Origins = &tracedOrigins{t: t, procRoot: c.ProcRoot, syms: map[int]*origin.Symbolizer{}}
 	return func() { t.Close() }, nil
 }
 
 // tracedOrigins names growing fd groups from one tracer's records.
 type tracedOrigins struct {
 	t        *origin.Tracer
-	r        *model.Reader
 	procRoot string
 	syms     map[int]*origin.Symbolizer
 }
@@ -137,18 +136,15 @@ func (o *tracedOrigins) Unfollow(pid int) {
 	delete(o.syms, pid)
 }
 
-// Name sets the origin of each of pid's growing groups that the tracer
-// saw opened; a group it did not see keeps none.
-func (o *tracedOrigins) Name(pid int, growing []watch.GroupGrowth) {
-	sym := o.syms[pid]
+// Name sets the origin of each of p's growing groups that the tracer saw
+// opened (p read with its fd list: the records after it); a group it did
+// not see keeps none.
+func (o *tracedOrigins) Name(p *model.Process, growing []watch.GroupGrowth) {
+	sym := o.syms[p.PID]
 	if sym == nil {
 		return
 	}
-	p, err := o.r.Process(context.Background(), pid, model.Options{FDList: true, NoUIDCount: true})
-	if err != nil {
-		return
-	}
-	rec, err := o.t.Recorded(pid)
+	rec, err := o.t.Recorded(p.PID)
 	if err != nil || sym.Refresh() != nil {
 		return
 	}

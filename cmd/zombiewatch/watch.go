@@ -26,7 +26,7 @@ func runWatch(ctx context.Context, c flags.Config, r *model.Reader, stdin *os.Fi
 	// watch polls, and says once why there are no latencies.
 	s.Events = startEvents(ctx, r, stderr)
 	if c.Origin {
-		stop, err := watchOrigins(c, r, s)
+		stop, err := watchOrigins(c, s)
 		if err != nil {
 			return err
 		}
@@ -63,7 +63,7 @@ func runWatch(ctx context.Context, c flags.Config, r *model.Reader, stdin *os.Fi
 func runHostWatch(ctx context.Context, c flags.Config, r *model.Reader, stdin *os.File, stdout, stderr io.Writer) error {
 	hs := &watch.HostSampler{Reader: r, Events: startEvents(ctx, r, stderr)}
 	if c.Origin {
-		stop, err := hostOrigins(c, r, hs)
+		stop, err := hostOrigins(c, hs)
 		if err != nil {
 			return err
 		}

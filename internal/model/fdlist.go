@@ -160,12 +160,13 @@ func GroupEach(list []FDEntry) []FDGroup {
 	return groups
 }
 
-// FDGroups lists pid's descriptors and groups them, largest first: what
-// --fds prints, for a watch naming the groups that grow.
-func (r *Reader) FDGroups(pid int) ([]FDGroup, error) {
+// FDList lists pid's descriptors (FDList) and groups them, largest first
+// (FDGroups): what --fds prints, for a watch naming the groups that grow
+// and, with --origin, the code that opened them.
+func (r *Reader) FDList(pid int) (*Process, error) {
 	p := &Process{PID: pid}
 	if err := r.readFDList(p); err != nil {
 		return nil, err
 	}
-	return p.FDGroups, nil
+	return p, nil
 }

@@ -259,10 +259,11 @@ func (s *HostSampler) nameGroups(sample *HostSample) {
 		}
 		k := hostKey{pid: g.PID, comm: g.Comm}
 		listed[k] = true
-		groups, err := s.Reader.FDGroups(g.PID)
+		p, err := s.Reader.FDList(g.PID)
 		if err != nil {
 			continue
 		}
+		groups := p.FDGroups
 		if b := s.groups[k]; b == nil {
 			s.groups[k] = newGroupBase(groups, sample.Time)
 			if s.Origins != nil {
@@ -271,7 +272,7 @@ func (s *HostSampler) nameGroups(sample *HostSample) {
 		} else {
 			g.FDGroupsGrowing = b.growing(groups, sample.Time)
 			if s.Origins != nil && len(g.FDGroupsGrowing) > 0 {
-				s.Origins.Name(g.PID, g.FDGroupsGrowing)
+				s.Origins.Name(p, g.FDGroupsGrowing)
 			}
 		}
 	}
@@ -291,9 +292,9 @@ type Origins interface {
 	// Follow starts tracing pid, Unfollow ends it.
 	Follow(pid int) error
 	Unfollow(pid int)
-	// Name sets the Origin of pid's growing groups that were opened
-	// while it was traced.
-	Name(pid int, growing []GroupGrowth)
+	// Name sets the Origin of the growing groups of p (read with its fd
+	// list) that were opened while it was traced.
+	Name(p *model.Process, growing []GroupGrowth)
 }
 
 // maxParentsRead bounds the parents holding zombies whose cgroup, wait

@@ -111,8 +111,9 @@ type Sampler struct {
 	// come from.
 	SlowEvery int
 	// Origins, when not nil (--origin), names the code behind each growing
-	// fd group: it sets their Origin, from a tracer that follows PID.
-	Origins func(growing []GroupGrowth)
+	// fd group: it sets their Origin, from a tracer that follows PID and
+	// p, the fd list the groups were read from.
+	Origins func(p *model.Process, growing []GroupGrowth)
 
 	seq     int
 	start   time.Time // the target's start time, to tell pid reuse
@@ -211,14 +212,14 @@ func (s *Sampler) readGroups(fds int) {
 	now := s.Reader.Now()
 	switch {
 	case s.groups == nil:
-		if groups, err := s.Reader.FDGroups(s.PID); err == nil {
-			s.groups = newGroupBase(groups, now)
+		if p, err := s.Reader.FDList(s.PID); err == nil {
+			s.groups = newGroupBase(p.FDGroups, now)
 		}
 	case fds > s.groups.total():
-		if groups, err := s.Reader.FDGroups(s.PID); err == nil {
-			s.growing = s.groups.growing(groups, now)
+		if p, err := s.Reader.FDList(s.PID); err == nil {
+			s.growing = s.groups.growing(p.FDGroups, now)
 			if s.Origins != nil && len(s.growing) > 0 {
-				s.Origins(s.growing)
+				s.Origins(p, s.growing)
 			}
 		}
 	default:
