@@ -264,12 +264,7 @@ func (t *Tracer) Unfollow(pid int) error {
 		delete(t.unwinders, pid)
 	}
 	// Its descriptors' records, zeroed for the next in the slot.
-	zero := make([]Record, t.fdsPer)
-	keys := make([]uint32, t.fdsPer)
-	for i := range keys {
-		keys[i] = uint32(slot*t.fdsPer + i)
-	}
-	if _, err := t.fds.BatchUpdate(keys, zero, nil); err != nil {
+	if _, err := t.fdMem.WriteAt(make([]byte, t.fdsPer*16), int64(slot*t.fdsPer*16)); err != nil {
 		return err
 	}
 	var gone []key
